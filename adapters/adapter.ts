@@ -1,0 +1,87 @@
+/**
+ * The one small interface every engine implements. An adapter recognises its server at a
+ * URL, describes the models it serves in the club's terms, and executes one call, streamed
+ * and abortable. Adapters know nothing of the tunnel or the relay.
+ */
+import type { Readable } from "node:stream";
+import type { Endpoint, Feature, ManifestEngine, ServiceType } from "../src/protocol/index.ts";
+
+/** A local server: where it is and the key it wants, both from config or detection. */
+export interface Upstream {
+  /** Base URL without a trailing slash, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  /** Key the engine requires (`--api-key`); sent as `Authorization: Bearer`. */
+  apiKey?: string;
+}
+
+/** What a probe concluded about one URL. `reason` is shown by `club-provider detect`. */
+export interface ProbeResult {
+  /** `ready`: this engine answers; `loading`: it is this engine but not serving yet; `no`: not it. */
+  status: "ready" | "loading" | "no";
+  reason: string;
+}
+
+/** One model a service serves, in the club's terms. */
+export interface DiscoveredModel {
+  /** The id consumers ask for: an operator alias, or derived from the engine's id. */
+  id: string;
+  /** The id the engine expects in request bodies. */
+  servedId: string;
+  type: ServiceType;
+  inputModalities: string[];
+  outputModalities: string[];
+  features: Feature[];
+  contextLength: number | null;
+  quantization?: string;
+}
+
+/** A recognised service and its models. */
+export interface ServiceInfo {
+  engine: ManifestEngine;
+  /** Human-readable engine and version, e.g. `llama.cpp b1-80fb11a`. */
+  label: string;
+  /** Parallel requests the engine itself reports (llama.cpp slots); null when it does not say. */
+  maxConcurrent: number | null;
+  models: DiscoveredModel[];
+}
+
+/** One inference call, already routed to a model of this adapter's service. */
+export interface EngineCall {
+  endpoint: Endpoint;
+  /** Public path with query, e.g. `/v1/chat/completions` or `/v1/audio/voices?model=kokoro`. */
+  path: string;
+  /** Content negotiation headers only (`content-type`, `accept`); never auth or hop-by-hop. */
+  headers: Record<string, string>;
+  /** Parsed JSON body for JSON endpoints, with `model` already set to the served id. */
+  json?: Record<string, unknown>;
+  /** Raw body for other endpoints (multipart, bytes). */
+  stream?: Readable;
+  model: DiscoveredModel;
+  upstream: Upstream;
+  signal: AbortSignal;
+}
+
+/** The engine's answer, to be streamed back as is. */
+export interface EngineReply {
+  status: number;
+  headers: Record<string, string>;
+  body: Readable;
+}
+
+export interface Adapter {
+  /** Stable name used in config (`engine: llamacpp`). */
+  readonly name: string;
+  /** Shown to people: `llama.cpp llama-server`. */
+  readonly displayName: string;
+  /** Ports the engine listens on by default; probed when auto-detection is on. */
+  readonly defaultPorts: readonly number[];
+  /** Recognise this engine at a URL. Must honour `signal` (servers that hang while loading exist). */
+  probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResult>;
+  /** List the models with their capabilities. Called after a `ready` probe. */
+  describe(upstream: Upstream, signal: AbortSignal): Promise<ServiceInfo>;
+  /**
+   * Execute one call. Resolves once the engine has answered with a status; the body streams.
+   * Rejects with an `UpstreamError` when the engine cannot be reached.
+   */
+  execute(call: EngineCall): Promise<EngineReply>;
+}

@@ -1,0 +1,42 @@
+/** Headers the relay adds to every request it sends through a tunnel. */
+export const HEADER_MODEL = "x-club-model";
+export const HEADER_REQUEST_ID = "x-club-request-id";
+
+/** WebSocket subprotocol of the tunnel; the number is the major protocol version. */
+export const TUNNEL_SUBPROTOCOL = "club-tunnel.1";
+export const PROTOCOL_VERSION = 1;
+export const CONNECT_PATH = "/v1/providers/connect";
+
+/** Close codes the tunnel uses beyond RFC 6455's (see docs/protocol.md). */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  protocolError: 1002,
+  policy: 1008,
+  tooBig: 1009,
+  /** A control message was malformed or arrived out of order. */
+  badMessage: 4400,
+  /** The relay no longer accepts this key (revoked while connected). */
+  unauthorized: 4401,
+  /** Another connection took over this provider name and connection slot. */
+  replaced: 4409,
+  /** The peer speaks a protocol version we do not. */
+  unsupportedVersion: 4426,
+  /** No heartbeat or pong for two intervals. */
+  timeout: 4408,
+} as const;
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) plus ones HTTP/2 forbids; never forwarded. */
+export const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "http2-settings",
+]);

@@ -1,0 +1,105 @@
+/**
+ * The service manifest a provider advertises, schema version 1: the hosted club's
+ * shape (`shared/reference/club-platform.md` §1.3), so a relay can store it as is.
+ * Local URLs and upstream keys are deliberately absent: they never leave the rig.
+ */
+
+/** The club's service types; each maps to one family of public endpoints. */
+export type ServiceType = "llm" | "stt" | "tts" | "image" | "mesh" | "music" | "video";
+
+/** Engines the hosted schema knows; anything else is advertised as `other`. */
+export type ManifestEngine = "vllm" | "lmstudio" | "ollama" | "sglang" | "llamacpp" | "tgi" | "other";
+
+/** Capability flags the club's `/v1/models` exposes in `supported_features`. */
+export type Feature = "streaming" | "tool-use" | "vision" | "timestamps" | "voice-cloning";
+
+export interface ManifestModel {
+  /** The id consumers ask for (the served id, possibly an operator alias). */
+  id: string;
+  name?: string;
+  input_modalities: string[];
+  output_modalities: string[];
+  features: Feature[];
+  context_length: number | null;
+  quantization?: string;
+}
+
+export interface ManifestService {
+  name: string;
+  engine: ManifestEngine;
+  type: ServiceType;
+  features: Feature[];
+  max_concurrent: number;
+  resource_group?: string;
+  models: ManifestModel[];
+}
+
+export interface ManifestGpu {
+  vendor: "nvidia" | "amd" | "apple" | "intel";
+  model: string;
+  vram_gb: number;
+  index: number;
+}
+
+export interface ManifestHost {
+  id: string;
+  hostname?: string;
+  gpus: ManifestGpu[];
+  services: ManifestService[];
+}
+
+export interface Manifest {
+  schema_version: 1;
+  agent: { name: string };
+  hosts: ManifestHost[];
+}
+
+/** Default modalities per service type (the hosted platform's `_SERVICE_TYPE_MODALITIES`). */
+export const SERVICE_TYPE_MODALITIES: Record<ServiceType, { input: string[]; output: string[] }> = {
+  llm: { input: ["text"], output: ["text"] },
+  stt: { input: ["audio"], output: ["text"] },
+  tts: { input: ["text"], output: ["audio"] },
+  image: { input: ["text", "image"], output: ["image"] },
+  mesh: { input: ["image"], output: ["model"] },
+  music: { input: ["text"], output: ["audio"] },
+  video: { input: ["text", "image"], output: ["video"] },
+};
+
+/** A model card as the club's public `GET /v1/models` lists it. */
+export interface ModelCard {
+  id: string;
+  object: "model";
+  created: number;
+  owned_by: string;
+  service_type: ServiceType;
+  input_modalities: string[];
+  output_modalities: string[];
+  supported_features: Feature[];
+  context_length: number | null;
+}
+
+/** Every model card a manifest advertises; a service's features apply to all its models. */
+export function manifestCards(manifest: Manifest, created: number): ModelCard[] {
+  const cards: ModelCard[] = [];
+  const seen = new Set<string>();
+  for (const host of manifest.hosts) {
+    for (const service of host.services) {
+      for (const model of service.models) {
+        if (seen.has(model.id)) continue;
+        seen.add(model.id);
+        cards.push({
+          id: model.id,
+          object: "model",
+          created,
+          owned_by: manifest.agent.name,
+          service_type: service.type,
+          input_modalities: model.input_modalities,
+          output_modalities: model.output_modalities,
+          supported_features: [...new Set([...model.features, ...service.features])],
+          context_length: model.context_length,
+        });
+      }
+    }
+  }
+  return cards;
+}
