@@ -1,0 +1,67 @@
+/** `club-provider config`: read and change the stored settings. */
+import { Command } from "commander";
+import { UserError } from "../errors.ts";
+import { openStore, type StoredConfig } from "../config.ts";
+import { print } from "./output.ts";
+
+const KEYS = ["relayUrl", "apiKey", "name", "services", "autodetect", "statusPort", "heartbeatSeconds", "localKey"] as const;
+const SECRET = new Set(["apiKey", "localKey"]);
+
+function checkKey(key: string): keyof StoredConfig {
+  if (!(KEYS as readonly string[]).includes(key))
+    throw new UserError("config_key", `unknown setting ${JSON.stringify(key)}; settings are: ${KEYS.join(", ")}`);
+  return key as keyof StoredConfig;
+}
+
+function show(key: string, value: unknown): string {
+  if (SECRET.has(key) && typeof value === "string") return `${value.slice(0, 4)}… (${value.length} characters)`;
+  return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+}
+
+export function configCommand(): Command {
+  const cmd = new Command("config").description("show or change stored settings");
+  cmd
+    .command("get [key]")
+    .description("print one setting, or all (secrets shortened)")
+    .action((key?: string) => {
+      const store = openStore();
+      if (key) {
+        const k = checkKey(key);
+        print(store.has(k) ? show(k, store.get(k)) : "(not set)");
+        return;
+      }
+      for (const [k, v] of Object.entries(store.store)) print(`${k} = ${show(k, v)}`);
+    });
+  cmd
+    .command("set <key> <value>")
+    .description("store a setting; JSON values (numbers, true/false, lists) are parsed")
+    .action((key: string, value: string) => {
+      const k = checkKey(key);
+      let parsed: unknown = value;
+      if (!["relayUrl", "apiKey", "name", "localKey"].includes(k)) {
+        try {
+          parsed = JSON.parse(value);
+        } catch {
+          throw new UserError("config_value", `${k} takes a JSON value, got ${JSON.stringify(value)}`);
+        }
+      }
+      try {
+        openStore().set(k, parsed as never);
+      } catch (err) {
+        throw new UserError("config_value", `cannot set ${k}: ${(err as Error).message}`);
+      }
+      print(`${k} saved`);
+    });
+  cmd
+    .command("unset <key>")
+    .description("remove a stored setting")
+    .action((key: string) => {
+      openStore().delete(checkKey(key));
+      print(`${key} removed`);
+    });
+  cmd
+    .command("path")
+    .description("print where the settings are stored")
+    .action(() => print(openStore().path));
+  return cmd;
+}

@@ -1,0 +1,37 @@
+/** `club-provider relay`: serve the club's public API and accept provider tunnels. */
+import { Command } from "commander";
+import { createLogger } from "../log.ts";
+import { loadKeys } from "../relay/keys.ts";
+import { createRelay } from "../relay/server.ts";
+import { onShutdown } from "./signals.ts";
+
+interface RelayFlags {
+  host: string;
+  port: string;
+  keys?: string;
+  heartbeat: string;
+  logLevel?: string;
+}
+
+export function relayCommand(): Command {
+  return new Command("relay")
+    .description("run a relay: the club's public /v1 API, routed to the providers connected to it")
+    .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--port <port>", "port to listen on", "8787")
+    .option("--keys <file>", 'JSON file mapping each API key to its member: {"<key>": "<member>"} (or CLUB_RELAY_KEYS=key=member,...)')
+    .option("--heartbeat <seconds>", "heartbeat interval providers are asked to keep", "15")
+    .option("--log-level <level>", "trace, debug, info, warn or error")
+    .action(async (opts: RelayFlags) => {
+      const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
+      const keys = loadKeys({ ...(opts.keys ? { file: opts.keys } : {}), ...(process.env.CLUB_RELAY_KEYS ? { env: process.env.CLUB_RELAY_KEYS } : {}) });
+      const relay = await createRelay({
+        host: opts.host,
+        port: Number(opts.port),
+        keys,
+        log,
+        heartbeatMs: Number(opts.heartbeat) * 1000,
+      });
+      process.stdout.write(`relay ready: OpenAI base URL ${relay.url}/v1, providers connect to ${relay.url.replace(/^http/, "ws")}\n`);
+      onShutdown(log, () => relay.close());
+    });
+}

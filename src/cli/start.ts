@@ -1,0 +1,92 @@
+/**
+ * `club-provider start`: run the provider daemon. With `--local`, also run a relay on loopback
+ * so the whole path works on this machine with no hosted club.
+ */
+import { randomBytes } from "node:crypto";
+import { Command } from "commander";
+import { openStore, resolveConfig, type ConfigFlags } from "../config.ts";
+import { Daemon } from "../daemon/daemon.ts";
+import { UserError } from "../errors.ts";
+import { createLogger } from "../log.ts";
+import { KeyRing } from "../relay/keys.ts";
+import { createRelay, type Relay } from "../relay/server.ts";
+import { printError } from "./output.ts";
+import { onShutdown } from "./signals.ts";
+
+interface StartFlags extends ConfigFlags {
+  local?: boolean;
+  localPort: string;
+  grace: string;
+  logLevel?: string;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function startCommand(): Command {
+  return new Command("start")
+    .description("run the provider daemon: detect engines, connect to the relay, serve requests")
+    .option("--relay <url>", "relay URL, e.g. wss://relay.example or ws://127.0.0.1:8787 (or CLUB_RELAY_URL)")
+    .option("--api-key-file <file>", "read the API key from this file (mode 0600); or set CLUB_API_KEY")
+    .option("--name <name>", "provider name shown to the club (or CLUB_PROVIDER_NAME; default: hostname)")
+    .option("--service <url>", "an engine to serve, e.g. http://127.0.0.1:8080 (repeatable; engine detected)", collect, [])
+    .option("--no-autodetect", "do not probe default engine ports on this machine")
+    .option("--status-port <port>", "loopback port of the status server (0 turns it off; default 8790)")
+    .option("--connections <n>", "tunnel connections to hold to the relay", "1")
+    .option("--local", "also run a relay on loopback and print an OpenAI base URL and key for it")
+    .option("--local-port <port>", "port of the --local relay", "8787")
+    .option("--grace <seconds>", "on SIGTERM, how long in-flight requests may finish", "30")
+    .option("--log-level <level>", "trace, debug, info, warn or error")
+    .action(async (flags: StartFlags) => {
+      const log = createLogger(flags.logLevel ? { level: flags.logLevel } : {});
+      const store = openStore();
+      let relay: Relay | undefined;
+      if (flags.local) {
+        let key = store.get("localKey");
+        if (!key) {
+          key = `club-local-${randomBytes(18).toString("base64url")}`;
+          store.set("localKey", key);
+        }
+        relay = await startLocalRelay(Number(flags.localPort), key, log);
+        flags.relay = relay.url.replace(/^http/, "ws");
+        process.env.CLUB_API_KEY = key;
+        delete process.env.CLUB_API_KEY_FILE;
+        delete flags.apiKeyFile;
+        process.stdout.write(
+          `\nLocal club running. Point any OpenAI client at it:\n\n  OPENAI_BASE_URL=${relay.url}/v1\n  OPENAI_API_KEY=${key}\n\n`,
+        );
+      }
+      const config = resolveConfig(store.store, process.env, flags);
+      const daemon = new Daemon({ config, log });
+      daemon.on("fatal", (err: UserError) => {
+        printError(err.message);
+        process.exit(1);
+      });
+      await daemon.start();
+      const ready = daemon.catalog.services.filter((s) => s.status === "ready");
+      if (ready.length === 0) {
+        const tried = daemon.catalog.services.map((s) => `  ${s.upstream.url}: ${s.reason}`).join("\n");
+        printError(
+          `no model server found yet${tried ? `:\n${tried}` : ""}\n` +
+            "Start one (for example `llama-server -m model.gguf --port 8080`) or point at it with --service http://HOST:PORT.\n" +
+            "The daemon keeps running and picks it up within 30 s.",
+        );
+      }
+      onShutdown(log, async () => {
+        await daemon.stop(Number(flags.grace) * 1000);
+        await relay?.close();
+      });
+    });
+}
+
+async function startLocalRelay(port: number, key: string, log: ReturnType<typeof createLogger>): Promise<Relay> {
+  const keys = new KeyRing({ [key]: "local" });
+  try {
+    return await createRelay({ host: "127.0.0.1", port, keys, log });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
+    log.warn("port %d is in use; the local relay takes a free port instead", port);
+    return createRelay({ host: "127.0.0.1", port: 0, keys, log });
+  }
+}

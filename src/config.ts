@@ -1,0 +1,163 @@
+/**
+ * Configuration: stored settings (conf, `~/.config/club-provider/config.json`, mode 0600),
+ * overridden by the environment (`CLUB_*`), overridden by flags. Normalised once into a full
+ * `Config`; every problem is reported together.
+ */
+import { readFileSync, statSync } from "node:fs";
+import { hostname } from "node:os";
+import Conf from "conf";
+import { UserError } from "./errors.ts";
+import type { ServiceConfig } from "./discovery/catalog.ts";
+
+/** What the user can store with `club-provider config set`. */
+export interface StoredConfig {
+  relayUrl?: string;
+  apiKey?: string;
+  name?: string;
+  services?: ServiceConfig[];
+  autodetect?: boolean;
+  statusPort?: number;
+  heartbeatSeconds?: number;
+  /** Key of the `start --local` relay, kept so OpenAI clients need it only once. */
+  localKey?: string;
+}
+
+/** The daemon's settings after every source is applied. */
+export interface Config {
+  relayUrl: string | undefined;
+  apiKey: string | undefined;
+  name: string;
+  services: ServiceConfig[];
+  autodetect: boolean;
+  /** Loopback port of the status server; 0 turns it off. */
+  statusPort: number;
+  heartbeatMs: number;
+  /** How often engines are probed again for models that appeared or vanished. */
+  rescanMs: number;
+  /** Number of tunnel connections to hold to the relay. */
+  connections: number;
+}
+
+/** Flags of `club-provider start` that override config. */
+export interface ConfigFlags {
+  relay?: string;
+  apiKeyFile?: string;
+  name?: string;
+  service?: string[];
+  autodetect?: boolean;
+  statusPort?: string;
+  connections?: string;
+}
+
+export const DEFAULT_STATUS_PORT = 8790;
+
+const schema = {
+  relayUrl: { type: "string" },
+  apiKey: { type: "string" },
+  name: { type: "string", minLength: 1, maxLength: 128 },
+  autodetect: { type: "boolean" },
+  statusPort: { type: "integer", minimum: 0, maximum: 65535 },
+  heartbeatSeconds: { type: "number", minimum: 1, maximum: 120 },
+  localKey: { type: "string" },
+  services: {
+    type: "array",
+    items: {
+      type: "object",
+      required: ["url"],
+      properties: {
+        url: { type: "string" },
+        engine: { type: "string" },
+        apiKey: { type: "string" },
+        name: { type: "string" },
+        aliases: { type: "object", additionalProperties: { type: "string" } },
+        maxConcurrent: { type: "integer", minimum: 1 },
+      },
+    },
+  },
+} as const;
+
+/** The conf store; `cwd` overrides the directory (tests, `--config-dir`). */
+export function openStore(cwd?: string): Conf<StoredConfig> {
+  return new Conf<StoredConfig>({
+    projectName: "club-provider",
+    projectSuffix: "",
+    configFileMode: 0o600,
+    schema,
+    ...(cwd ? { cwd } : {}),
+  });
+}
+
+/** Reads an API key file, refusing one that other users can read. */
+export function readKeyFile(path: string): string {
+  let mode: number;
+  let text: string;
+  try {
+    mode = statSync(path).mode;
+    text = readFileSync(path, "utf8").trim();
+  } catch (err) {
+    throw new UserError("key_file_unreadable", `cannot read the API key file ${path}: ${(err as Error).message}`);
+  }
+  if (process.platform !== "win32" && (mode & 0o077) !== 0)
+    throw new UserError(
+      "key_file_mode",
+      `the API key file ${path} is readable by other users (mode ${(mode & 0o777).toString(8)}): run chmod 600 ${path}`,
+    );
+  if (!text) throw new UserError("key_file_empty", `the API key file ${path} is empty`);
+  return text;
+}
+
+function checkUrl(value: string, what: string, schemes: string[], problems: string[]): string {
+  try {
+    const u = new URL(value);
+    if (!schemes.includes(u.protocol)) problems.push(`${what}: ${value} must start with ${schemes.map((s) => `${s}//`).join(" or ")}`);
+    return value.replace(/\/+$/, "");
+  } catch {
+    problems.push(`${what}: ${JSON.stringify(value)} is not a URL`);
+    return value;
+  }
+}
+
+function intFlag(value: string | undefined, what: string, min: number, problems: string[]): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) problems.push(`${what}: expected an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Merges stored config, environment and flags into one `Config`, or throws every problem at once. */
+export function resolveConfig(stored: StoredConfig, env: NodeJS.ProcessEnv, flags: ConfigFlags = {}): Config {
+  const problems: string[] = [];
+  let relayUrl = flags.relay ?? env.CLUB_RELAY_URL ?? stored.relayUrl;
+  if (relayUrl) relayUrl = checkUrl(relayUrl, "relay URL", ["ws:", "wss:", "http:", "https:"], problems).replace(/^http/, "ws");
+  let apiKey = env.CLUB_API_KEY ?? stored.apiKey;
+  const keyFile = flags.apiKeyFile ?? env.CLUB_API_KEY_FILE;
+  if (keyFile) {
+    try {
+      apiKey = readKeyFile(keyFile);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  const services: ServiceConfig[] = [...(stored.services ?? [])];
+  for (const url of flags.service ?? []) {
+    if (!services.some((s) => s.url.replace(/\/+$/, "") === url.replace(/\/+$/, "")))
+      services.push({ url: checkUrl(url, "--service", ["http:", "https:"], problems) });
+  }
+  for (const [i, s] of (stored.services ?? []).entries()) checkUrl(s.url, `services[${i}].url`, ["http:", "https:"], problems);
+  const statusPort = intFlag(flags.statusPort ?? env.CLUB_STATUS_PORT, "status port", 0, problems) ?? stored.statusPort ?? DEFAULT_STATUS_PORT;
+  const connections = intFlag(flags.connections, "--connections", 1, problems) ?? 1;
+  const name = flags.name ?? env.CLUB_PROVIDER_NAME ?? stored.name ?? hostname();
+  if (name.length === 0 || name.length > 128) problems.push(`provider name must be 1-128 characters, got ${JSON.stringify(name)}`);
+  if (problems.length) throw new UserError("config_invalid", `configuration problems:\n  ${problems.join("\n  ")}`);
+  return {
+    relayUrl,
+    apiKey,
+    name,
+    services,
+    autodetect: flags.autodetect ?? stored.autodetect ?? true,
+    statusPort,
+    heartbeatMs: (stored.heartbeatSeconds ?? 15) * 1000,
+    rescanMs: 30_000,
+    connections,
+  };
+}

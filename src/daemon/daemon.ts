@@ -1,0 +1,159 @@
+/**
+ * The daemon's lifecycle: config → discovery → tunnel(s) → gateway, a periodic re-scan, and a
+ * graceful drain on stop. It owns no sockets of its own beyond the tunnels and the status server.
+ */
+import { EventEmitter } from "node:events";
+import { hostname } from "node:os";
+import type http from "node:http";
+import type { Logger } from "../log.ts";
+import { UserError } from "../errors.ts";
+import type { Config } from "../config.ts";
+import { discover, type Catalog, type DiscoverOptions } from "../discovery/catalog.ts";
+import { createGateway, type Gateway } from "../gateway/gateway.ts";
+import type { Manifest, ModelCard } from "../protocol/index.ts";
+import { TunnelClient, type HeartbeatBody } from "../tunnel/client.ts";
+import type { BackoffOptions } from "../tunnel/backoff.ts";
+import { VERSION } from "../version.ts";
+import { startStatusServer } from "./status-server.ts";
+
+export interface DaemonOptions {
+  config: Config;
+  log: Logger;
+  /** Discovery overrides (tests point auto-detection at other ports). */
+  discovery?: Partial<DiscoverOptions>;
+  backoff?: BackoffOptions;
+}
+
+/**
+ * Events: `connected`, `disconnected`, `fatal` (UserError: the relay refused us; the CLI exits 1),
+ * `catalog` (the models changed).
+ */
+export class Daemon extends EventEmitter {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly gateway: Gateway;
+  readonly tunnels: TunnelClient[] = [];
+  catalog!: Catalog;
+  readonly #opts: DaemonOptions;
+  readonly #started = Math.floor(Date.now() / 1000);
+  #rescanTimer: NodeJS.Timeout | null = null;
+  #statusServer: http.Server | null = null;
+  #manifestJson = "";
+
+  constructor(options: DaemonOptions) {
+    super();
+    this.#opts = options;
+    this.config = options.config;
+    this.log = options.log;
+    this.gateway = createGateway({ catalog: () => this.catalog, providerName: this.config.name, log: this.log });
+  }
+
+  /** Discover engines, then connect. Throws a UserError when config makes running impossible. */
+  async start(): Promise<void> {
+    const { config } = this;
+    if (!config.relayUrl)
+      throw new UserError("no_relay", "no relay to connect to: pass --relay URL, set CLUB_RELAY_URL, or run `club-provider start --local`");
+    if (!config.apiKey)
+      throw new UserError(
+        "no_api_key",
+        "no API key: set CLUB_API_KEY, pass --api-key-file FILE, or store one with `club-provider config set apiKey <key>`",
+      );
+    await this.rescan();
+    for (let i = 0; i < config.connections; i++) {
+      const tunnel = new TunnelClient({
+        relayUrl: config.relayUrl,
+        apiKey: config.apiKey,
+        provider: { name: config.name, version: VERSION },
+        manifest: () => this.manifest(),
+        heartbeat: () => this.heartbeat(),
+        onRequest: this.gateway,
+        heartbeatMs: config.heartbeatMs,
+        ...(this.#opts.backoff ? { backoff: this.#opts.backoff } : {}),
+        log: this.log.child({ tunnel: i }),
+      });
+      tunnel.on("connected", () => {
+        this.log.info({ relay: config.relayUrl, models: this.cards().map((c) => c.id) }, "connected to the relay; serving %d model(s)", this.cards().length);
+        this.emit("connected");
+      });
+      tunnel.on("disconnected", (reason: string) => this.emit("disconnected", reason));
+      tunnel.on("refused", (err: UserError) => this.emit("fatal", err));
+      this.tunnels.push(tunnel);
+      tunnel.start();
+    }
+    if (config.statusPort > 0) this.#statusServer = await startStatusServer(this, config.statusPort, this.log);
+    this.#rescanTimer = setInterval(() => void this.rescan(), config.rescanMs);
+    this.#rescanTimer.unref();
+  }
+
+  /** Probe the engines again; a changed manifest goes out with an immediate heartbeat. */
+  async rescan(): Promise<void> {
+    const previous = this.catalog as Catalog | undefined;
+    const catalog = await discover({
+      services: this.config.services,
+      autodetect: this.config.autodetect,
+      log: this.log,
+      ...this.#opts.discovery,
+    });
+    this.catalog = catalog;
+    const json = JSON.stringify(this.manifest());
+    if (json === this.#manifestJson) return;
+    this.#manifestJson = json;
+    if (previous) {
+      this.log.info({ models: this.cards().map((c) => c.id) }, "models changed; now serving %d", this.cards().length);
+      for (const t of this.tunnels) t.sendHeartbeat();
+    }
+    this.emit("catalog", catalog);
+  }
+
+  manifest(): Manifest {
+    return this.catalog.manifest(this.config.name, hostname(), hostname());
+  }
+
+  cards(): ModelCard[] {
+    return this.catalog.cards(this.config.name, this.#started);
+  }
+
+  heartbeat(): HeartbeatBody {
+    const services: HeartbeatBody["services"] = {};
+    for (const s of this.catalog.services)
+      services[s.name] = { in_flight: this.gateway.load.inFlight(s.name), queued: 0, up: s.status === "ready" };
+    return { in_flight: this.gateway.load.total, queued: 0, services, gpus: [] };
+  }
+
+  ready(): boolean {
+    return this.tunnels.some((t) => t.state === "connected");
+  }
+
+  status(): unknown {
+    return {
+      name: this.config.name,
+      version: VERSION,
+      relay: this.config.relayUrl,
+      tunnels: this.tunnels.map((t) => ({ state: t.state, connects: t.connects, connection_id: t.welcome?.connection_id ?? null })),
+      in_flight: this.gateway.load.total,
+      services: this.catalog.services.map((s) => ({
+        name: s.name,
+        engine: s.adapter.name,
+        url: s.upstream.url,
+        status: s.status,
+        reason: s.reason,
+        in_flight: this.gateway.load.inFlight(s.name),
+        max_concurrent: s.maxConcurrent,
+      })),
+      models: this.cards(),
+    };
+  }
+
+  /**
+   * Stop: tell the relay to send no new work, let in-flight requests finish for up to
+   * `graceMs`, then close the tunnels.
+   */
+  async stop(graceMs = 0): Promise<void> {
+    if (this.#rescanTimer) clearInterval(this.#rescanTimer);
+    for (const t of this.tunnels) t.drain();
+    const deadline = Date.now() + graceMs;
+    while (this.gateway.load.total > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const t of this.tunnels) t.stop();
+    this.#statusServer?.close();
+  }
+}

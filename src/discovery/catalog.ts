@@ -1,0 +1,150 @@
+/**
+ * The catalog: every local service the daemon knows, with its state and models, and the
+ * manifest and model cards it advertises. `discover` builds a fresh one on every scan.
+ */
+import type { Adapter, DiscoveredModel, ServiceInfo, Upstream } from "../../adapters/adapter.ts";
+import { adapters as allAdapters } from "../../adapters/index.ts";
+import { silentLogger, type Logger } from "../log.ts";
+import {
+  manifestCards,
+  type Feature,
+  type Manifest,
+  type ManifestModel,
+  type ManifestService,
+  type ModelCard,
+} from "../protocol/index.ts";
+import { PROBE_TIMEOUT_MS } from "./probe.ts";
+import { autodetectCandidates, resolveService } from "./services.ts";
+
+/** One `services:` entry of the config, already validated. */
+export interface ServiceConfig {
+  url: string;
+  /** Adapter name (`llamacpp`, `openai`); probed with every adapter when absent. */
+  engine?: string;
+  apiKey?: string;
+  name?: string;
+  /** Advertised id → the engine's served id (or the id derived from it); replaces the derived id. */
+  aliases?: Record<string, string>;
+  maxConcurrent?: number;
+}
+
+/** A local service as the daemon sees it. Only `ready` services are advertised. */
+export interface Service {
+  /** The config's name, else `<adapter>-<port>`. */
+  name: string;
+  /** The adapter that recognised it; for an unrecognised service, the best guess by port. */
+  adapter: Adapter;
+  upstream: Upstream;
+  /** What `describe` said (aliases applied); null unless `ready`. */
+  info: ServiceInfo | null;
+  status: "ready" | "loading" | "down";
+  /** Why it has this status, for `detect` and `models`. */
+  reason: string;
+  /** Parallel requests to send it: config `maxConcurrent`, else what the engine reports, else 1. */
+  maxConcurrent: number;
+}
+
+function commonFeatures(models: DiscoveredModel[]): Feature[] {
+  const [first, ...rest] = models;
+  return (first?.features ?? []).filter((f) => rest.every((m) => m.features.includes(f)));
+}
+
+function manifestModel(model: DiscoveredModel): ManifestModel {
+  const out: ManifestModel = {
+    id: model.id,
+    input_modalities: model.inputModalities,
+    output_modalities: model.outputModalities,
+    features: model.features,
+    context_length: model.contextLength,
+  };
+  if (model.quantization !== undefined) out.quantization = model.quantization;
+  return out;
+}
+
+/** The services found by one scan, with look-ups for the gateway and the manifest for the relay. */
+export class Catalog {
+  constructor(readonly services: Service[]) {}
+
+  /** Services that serve now. */
+  get ready(): Service[] {
+    return this.services.filter((s) => s.status === "ready" && s.info !== null);
+  }
+
+  /** The ready service and model for an advertised id; the first service wins on duplicates. */
+  find(modelId: string): { service: Service; model: DiscoveredModel } | undefined {
+    for (const service of this.ready) {
+      const model = service.info?.models.find((m) => m.id === modelId);
+      if (model) return { service, model };
+    }
+    return undefined;
+  }
+
+  /** The manifest (schema 1) of this rig: one host, ready services with at least one model. */
+  manifest(agentName: string, hostId: string, hostname?: string): Manifest {
+    const services: ManifestService[] = [];
+    for (const service of this.ready) {
+      const info = service.info;
+      if (!info || info.models.length === 0) continue;
+      services.push({
+        name: service.name,
+        engine: info.engine,
+        type: info.models[0]?.type ?? "llm",
+        features: commonFeatures(info.models),
+        max_concurrent: service.maxConcurrent,
+        models: info.models.map(manifestModel),
+      });
+    }
+    const host = { id: hostId, gpus: [], services };
+    return {
+      schema_version: 1,
+      agent: { name: agentName },
+      hosts: [hostname === undefined ? host : { ...host, hostname }],
+    };
+  }
+
+  /** The model cards this rig advertises, as the club's `GET /v1/models` lists them. */
+  cards(providerName: string, created: number): ModelCard[] {
+    return manifestCards(this.manifest(providerName, "local"), created);
+  }
+}
+
+export interface DiscoverOptions {
+  services: ServiceConfig[];
+  /** Also probe every adapter's default ports on `host`. */
+  autodetect: boolean;
+  /** Host for auto-detection; default `127.0.0.1`. */
+  host?: string;
+  /** Ports to auto-detect instead of the adapters' defaults (tests, or a wider scan). */
+  ports?: readonly number[];
+  /** Time each probe may take; default 1.5 s. */
+  timeoutMs?: number;
+  /** Adapters to use, in priority order; all known ones by default. */
+  adapters?: readonly Adapter[];
+  log?: Logger;
+}
+
+/**
+ * Probes configured services and, with `autodetect`, the default ports, all in parallel, then
+ * describes the ready ones. Configured services that are down or loading stay in the catalog
+ * with a reason; auto-detected URLs appear only when an engine answers there. Cheap enough to
+ * call every scan (pools keep their connections) and never rejects for an unreachable engine.
+ * @example
+ * const catalog = await discover({ services: [{ url: "http://127.0.0.1:8080" }], autodetect: true });
+ * for (const s of catalog.services) console.log(s.name, s.status, s.reason);
+ */
+export async function discover(options: DiscoverOptions): Promise<Catalog> {
+  const ctx = {
+    adapters: options.adapters ?? allAdapters,
+    timeoutMs: options.timeoutMs ?? PROBE_TIMEOUT_MS,
+    log: options.log ?? silentLogger,
+  };
+  const configured = options.services.map((config) => resolveService({ config }, ctx));
+  const detected = options.autodetect
+    ? autodetectCandidates(options, ctx.adapters).map((url) => resolveService({ url }, ctx))
+    : [];
+  const services = (await Promise.all([...configured, ...detected])).filter(
+    (s): s is Service => s !== undefined,
+  );
+  for (const s of services) ctx.log.debug({ service: s.name, status: s.status }, s.reason);
+  return new Catalog(services);
+}

@@ -1,0 +1,181 @@
+/**
+ * The gateway: this rig's public `/v1` surface. It serves only the club's public endpoints, only
+ * for models this rig advertises, only through the adapter of the service that serves the model.
+ * Nothing in a request can name a URL, a header or a service to reach.
+ */
+import { pipeline } from "node:stream";
+import type { Logger } from "../log.ts";
+import { UpstreamError, describeError } from "../errors.ts";
+import type { Catalog } from "../discovery/catalog.ts";
+import {
+  ENDPOINTS,
+  HEADER_MODEL,
+  HEADER_REQUEST_ID,
+  SHARING_FIELDS,
+  envelope,
+  findEndpoint,
+  type Endpoint,
+} from "../protocol/index.ts";
+import { readLimited, sendJson, type GatewayRequest, type GatewayResponse } from "./http.ts";
+import { LoadTracker } from "./load.ts";
+
+export interface GatewayOptions {
+  /** The current catalog; re-read on every request so re-scans take effect at once. */
+  catalog: () => Catalog;
+  /** Provider name, the `owned_by` of this rig's model cards. */
+  providerName: string;
+  log: Logger;
+  load?: LoadTracker;
+  /** Largest JSON body accepted (default 64 MiB). */
+  maxJsonBytes?: number;
+}
+
+export type Gateway = ((req: GatewayRequest, res: GatewayResponse) => void) & { load: LoadTracker };
+
+const KNOWN_PATHS = new Set(ENDPOINTS.map((e) => e.path));
+const PASS_HEADERS = ["content-type", "accept"] as const;
+
+function error(res: GatewayResponse, status: number, type: Parameters<typeof envelope>[0], message: string): void {
+  sendJson(res, status, envelope(type, message));
+}
+
+export function createGateway(options: GatewayOptions): Gateway {
+  const { log } = options;
+  const load = options.load ?? new LoadTracker();
+  const maxJson = options.maxJsonBytes ?? 64 * 1024 * 1024;
+  const started = Math.floor(Date.now() / 1000);
+
+  async function handle(req: GatewayRequest, res: GatewayResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://gateway");
+    const method = req.method ?? "GET";
+    if (method === "GET" && url.pathname === "/v1/models") {
+      sendJson(res, 200, { object: "list", data: options.catalog().cards(options.providerName, started) });
+      return;
+    }
+    const endpoint = findEndpoint(method, url.pathname);
+    if (!endpoint) {
+      req.resume();
+      if (KNOWN_PATHS.has(url.pathname)) error(res, 405, "invalid_request_error", `${method} is not allowed on ${url.pathname}`);
+      else error(res, 404, "not_found_error", `unknown endpoint ${method} ${url.pathname}`);
+      return;
+    }
+    await serve(req, res, endpoint, url);
+  }
+
+  async function serve(req: GatewayRequest, res: GatewayResponse, endpoint: Endpoint, url: URL): Promise<void> {
+    const t0 = performance.now();
+    const requestId = String(req.headers[HEADER_REQUEST_ID] ?? "local");
+    let modelId = req.headers[HEADER_MODEL] as string | undefined;
+    let json: Record<string, unknown> | undefined;
+    if (endpoint.body === "json") {
+      const buf = await readLimited(req, maxJson);
+      if (buf === null) return error(res, 413, "request_too_large", `request body is larger than ${maxJson} bytes`);
+      try {
+        const parsed: unknown = JSON.parse(buf.toString("utf8"));
+        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
+        json = parsed as Record<string, unknown>;
+      } catch {
+        return error(res, 400, "invalid_request_error", "request body must be a JSON object");
+      }
+      for (const field of SHARING_FIELDS) delete json[field];
+      delete json.async;
+      if (typeof json.model === "string") modelId ??= json.model;
+    } else if (endpoint.body === "none") {
+      req.resume();
+      modelId ??= url.searchParams.get("model") ?? undefined;
+    }
+    if (!modelId) return error(res, 400, "invalid_request_error", `"model" is required on ${endpoint.path}`);
+
+    const found = options.catalog().find(modelId);
+    if (!found || found.model.type !== endpoint.serviceType) {
+      req.resume();
+      return error(res, 404, "not_found_error", `model ${JSON.stringify(modelId)} is not served here for ${endpoint.path}`);
+    }
+    const { service, model } = found;
+    if (json) json.model = model.servedId;
+
+    const headers: Record<string, string> = {};
+    for (const name of PASS_HEADERS) {
+      const v = req.headers[name];
+      if (typeof v === "string") headers[name] = v;
+    }
+    if (json) headers["content-type"] = "application/json";
+
+    const abort = new AbortController();
+    const end = load.begin(service.name);
+    let bytes = 0;
+    res.on("close", () => {
+      if (!res.writableFinished) abort.abort();
+      end();
+      log.info(
+        {
+          requestId,
+          model: model.id,
+          endpoint: endpoint.path,
+          service: service.name,
+          status: res.statusCode,
+          ms: Math.round(performance.now() - t0),
+          bytes,
+          ...(res.writableFinished ? {} : { aborted: true }),
+        },
+        "%s %s %d",
+        endpoint.method,
+        endpoint.path,
+        res.statusCode,
+      );
+    });
+
+    let reply;
+    try {
+      reply = await service.adapter.execute({
+        endpoint,
+        path: url.pathname + url.search,
+        headers,
+        ...(json ? { json } : { stream: req }),
+        model,
+        upstream: service.upstream,
+        signal: abort.signal,
+      });
+    } catch (err) {
+      if (abort.signal.aborted) return;
+      const message = err instanceof UpstreamError ? err.message : `${service.name} failed: ${describeError(err)}`;
+      return error(res, 502, "upstream_error", message);
+    }
+    if (reply.status >= 500) {
+      const text = (await readLimited(reply.body, 64 * 1024))?.toString("utf8") ?? "";
+      return error(res, 502, "upstream_error", `${service.adapter.displayName} answered ${reply.status}: ${upstreamMessage(text)}`);
+    }
+    res.writeHead(reply.status, reply.headers);
+    reply.body.on("data", (chunk: Buffer) => (bytes += chunk.length));
+    pipeline(reply.body, res, (err) => {
+      if (err && !abort.signal.aborted) {
+        log.warn({ requestId, err: describeError(err) }, "engine stream broke off");
+        res.destroy();
+      }
+    });
+  }
+
+  const gateway = ((req: GatewayRequest, res: GatewayResponse) => {
+    handle(req, res).catch((err: unknown) => {
+      log.error({ err: describeError(err) }, "gateway request failed");
+      if (!res.headersSent) error(res, 500, "server_error", "the provider failed to handle this request");
+      else res.destroy();
+    });
+  }) as Gateway;
+  gateway.load = load;
+  return gateway;
+}
+
+/** The message inside an engine's error body, whatever shape it uses. */
+function upstreamMessage(text: string): string {
+  try {
+    const body = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown; detail?: unknown };
+    if (typeof body.error === "string") return body.error;
+    if (typeof body.error?.message === "string") return body.error.message;
+    if (typeof body.message === "string") return body.message;
+    if (typeof body.detail === "string") return body.detail;
+  } catch {
+    // not JSON: use the text
+  }
+  return text.slice(0, 500) || "(empty body)";
+}

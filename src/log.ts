@@ -1,0 +1,60 @@
+/**
+ * Logging: pino, JSON when stdout is not a terminal (systemd, files), readable lines when it is.
+ * Secrets are redacted by path wherever they could appear.
+ */
+import { pino, type Logger } from "pino";
+import pretty from "pino-pretty";
+
+export type { Logger };
+
+/** Paths pino blanks out; keys and bearer headers never reach a log line. */
+export const REDACT_PATHS = [
+  "apiKey",
+  "api_key",
+  "key",
+  "*.apiKey",
+  "*.api_key",
+  "*.key",
+  "authorization",
+  "*.authorization",
+  "headers.authorization",
+  "*.headers.authorization",
+  "config.apiKey",
+  "config.services[*].apiKey",
+];
+
+export interface LogOptions {
+  level?: string;
+  /** Force JSON or pretty output; defaults to pretty on a TTY. */
+  format?: "json" | "pretty";
+  /** Write somewhere other than stdout (tests). */
+  destination?: NodeJS.WritableStream;
+}
+
+export function createLogger(options: LogOptions = {}): Logger {
+  const level = options.level ?? process.env.CLUB_LOG_LEVEL ?? "info";
+  const format =
+    options.format ??
+    (process.env.CLUB_LOG_FORMAT === "json" || process.env.CLUB_LOG_FORMAT === "pretty"
+      ? process.env.CLUB_LOG_FORMAT
+      : process.stdout.isTTY
+        ? "pretty"
+        : "json");
+  const redact = { paths: REDACT_PATHS, censor: "[redacted]" };
+  if (format === "pretty") {
+    const stream = pretty({
+      colorize: process.stdout.isTTY,
+      translateTime: "HH:MM:ss.l",
+      ignore: "pid,hostname",
+      destination: options.destination ?? 1,
+      sync: true,
+    });
+    return pino({ level, redact }, stream);
+  }
+  return options.destination
+    ? pino({ level, redact }, options.destination)
+    : pino({ level, redact });
+}
+
+/** A logger that drops everything, for library use without a logger. */
+export const silentLogger: Logger = pino({ level: "silent" });

@@ -1,0 +1,114 @@
+/**
+ * Sending one consumer request through a provider's tunnel and streaming the answer back.
+ * Bodies stream both ways under HTTP/2 flow control; a consumer who leaves cancels the stream
+ * (RST_STREAM), which the daemon turns into an abort of the local request.
+ */
+import http2, { type IncomingHttpHeaders } from "node:http2";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { pipeline, type Readable } from "node:stream";
+import type { Logger } from "../log.ts";
+import { HEADER_MODEL, HEADER_REQUEST_ID, HOP_BY_HOP, envelope } from "../protocol/index.ts";
+import type { ProviderLink } from "./provider-link.ts";
+import { sendError } from "./respond.ts";
+
+export interface ForwardRequest {
+  link: ProviderLink;
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  /** A buffered body (JSON, already rewritten), a stream (multipart, bytes), or none. */
+  body: Buffer | Readable | null;
+  model: string;
+  requestId: string;
+  req: IncomingMessage;
+  res: ServerResponse;
+  log: Logger;
+}
+
+/** Response headers worth passing on: everything but pseudo and hop-by-hop headers. */
+function responseHeaders(h: IncomingHttpHeaders, requestId: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(h)) {
+    if (name.startsWith(":") || HOP_BY_HOP.has(name) || value === undefined) continue;
+    out[name] = value;
+  }
+  out[HEADER_REQUEST_ID] = requestId;
+  return out;
+}
+
+/** Forward one request; resolves when the exchange is over, however it ended. */
+export function forward(f: ForwardRequest): Promise<void> {
+  const { link, res } = f;
+  return new Promise((resolve) => {
+    const buffered = Buffer.isBuffer(f.body);
+    const stream = link.request(
+      {
+        ":method": f.method,
+        ":path": f.path,
+        ...f.headers,
+        ...(buffered ? { "content-length": String((f.body as Buffer).length) } : {}),
+        [HEADER_MODEL]: f.model,
+        [HEADER_REQUEST_ID]: f.requestId,
+      },
+      f.body === null,
+    );
+    link.inFlight++;
+    let responded = false;
+    let sse = false;
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      link.inFlight--;
+      resolve();
+    };
+
+    if (buffered) stream.end(f.body);
+    else if (f.body)
+      pipeline(f.body as Readable, stream, (err) => {
+        if (err && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      });
+
+    stream.on("response", (headers) => {
+      responded = true;
+      const status = Number(headers[":status"]);
+      sse = String(headers["content-type"] ?? "").startsWith("text/event-stream");
+      res.writeHead(status, responseHeaders(headers, f.requestId));
+      res.flushHeaders();
+      stream.pipe(res, { end: false });
+    });
+    stream.on("end", () => {
+      if (responded) res.end();
+    });
+    stream.on("error", (err) => f.log.debug({ err: err.message, requestId: f.requestId }, "tunnel stream error"));
+    stream.on("close", () => {
+      finish();
+      if (res.writableEnded) return;
+      const reset = stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR;
+      if (!responded) {
+        sendError(
+          res,
+          502,
+          "upstream_error",
+          link.session.destroyed
+            ? `provider ${link.name} disconnected before answering`
+            : `provider ${link.name} failed before answering (stream reset ${String(stream.rstCode)})`,
+        );
+      } else if (sse && reset) {
+        // An SSE consumer gets a final error event it can read, then the end of the stream.
+        const event = envelope("upstream_error", `provider ${link.name} disconnected mid-stream`);
+        res.end(`data: ${JSON.stringify(event)}\n\n`);
+      } else if (reset || !stream.readableEnded) {
+        res.destroy();
+      } else res.end();
+    });
+
+    res.on("close", () => {
+      if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      finish();
+    });
+    f.req.on("error", () => {
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    });
+  });
+}

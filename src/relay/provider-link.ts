@@ -1,0 +1,170 @@
+/**
+ * One provider connection at the relay: the WebSocket, the HTTP/2 client session inside it
+ * (the relay is the HTTP/2 client), the provider's manifest and its live load.
+ */
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
+import { randomBytes } from "node:crypto";
+import type WebSocket from "ws";
+import type { Logger } from "../log.ts";
+import { describeError } from "../errors.ts";
+import {
+  CloseCode,
+  ControlMessageError,
+  encodeControl,
+  manifestCards,
+  parseControl,
+  type HeartbeatMessage,
+  type Manifest,
+  type ModelCard,
+} from "../protocol/index.ts";
+import { CONNECTION_WINDOW, tunnelSettings } from "../tunnel/h2-settings.ts";
+import { WsDuplex } from "../tunnel/ws-duplex.ts";
+import type { Registry } from "./registry.ts";
+
+export interface ProviderLinkOptions {
+  member: string;
+  registry: Registry;
+  heartbeatMs: number;
+  /** How long a new connection may take to say hello. */
+  helloTimeoutMs?: number;
+  log: Logger;
+}
+
+export class ProviderLink {
+  readonly id = `conn_${randomBytes(6).toString("hex")}`;
+  readonly member: string;
+  readonly connectedAt = Date.now();
+  name = "";
+  version = "";
+  manifest: Manifest | null = null;
+  cards: ModelCard[] = [];
+  #cardById = new Map<string, ModelCard>();
+  draining = false;
+  inFlight = 0;
+  lastHeartbeat: HeartbeatMessage | null = null;
+  readonly session: ClientHttp2Session;
+  readonly #ws: WebSocket;
+  readonly #opts: ProviderLinkOptions;
+  readonly #log: Logger;
+  #lastSeen = Date.now();
+  #timer: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(ws: WebSocket, options: ProviderLinkOptions) {
+    this.#ws = ws;
+    this.#opts = options;
+    this.member = options.member;
+    this.#log = options.log.child({ conn: this.id, member: options.member });
+    const duplex = new WsDuplex(ws);
+    duplex.on("error", () => ws.terminate());
+    this.session = http2.connect("http://provider.tunnel", {
+      createConnection: () => duplex,
+      settings: tunnelSettings(),
+    });
+    this.session.on("connect", () => this.session.setLocalWindowSize(CONNECTION_WINDOW));
+    this.session.on("error", (err) => this.#log.warn({ err: describeError(err) }, "tunnel HTTP/2 error"));
+    this.session.on("close", () => this.close(CloseCode.protocolError, "HTTP/2 session closed"));
+
+    ws.on("message", (data: Buffer, isBinary) => {
+      this.#lastSeen = Date.now();
+      if (isBinary) duplex.receive(data);
+      else this.#onControl(data.toString("utf8"));
+    });
+    ws.on("pong", () => (this.#lastSeen = Date.now()));
+    ws.on("ping", () => (this.#lastSeen = Date.now()));
+    ws.on("error", (err) => this.#log.debug({ err: describeError(err) }, "provider socket error"));
+    ws.on("close", (code, reason) => {
+      duplex.destroy();
+      this.#teardown(`closed (${code}${reason.length ? ` ${reason.toString()}` : ""})`);
+    });
+
+    const helloTimeout = options.helloTimeoutMs ?? 10_000;
+    this.#timer = setInterval(() => {
+      const silent = Date.now() - this.#lastSeen;
+      if (!this.manifest && Date.now() - this.connectedAt > helloTimeout) {
+        this.close(CloseCode.badMessage, "no hello");
+      } else if (silent > 2 * options.heartbeatMs) {
+        this.#log.warn("provider %s silent for %d ms; dropping it", this.name, silent);
+        ws.terminate();
+      } else ws.ping();
+    }, Math.min(options.heartbeatMs, helloTimeout));
+    this.#timer.unref();
+  }
+
+  /** Whether new requests may be routed here. */
+  get routable(): boolean {
+    return this.manifest !== null && !this.draining && !this.#closed && !this.session.destroyed;
+  }
+
+  card(model: string): ModelCard | undefined {
+    return this.#cardById.get(model);
+  }
+
+  /** Open one HTTP/2 stream to the provider: one consumer request. */
+  request(headers: OutgoingHttpHeaders, endStream: boolean): ClientHttp2Stream {
+    return this.session.request(headers, { endStream });
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#ws.close(code, reason);
+    this.#teardown(reason);
+  }
+
+  #teardown(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#opts.registry.remove(this);
+    if (!this.session.destroyed) this.session.destroy();
+    if (this.manifest) this.#log.info({ provider: this.name }, "provider %s disconnected: %s", this.name, reason);
+  }
+
+  #setManifest(manifest: Manifest): void {
+    this.manifest = manifest;
+    this.cards = manifestCards(manifest, Math.floor(this.connectedAt / 1000));
+    this.#cardById = new Map(this.cards.map((c) => [c.id, c]));
+  }
+
+  #onControl(text: string): void {
+    let msg;
+    try {
+      msg = parseControl(text);
+    } catch (err) {
+      const message = err instanceof ControlMessageError ? err.message : describeError(err);
+      this.#log.warn({ reason: message }, "bad control message from provider");
+      this.#ws.send(encodeControl({ type: "error", code: "bad_message", message, fatal: !this.manifest }));
+      if (!this.manifest) this.close(CloseCode.badMessage, message.slice(0, 120));
+      return;
+    }
+    switch (msg.type) {
+      case "hello": {
+        if (this.manifest) return;
+        this.name = msg.provider.name;
+        this.version = msg.provider.version;
+        this.#setManifest(msg.manifest);
+        this.#opts.registry.add(this);
+        this.#ws.send(
+          encodeControl({ type: "welcome", connection_id: this.id, member: this.member, heartbeat_ms: this.#opts.heartbeatMs }),
+        );
+        this.#log.info(
+          { provider: this.name, version: this.version, models: this.cards.map((c) => c.id) },
+          "provider %s connected with %d model(s)",
+          this.name,
+          this.cards.length,
+        );
+        return;
+      }
+      case "heartbeat":
+        this.lastHeartbeat = msg;
+        if (msg.manifest) this.#setManifest(msg.manifest);
+        return;
+      case "drain":
+        this.draining = true;
+        this.#log.info({ provider: this.name }, "provider %s is draining", this.name);
+        return;
+      default:
+        this.#log.warn({ type: msg.type }, "ignoring a relay-only control message from a provider");
+    }
+  }
+}

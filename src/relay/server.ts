@@ -1,0 +1,94 @@
+/**
+ * The relay: an HTTP server for the club's public API plus the WebSocket endpoint providers
+ * connect to. `createRelay` starts it; everything it holds is released by `close()`.
+ */
+import http, { type IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer } from "ws";
+import type { Logger } from "../log.ts";
+import { CONNECT_PATH, CloseCode, TUNNEL_SUBPROTOCOL } from "../protocol/index.ts";
+import { createApi } from "./api.ts";
+import { KeyRing } from "./keys.ts";
+import { ProviderLink } from "./provider-link.ts";
+import { Registry } from "./registry.ts";
+
+export interface RelayOptions {
+  host?: string;
+  port?: number;
+  keys: KeyRing;
+  log: Logger;
+  /** Heartbeat interval providers are told to use (default 15 s). */
+  heartbeatMs?: number;
+  maxJsonBytes?: number;
+}
+
+export interface Relay {
+  /** `http://host:port`: the base URL for consumers is this plus `/v1`. */
+  url: string;
+  port: number;
+  registry: Registry;
+  close(): Promise<void>;
+}
+
+function refuseUpgrade(socket: Duplex, status: number, message: string): void {
+  const body = JSON.stringify({ error: { message, type: status === 401 ? "authentication_error" : "invalid_request_error" } });
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+export async function createRelay(options: RelayOptions): Promise<Relay> {
+  const { keys, log } = options;
+  const heartbeatMs = options.heartbeatMs ?? 15_000;
+  const registry = new Registry();
+  const api = createApi({ keys, registry, log, ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}) });
+  const server = http.createServer({ keepAliveTimeout: 65_000 }, api);
+  // Generations may be silent for minutes before the first byte: no request timeout.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: 16 * 1024 * 1024,
+    handleProtocols: (protocols) => (protocols.has(TUNNEL_SUBPROTOCOL) ? TUNNEL_SUBPROTOCOL : false),
+  });
+
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", () => socket.destroy());
+    const path = new URL(req.url ?? "/", "http://relay").pathname;
+    if (path !== CONNECT_PATH) return refuseUpgrade(socket, 404, `no WebSocket endpoint at ${path}`);
+    const member = keys.member(KeyRing.bearer(req.headers.authorization));
+    if (!member) return refuseUpgrade(socket, 401, "the API key was refused");
+    const offered = String(req.headers["sec-websocket-protocol"] ?? "").split(",").map((s) => s.trim());
+    if (!offered.includes(TUNNEL_SUBPROTOCOL))
+      return refuseUpgrade(socket, 426, `unsupported tunnel protocol; this relay speaks ${TUNNEL_SUBPROTOCOL}`);
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      new ProviderLink(ws, { member, registry, heartbeatMs, log });
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 8787, options.host ?? "127.0.0.1", () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  const host = options.host ?? "127.0.0.1";
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  log.info({ url, keys: keys.size }, "relay listening on %s", url);
+
+  return {
+    url,
+    port,
+    registry,
+    async close() {
+      for (const link of registry.all()) link.close(CloseCode.goingAway, "relay shutting down");
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
