@@ -167,7 +167,9 @@ type State = "preamble" | "boundary" | "headers" | "body" | "epilogue" | "done";
  * A Transform from a multipart/form-data body to the same body (same boundary) without the
  * `dropFields` parts, byte for byte otherwise; the preamble and any epilogue after the closing
  * `--boundary--\r\n` are dropped. The stream errors with a {@link MultipartError}, and
- * `captured` rejects with it, on malformed input or past a size limit.
+ * `captured` rejects with it, on malformed input or past a size limit; the filter listens for
+ * its own `error`, so an error while the caller awaits `captured` cannot crash the process.
+ * The output's length differs from the input's: send it without the original content-length.
  *
  * @example
  * const filter = new MultipartFilter({ boundary, dropFields: ["visibility"], captureFields: ["model"] });
@@ -226,8 +228,10 @@ export class MultipartFilter extends Transform {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    // The stream reports the same error; a caller that only reads the stream must not crash.
+    // Errors are reported twice, through `captured` and by destroying the stream; a caller
+    // awaiting one of them must not crash on the other going unobserved.
     this.captured.catch(() => undefined);
+    this.on("error", () => undefined);
     this.#holding = this.#capture.size > 0;
     if (!this.#holding) this.#settle();
   }
@@ -316,10 +320,8 @@ export class MultipartFilter extends Transform {
       case "headers": {
         // A part without headers starts with the blank line itself.
         const at = buf[0] === CR && buf[1] === LF ? -2 : buf.indexOf(HEADER_END);
-        const end = at + 4;
-        if (at === -1 ? buf.length > MAX_HEADER_BYTES : end > MAX_HEADER_BYTES) {
-          throw malformed("part headers exceed 16 KiB");
-        }
+        const end = at === -1 ? buf.length : at + 4;
+        if (end > MAX_HEADER_BYTES) throw malformed("part headers exceed 16 KiB");
         if (at === -1) return false;
         this.#startPart(buf.subarray(0, end));
         return this.#advance(end, "body");
@@ -367,7 +369,11 @@ export class MultipartFilter extends Transform {
   #startPart(headers: Buffer): void {
     const names = partNames(headers);
     const keep = !names.some((name) => this.#drop.has(name));
-    const capture = names.find((name) => this.#capture.has(name) && !this.#found.has(name));
+    const capture = names.find((name) => this.#capture.has(name));
+    // The route is chosen on the first value; a second one the backend might read instead is refused.
+    if (capture !== undefined && this.#found.has(capture)) {
+      throw malformed(`form field "${capture}" is sent more than once`);
+    }
     this.#part = { keep, capture, chunks: [], bytes: 0 };
     if (!keep) return;
     this.#out(
