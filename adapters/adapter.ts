@@ -75,7 +75,11 @@ export interface Adapter {
   readonly displayName: string;
   /** Ports the engine listens on by default; probed when auto-detection is on. */
   readonly defaultPorts: readonly number[];
-  /** Recognise this engine at a URL. Must honour `signal` (servers that hang while loading exist). */
+  /**
+   * Recognise this engine at a URL. Must honour `signal` (servers that hang while loading exist).
+   * Rejects with an `UpstreamError` (`upstream_unreachable`, `upstream_timeout`) when nothing
+   * answers at all, so callers can stop trying other adapters; any answer is a `ProbeResult`.
+   */
   probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResult>;
   /** List the models with their capabilities. Called after a `ready` probe. */
   describe(upstream: Upstream, signal: AbortSignal): Promise<ServiceInfo>;

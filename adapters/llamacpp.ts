@@ -5,13 +5,7 @@
  */
 import { UpstreamError } from "../src/errors.ts";
 import type { Feature } from "../src/protocol/index.ts";
-import type {
-  Adapter,
-  DiscoveredModel,
-  ProbeResult,
-  ServiceInfo,
-  Upstream,
-} from "./adapter.ts";
+import type { Adapter, DiscoveredModel, ProbeResult, ServiceInfo, Upstream } from "./adapter.ts";
 import { arr, errorMessage, firstOwner, obj, posNum, readableModelId, str } from "./fields.ts";
 import { forwardOpenAI, getJson } from "./openai-style.ts";
 
@@ -35,7 +29,8 @@ async function probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResu
     const health = await getJson(upstream, "/health", signal);
     if (health.status === 503)
       return { status: "loading", reason: "llama.cpp is loading its model (GET /health: 503)" };
-    const evidence = fromLlama || health.headers.server === "llama.cpp" ? ", Server: llama.cpp" : "";
+    const evidence =
+      fromLlama || health.headers.server === "llama.cpp" ? ", Server: llama.cpp" : "";
     return { status: "ready", reason: `GET /v1/models: owned_by "llamacpp"${evidence}` };
   }
   // Older builds answer 503 "Loading model" on every path but /health while loading.
@@ -129,7 +124,7 @@ async function describe(upstream: Upstream, signal: AbortSignal): Promise<Servic
     usable.map((e) =>
       obj(e.status).value === "loaded"
         ? props(upstream, `/props?model=${encodeURIComponent(str(e.id) ?? "")}`, signal)
-        : Promise.resolve({}),
+        : Promise.resolve<Json>({}),
     ),
   );
   const build = perModel.map((p) => str(p.build_info)).find(Boolean);

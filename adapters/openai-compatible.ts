@@ -4,14 +4,17 @@
  */
 import { UpstreamError } from "../src/errors.ts";
 import type { ManifestEngine } from "../src/protocol/index.ts";
-import type {
-  Adapter,
-  DiscoveredModel,
-  ProbeResult,
-  ServiceInfo,
-  Upstream,
-} from "./adapter.ts";
-import { arr, errorMessage, firstOwner, isModelList, obj, posNum, readableModelId, str } from "./fields.ts";
+import type { Adapter, DiscoveredModel, ProbeResult, ServiceInfo, Upstream } from "./adapter.ts";
+import {
+  arr,
+  errorMessage,
+  firstOwner,
+  isModelList,
+  obj,
+  posNum,
+  readableModelId,
+  str,
+} from "./fields.ts";
 import { forwardOpenAI, getJson } from "./openai-style.ts";
 
 const LABEL = { name: "the OpenAI-compatible server", hint: "is it running?" };

@@ -2,6 +2,7 @@
  * The shared helper for engines that speak OpenAI over HTTP: one keep-alive undici pool per
  * upstream origin, forwarding of one call, and a small JSON getter for probes.
  */
+import type { Readable } from "node:stream";
 import { Pool } from "undici";
 import { UpstreamError } from "../src/errors.ts";
 import { HOP_BY_HOP } from "../src/protocol/index.ts";
@@ -145,6 +146,23 @@ export interface JsonAnswer {
   json: unknown;
 }
 
+/** Probes may hit any server on a scanned port; none of the answers we read is this large. */
+const MAX_JSON_BYTES = 4 * 1024 * 1024;
+
+async function readCapped(body: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_JSON_BYTES) {
+      body.destroy();
+      return "";
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
 function seconds(ms: number): string {
   return `${String(Math.round(ms / 100) / 10)} s`;
 }
@@ -172,7 +190,7 @@ export async function getJson(
       headers,
       signal: AbortSignal.any([signal, timeout]),
     });
-    const text = await res.body.text();
+    const text = await readCapped(res.body);
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -181,12 +199,12 @@ export async function getJson(
     }
     return { status: res.statusCode, headers: flatten(res.headers), json };
   } catch (err) {
-    const timedOut = timeout.aborted || (signal.reason as Error | undefined)?.name === "TimeoutError";
+    const timedOut =
+      timeout.aborted || (signal.reason as Error | undefined)?.name === "TimeoutError";
     if (timedOut) {
       const within = timeout.aborted ? ` within ${seconds(timeoutMs)}` : "";
-      throw new UpstreamError("upstream_timeout", `no answer from ${upstream.url}${path}${within}`, {
-        cause: err,
-      });
+      const message = `no answer from ${upstream.url}${path}${within}`;
+      throw new UpstreamError("upstream_timeout", message, { cause: err });
     }
     if (signal.aborted) throw signal.reason;
     throw unreachable(err, upstream.url, GENERIC);

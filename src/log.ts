@@ -46,6 +46,7 @@ export function createLogger(options: LogOptions = {}): Logger {
       colorize: process.stdout.isTTY,
       translateTime: "HH:MM:ss.l",
       ignore: "pid,hostname",
+      singleLine: true,
       destination: options.destination ?? 1,
       sync: true,
     });

@@ -50,7 +50,10 @@ function unreachableReason(err: unknown, url: string, timeoutMs: number): string
  * const { adapter, result } = await probeUrl({ url: "http://127.0.0.1:8080" });
  * if (!adapter) console.log(`not served: ${result.reason}`);
  */
-export async function probeUrl(upstream: Upstream, options: ProbeOptions = {}): Promise<ProbeOutcome> {
+export async function probeUrl(
+  upstream: Upstream,
+  options: ProbeOptions = {},
+): Promise<ProbeOutcome> {
   const timeoutMs = options.timeoutMs ?? PROBE_TIMEOUT_MS;
   const known = options.adapters ?? allAdapters;
   let candidates = known;

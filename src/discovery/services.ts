@@ -37,7 +37,10 @@ function sameUrlKey(url: string): string {
 }
 
 /** The URLs auto-detection probes: each port once, minus URLs the config already lists. */
-export function autodetectCandidates(options: DiscoverOptions, adapters: readonly Adapter[]): string[] {
+export function autodetectCandidates(
+  options: DiscoverOptions,
+  adapters: readonly Adapter[],
+): string[] {
   const host = options.host ?? "127.0.0.1";
   const ports = options.ports ?? adapters.flatMap((a) => a.defaultPorts);
   const configured = new Set(options.services.map((s) => sameUrlKey(s.url)));
@@ -46,7 +49,11 @@ export function autodetectCandidates(options: DiscoverOptions, adapters: readonl
 }
 
 /** For a service nothing recognised: the configured engine, else the one whose port it is. */
-function guessAdapter(url: string, engine: string | undefined, adapters: readonly Adapter[]): Adapter {
+function guessAdapter(
+  url: string,
+  engine: string | undefined,
+  adapters: readonly Adapter[],
+): Adapter {
   const port = Number(portOf(url));
   const guess =
     adapters.find((a) => a.name === engine) ??
@@ -126,4 +133,3 @@ export async function resolveService(
     maxConcurrent: config?.maxConcurrent ?? info.maxConcurrent ?? 1,
   };
 }
-

@@ -135,6 +135,13 @@ export class TunnelClient extends EventEmitter {
               "Check the key (CLUB_API_KEY, --api-key-file or `club-provider config set apiKey`).",
           ),
         );
+      } else if (status === 426) {
+        this.#refuse(
+          new UserError(
+            "version_refused",
+            `the relay at ${this.#opts.relayUrl} does not speak ${TUNNEL_SUBPROTOCOL}: update club-provider or the relay so both speak the same version`,
+          ),
+        );
       } else {
         this.#opts.log.warn({ status, url }, "relay answered the tunnel request with HTTP %d", status);
       }

@@ -1,0 +1,89 @@
+/**
+ * Runs the real CLI as users start it (`bin/club-provider …`, on the Node running the tests),
+ * in a throwaway config directory, and reads its JSON log lines.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const BIN = resolve(import.meta.dirname, "../../bin/club-provider");
+
+export interface CliProcess {
+  child: ChildProcess;
+  /** Everything printed so far, stdout and stderr interleaved. */
+  output(): string;
+  /** Resolves with the first output line matching `pattern` (already printed or yet to come). */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** A fresh directory for config and key files, so tests never touch the user's settings. */
+export function scratchDir(): string {
+  return mkdtempSync(join(tmpdir(), "club-e2e-"));
+}
+
+export function writeSecret(dir: string, name: string, content: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, content, { mode: 0o600 });
+  return path;
+}
+
+export function runCli(args: string[], options: { home: string; env?: Record<string, string> }): CliProcess {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: options.home,
+      XDG_CONFIG_HOME: join(options.home, "config"),
+      CLUB_LOG_FORMAT: "json",
+      ...options.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let text = "";
+  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  const onData = (chunk: Buffer): void => {
+    text += chunk.toString("utf8");
+    for (const w of [...waiters]) {
+      const line = text.split("\n").find((l) => w.pattern.test(l));
+      if (line !== undefined) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
+      }
+    }
+  };
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
+  return {
+    child,
+    output: () => text,
+    exited,
+    waitFor(pattern, timeoutMs = 20_000) {
+      const line = text.split("\n").find((l) => pattern.test(l));
+      if (line !== undefined) return Promise.resolve(line);
+      return new Promise((res, rej) => {
+        const timer = setTimeout(() => rej(new Error(`no line matching ${String(pattern)} within ${timeoutMs} ms; output:\n${text}`)), timeoutMs);
+        const waiter = {
+          pattern,
+          resolve: (l: string) => {
+            clearTimeout(timer);
+            res(l);
+          },
+        };
+        waiters.push(waiter);
+        void exited.then(() => {
+          if (!waiters.includes(waiter)) return;
+          clearTimeout(timer);
+          rej(new Error(`process exited before printing ${String(pattern)}; output:\n${text}`));
+        });
+      });
+    },
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
