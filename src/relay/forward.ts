@@ -77,14 +77,15 @@ export function forward(f: ForwardRequest): Promise<void> {
       res.flushHeaders();
       stream.pipe(res, { end: false });
     });
+    // A session that dies also ends its streams' readable side: only an end while the session
+    // is alive and the stream was not reset is the provider's END_STREAM.
     stream.on("end", () => {
-      if (responded) res.end();
+      if (responded && !link.session.destroyed && !stream.rstCode) res.end();
     });
     stream.on("error", (err) => f.log.debug({ err: err.message, requestId: f.requestId }, "tunnel stream error"));
     stream.on("close", () => {
       finish();
       if (res.writableEnded) return;
-      const reset = stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR;
       if (!responded) {
         sendError(
           res,
@@ -94,13 +95,12 @@ export function forward(f: ForwardRequest): Promise<void> {
             ? `provider ${link.name} disconnected before answering`
             : `provider ${link.name} failed before answering (stream reset ${String(stream.rstCode)})`,
         );
-      } else if (sse && reset) {
+      } else if (sse) {
         // An SSE consumer gets a final error event it can read, then the end of the stream.
-        const event = envelope("upstream_error", `provider ${link.name} disconnected mid-stream`);
+        const why = link.session.destroyed ? "disconnected" : "failed";
+        const event = envelope("upstream_error", `provider ${link.name} ${why} mid-stream`);
         res.end(`data: ${JSON.stringify(event)}\n\n`);
-      } else if (reset || !stream.readableEnded) {
-        res.destroy();
-      } else res.end();
+      } else res.destroy();
     });
 
     res.on("close", () => {

@@ -13,8 +13,8 @@ export interface CliProcess {
   child: ChildProcess;
   /** Everything printed so far, stdout and stderr interleaved. */
   output(): string;
-  /** Resolves with the first output line matching `pattern` (already printed or yet to come). */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves with the `nth` (default first) output line matching `pattern`, printed or yet to come. */
+  waitFor(pattern: RegExp, options?: { timeoutMs?: number; nth?: number }): Promise<string>;
   /** Resolves with the exit code once the process has exited. */
   exited: Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -43,11 +43,13 @@ export function runCli(args: string[], options: { home: string; env?: Record<str
     stdio: ["ignore", "pipe", "pipe"],
   });
   let text = "";
-  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  const waiters: { pattern: RegExp; nth: number; resolve: (line: string) => void }[] = [];
+  const match = (pattern: RegExp, nth: number): string | undefined =>
+    text.split("\n").filter((l) => pattern.test(l))[nth - 1];
   const onData = (chunk: Buffer): void => {
     text += chunk.toString("utf8");
     for (const w of [...waiters]) {
-      const line = text.split("\n").find((l) => w.pattern.test(l));
+      const line = match(w.pattern, w.nth);
       if (line !== undefined) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve(line);
@@ -61,13 +63,14 @@ export function runCli(args: string[], options: { home: string; env?: Record<str
     child,
     output: () => text,
     exited,
-    waitFor(pattern, timeoutMs = 20_000) {
-      const line = text.split("\n").find((l) => pattern.test(l));
+    waitFor(pattern, { timeoutMs = 20_000, nth = 1 } = {}) {
+      const line = match(pattern, nth);
       if (line !== undefined) return Promise.resolve(line);
       return new Promise((res, rej) => {
         const timer = setTimeout(() => rej(new Error(`no line matching ${String(pattern)} within ${timeoutMs} ms; output:\n${text}`)), timeoutMs);
         const waiter = {
           pattern,
+          nth,
           resolve: (l: string) => {
             clearTimeout(timer);
             res(l);

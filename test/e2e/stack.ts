@@ -1,0 +1,78 @@
+/**
+ * A whole club on loopback, started as users start it: a fake engine, `club-provider relay`
+ * and `club-provider start` as separate processes, and an official `openai` client.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import OpenAI from "openai";
+import { runCli, scratchDir, writeSecret, type CliProcess } from "./harness.ts";
+
+export const ALICE_KEY = "sk-alice-e2e-0123456789";
+export const BOB_KEY = "sk-bob-e2e-0123456789";
+
+export interface Stack {
+  home: string;
+  relay: CliProcess;
+  relayUrl: string;
+  daemon: CliProcess;
+  client: OpenAI;
+  /** Starts (again) a relay on the same port, e.g. after killing it. */
+  restartRelay(): Promise<void>;
+  startDaemon(args?: string[]): Promise<CliProcess>;
+  stop(): Promise<void>;
+}
+
+async function startRelay(home: string, port: number): Promise<{ relay: CliProcess; url: string }> {
+  const relay = runCli(["relay", "--host", "127.0.0.1", "--port", String(port), "--keys", join(home, "keys.json"), "--heartbeat", "2"], { home });
+  const line = await relay.waitFor(/relay ready: OpenAI base URL (http:\/\/\S+)\/v1/);
+  const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(line)?.[1];
+  if (!url) throw new Error(`no relay URL in ${line}`);
+  return { relay, url };
+}
+
+export async function startStack(engineUrls: string[], daemonArgs: string[] = []): Promise<Stack> {
+  const home = scratchDir();
+  writeFileSync(join(home, "keys.json"), JSON.stringify({ [ALICE_KEY]: "alice", [BOB_KEY]: "bob" }));
+  const keyFile = writeSecret(home, "key.txt", ALICE_KEY);
+  let { relay, url: relayUrl } = await startRelay(home, 0);
+  const port = Number(new URL(relayUrl).port);
+  const startDaemon = async (args: string[] = []): Promise<CliProcess> => {
+    const daemon = runCli(
+      [
+        "start",
+        "--relay",
+        relayUrl.replace("http", "ws"),
+        "--api-key-file",
+        keyFile,
+        "--name",
+        "rig1",
+        "--no-autodetect",
+        "--status-port",
+        "0",
+        ...engineUrls.flatMap((u) => ["--service", u]),
+        ...daemonArgs,
+        ...args,
+      ],
+      { home },
+    );
+    await daemon.waitFor(/connected to the relay/);
+    return daemon;
+  };
+  const daemon = await startDaemon();
+  const stack: Stack = {
+    home,
+    relay,
+    relayUrl,
+    daemon,
+    client: new OpenAI({ baseURL: `${relayUrl}/v1`, apiKey: ALICE_KEY, maxRetries: 0 }),
+    async restartRelay() {
+      ({ relay, url: relayUrl } = await startRelay(home, port));
+      stack.relay = relay;
+    },
+    startDaemon,
+    async stop() {
+      await Promise.all([stack.daemon.stop("SIGKILL"), stack.relay.stop("SIGKILL")]);
+    },
+  };
+  return stack;
+}
