@@ -95,7 +95,10 @@ export function readKeyFile(path: string): string {
     mode = statSync(path).mode;
     text = readFileSync(path, "utf8").trim();
   } catch (err) {
-    throw new UserError("key_file_unreadable", `cannot read the API key file ${path}: ${(err as Error).message}`);
+    throw new UserError(
+      "key_file_unreadable",
+      `cannot read the API key file ${path}: ${(err as Error).message}`,
+    );
   }
   if (process.platform !== "win32" && (mode & 0o077) !== 0)
     throw new UserError(
@@ -109,7 +112,10 @@ export function readKeyFile(path: string): string {
 function checkUrl(value: string, what: string, schemes: string[], problems: string[]): string {
   try {
     const u = new URL(value);
-    if (!schemes.includes(u.protocol)) problems.push(`${what}: ${value} must start with ${schemes.map((s) => `${s}//`).join(" or ")}`);
+    if (!schemes.includes(u.protocol))
+      problems.push(
+        `${what}: ${value} must start with ${schemes.map((s) => `${s}//`).join(" or ")}`,
+      );
     return value.replace(/\/+$/, "");
   } catch {
     problems.push(`${what}: ${JSON.stringify(value)} is not a URL`);
@@ -117,18 +123,34 @@ function checkUrl(value: string, what: string, schemes: string[], problems: stri
   }
 }
 
-function intFlag(value: string | undefined, what: string, min: number, problems: string[]): number | undefined {
+function intFlag(
+  value: string | undefined,
+  what: string,
+  min: number,
+  problems: string[],
+): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) problems.push(`${what}: expected an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < min)
+    problems.push(`${what}: expected an integer ≥ ${min}, got ${JSON.stringify(value)}`);
   return n;
 }
 
 /** Merges stored config, environment and flags into one `Config`, or throws every problem at once. */
-export function resolveConfig(stored: StoredConfig, env: NodeJS.ProcessEnv, flags: ConfigFlags = {}): Config {
+export function resolveConfig(
+  stored: StoredConfig,
+  env: NodeJS.ProcessEnv,
+  flags: ConfigFlags = {},
+): Config {
   const problems: string[] = [];
   let relayUrl = flags.relay ?? env.CLUB_RELAY_URL ?? stored.relayUrl;
-  if (relayUrl) relayUrl = checkUrl(relayUrl, "relay URL", ["ws:", "wss:", "http:", "https:"], problems).replace(/^http/, "ws");
+  if (relayUrl)
+    relayUrl = checkUrl(
+      relayUrl,
+      "relay URL",
+      ["ws:", "wss:", "http:", "https:"],
+      problems,
+    ).replace(/^http/, "ws");
   let apiKey = env.CLUB_API_KEY ?? stored.apiKey;
   const keyFile = flags.apiKeyFile ?? env.CLUB_API_KEY_FILE;
   if (keyFile) {
@@ -143,12 +165,18 @@ export function resolveConfig(stored: StoredConfig, env: NodeJS.ProcessEnv, flag
     if (!services.some((s) => s.url.replace(/\/+$/, "") === url.replace(/\/+$/, "")))
       services.push({ url: checkUrl(url, "--service", ["http:", "https:"], problems) });
   }
-  for (const [i, s] of (stored.services ?? []).entries()) checkUrl(s.url, `services[${i}].url`, ["http:", "https:"], problems);
-  const statusPort = intFlag(flags.statusPort ?? env.CLUB_STATUS_PORT, "status port", 0, problems) ?? stored.statusPort ?? DEFAULT_STATUS_PORT;
+  for (const [i, s] of (stored.services ?? []).entries())
+    checkUrl(s.url, `services[${i}].url`, ["http:", "https:"], problems);
+  const statusPort =
+    intFlag(flags.statusPort ?? env.CLUB_STATUS_PORT, "status port", 0, problems) ??
+    stored.statusPort ??
+    DEFAULT_STATUS_PORT;
   const connections = intFlag(flags.connections, "--connections", 1, problems) ?? 1;
   const name = flags.name ?? env.CLUB_PROVIDER_NAME ?? stored.name ?? hostname();
-  if (name.length === 0 || name.length > 128) problems.push(`provider name must be 1-128 characters, got ${JSON.stringify(name)}`);
-  if (problems.length) throw new UserError("config_invalid", `configuration problems:\n  ${problems.join("\n  ")}`);
+  if (name.length === 0 || name.length > 128)
+    problems.push(`provider name must be 1-128 characters, got ${JSON.stringify(name)}`);
+  if (problems.length)
+    throw new UserError("config_invalid", `configuration problems:\n  ${problems.join("\n  ")}`);
   return {
     relayUrl,
     apiKey,

@@ -21,7 +21,8 @@ export function describeError(err: unknown): string {
   let cause: unknown = err.cause;
   for (let depth = 0; cause instanceof Error && depth < 4; depth++) {
     const code = (cause as NodeJS.ErrnoException).code;
-    if (!err.message.includes(cause.message)) parts.push(code ? `${cause.message} (${code})` : cause.message);
+    if (!err.message.includes(cause.message))
+      parts.push(code ? `${cause.message} (${code})` : cause.message);
     cause = cause.cause;
   }
   return parts.join(": ");

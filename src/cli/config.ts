@@ -4,17 +4,30 @@ import { UserError } from "../errors.ts";
 import { openStore, type StoredConfig } from "../config.ts";
 import { print } from "./output.ts";
 
-const KEYS = ["relayUrl", "apiKey", "name", "services", "autodetect", "statusPort", "heartbeatSeconds", "localKey"] as const;
+const KEYS = [
+  "relayUrl",
+  "apiKey",
+  "name",
+  "services",
+  "autodetect",
+  "statusPort",
+  "heartbeatSeconds",
+  "localKey",
+] as const;
 const SECRET = new Set(["apiKey", "localKey"]);
 
 function checkKey(key: string): keyof StoredConfig {
   if (!(KEYS as readonly string[]).includes(key))
-    throw new UserError("config_key", `unknown setting ${JSON.stringify(key)}; settings are: ${KEYS.join(", ")}`);
+    throw new UserError(
+      "config_key",
+      `unknown setting ${JSON.stringify(key)}; settings are: ${KEYS.join(", ")}`,
+    );
   return key as keyof StoredConfig;
 }
 
 function show(key: string, value: unknown): string {
-  if (SECRET.has(key) && typeof value === "string") return `${value.slice(0, 4)}… (${value.length} characters)`;
+  if (SECRET.has(key) && typeof value === "string")
+    return `${value.slice(0, 4)}… (${value.length} characters)`;
   return typeof value === "string" ? value : JSON.stringify(value, null, 2);
 }
 
@@ -42,7 +55,10 @@ export function configCommand(): Command {
         try {
           parsed = JSON.parse(value);
         } catch {
-          throw new UserError("config_value", `${k} takes a JSON value, got ${JSON.stringify(value)}`);
+          throw new UserError(
+            "config_value",
+            `${k} takes a JSON value, got ${JSON.stringify(value)}`,
+          );
         }
       }
       try {

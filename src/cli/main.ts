@@ -10,7 +10,9 @@ import { startCommand } from "./start.ts";
 
 export function program(): Command {
   return new Command("club-provider")
-    .description("Serve the models on this machine to an inference club, through an outbound tunnel.")
+    .description(
+      "Serve the models on this machine to an inference club, through an outbound tunnel.",
+    )
     .version(VERSION)
     .addCommand(startCommand())
     .addCommand(modelsCommand())
@@ -29,7 +31,9 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(1);
     }
     if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") {
-      printError(`${(err as Error).message}: another program uses that port; pick another with --port`);
+      printError(
+        `${(err as Error).message}: another program uses that port; pick another with --port`,
+      );
       process.exit(1);
     }
     throw err;

@@ -17,24 +17,50 @@ interface ServiceRow {
 
 export function modelsCommand(): Command {
   return new Command("models")
-    .description("list the model cards this rig advertises (from the running daemon, or by detecting now)")
+    .description(
+      "list the model cards this rig advertises (from the running daemon, or by detecting now)",
+    )
     .option("--json", "print the model cards as JSON")
-    .option("--service <url>", "also probe this engine URL (repeatable)", (v: string, acc: string[]) => [...acc, v], [])
+    .option(
+      "--service <url>",
+      "also probe this engine URL (repeatable)",
+      (v: string, acc: string[]) => [...acc, v],
+      [],
+    )
     .option("--status-port <port>", "status port of a running daemon")
     .action(async (opts: { json?: boolean; service: string[]; statusPort?: string }) => {
-      const config = resolveConfig(openStore().store, process.env, { service: opts.service, ...(opts.statusPort ? { statusPort: opts.statusPort } : {}) });
+      const config = resolveConfig(openStore().store, process.env, {
+        service: opts.service,
+        ...(opts.statusPort ? { statusPort: opts.statusPort } : {}),
+      });
       let cards: ModelCard[];
       let services: ServiceRow[];
       let source: string;
-      const running = config.statusPort > 0 && opts.service.length === 0 ? ((await fetchStatus(config.statusPort)) as { models: ModelCard[]; services: ServiceRow[] } | null) : null;
+      const running =
+        config.statusPort > 0 && opts.service.length === 0
+          ? ((await fetchStatus(config.statusPort)) as {
+              models: ModelCard[];
+              services: ServiceRow[];
+            } | null)
+          : null;
       if (running) {
         cards = running.models;
         services = running.services;
         source = `from the running daemon (status port ${config.statusPort})`;
       } else {
-        const catalog = await discover({ services: config.services, autodetect: config.autodetect, log: silentLogger });
+        const catalog = await discover({
+          services: config.services,
+          autodetect: config.autodetect,
+          log: silentLogger,
+        });
         cards = catalog.cards(config.name, Math.floor(Date.now() / 1000));
-        services = catalog.services.map((s) => ({ name: s.name, engine: s.adapter.name, url: s.upstream.url, status: s.status, reason: s.reason }));
+        services = catalog.services.map((s) => ({
+          name: s.name,
+          engine: s.adapter.name,
+          url: s.upstream.url,
+          status: s.status,
+          reason: s.reason,
+        }));
         source = "detected now (no daemon running)";
       }
       if (opts.json) {
@@ -57,9 +83,16 @@ export function modelsCommand(): Command {
         );
       if (services.length) {
         print("");
-        print(table(["SERVICE", "ENGINE", "URL", "STATUS", "DETAIL"], services.map((s) => [s.name, s.engine, s.url, s.status, s.reason])));
+        print(
+          table(
+            ["SERVICE", "ENGINE", "URL", "STATUS", "DETAIL"],
+            services.map((s) => [s.name, s.engine, s.url, s.status, s.reason]),
+          ),
+        );
       } else {
-        print("\nNo model server found. Start one (e.g. `llama-server -m model.gguf`) or add it: --service http://HOST:PORT");
+        print(
+          "\nNo model server found. Start one (e.g. `llama-server -m model.gguf`) or add it: --service http://HOST:PORT",
+        );
       }
       print(`\n(${source})`);
     });

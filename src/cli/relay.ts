@@ -18,12 +18,18 @@ export function relayCommand(): Command {
     .description("run a relay: the club's public /v1 API, routed to the providers connected to it")
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "port to listen on", "8787")
-    .option("--keys <file>", 'JSON file mapping each API key to its member: {"<key>": "<member>"} (or CLUB_RELAY_KEYS=key=member,...)')
+    .option(
+      "--keys <file>",
+      'JSON file mapping each API key to its member: {"<key>": "<member>"} (or CLUB_RELAY_KEYS=key=member,...)',
+    )
     .option("--heartbeat <seconds>", "heartbeat interval providers are asked to keep", "15")
     .option("--log-level <level>", "trace, debug, info, warn or error")
     .action(async (opts: RelayFlags) => {
       const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
-      const keys = loadKeys({ ...(opts.keys ? { file: opts.keys } : {}), ...(process.env.CLUB_RELAY_KEYS ? { env: process.env.CLUB_RELAY_KEYS } : {}) });
+      const keys = loadKeys({
+        ...(opts.keys ? { file: opts.keys } : {}),
+        ...(process.env.CLUB_RELAY_KEYS ? { env: process.env.CLUB_RELAY_KEYS } : {}),
+      });
       const relay = await createRelay({
         host: opts.host,
         port: Number(opts.port),
@@ -31,7 +37,9 @@ export function relayCommand(): Command {
         log,
         heartbeatMs: Number(opts.heartbeat) * 1000,
       });
-      process.stdout.write(`relay ready: OpenAI base URL ${relay.url}/v1, providers connect to ${relay.url.replace(/^http/, "ws")}\n`);
+      process.stdout.write(
+        `relay ready: OpenAI base URL ${relay.url}/v1, providers connect to ${relay.url.replace(/^http/, "ws")}\n`,
+      );
       onShutdown(log, () => relay.close());
     });
 }

@@ -27,12 +27,29 @@ function collect(value: string, previous: string[]): string[] {
 export function startCommand(): Command {
   return new Command("start")
     .description("run the provider daemon: detect engines, connect to the relay, serve requests")
-    .option("--relay <url>", "relay URL, e.g. wss://relay.example or ws://127.0.0.1:8787 (or CLUB_RELAY_URL)")
-    .option("--api-key-file <file>", "read the API key from this file (mode 0600); or set CLUB_API_KEY")
-    .option("--name <name>", "provider name shown to the club (or CLUB_PROVIDER_NAME; default: hostname)")
-    .option("--service <url>", "an engine to serve, e.g. http://127.0.0.1:8080 (repeatable; engine detected)", collect, [])
+    .option(
+      "--relay <url>",
+      "relay URL, e.g. wss://relay.example or ws://127.0.0.1:8787 (or CLUB_RELAY_URL)",
+    )
+    .option(
+      "--api-key-file <file>",
+      "read the API key from this file (mode 0600); or set CLUB_API_KEY",
+    )
+    .option(
+      "--name <name>",
+      "provider name shown to the club (or CLUB_PROVIDER_NAME; default: hostname)",
+    )
+    .option(
+      "--service <url>",
+      "an engine to serve, e.g. http://127.0.0.1:8080 (repeatable; engine detected)",
+      collect,
+      [],
+    )
     .option("--no-autodetect", "do not probe default engine ports on this machine")
-    .option("--status-port <port>", "loopback port of the status server (0 turns it off; default 8790)")
+    .option(
+      "--status-port <port>",
+      "loopback port of the status server (0 turns it off; default 8790)",
+    )
     .option("--connections <n>", "tunnel connections to hold to the relay", "1")
     .option("--local", "also run a relay on loopback and print an OpenAI base URL and key for it")
     .option("--local-port <port>", "port of the --local relay", "8787")
@@ -66,7 +83,9 @@ export function startCommand(): Command {
       await daemon.start();
       const ready = daemon.catalog.services.filter((s) => s.status === "ready");
       if (ready.length === 0) {
-        const tried = daemon.catalog.services.map((s) => `  ${s.upstream.url}: ${s.reason}`).join("\n");
+        const tried = daemon.catalog.services
+          .map((s) => `  ${s.upstream.url}: ${s.reason}`)
+          .join("\n");
         printError(
           `no model server found yet${tried ? `:\n${tried}` : ""}\n` +
             "Start one (for example `llama-server -m model.gguf --port 8080`) or point at it with --service http://HOST:PORT.\n" +
@@ -80,7 +99,11 @@ export function startCommand(): Command {
     });
 }
 
-async function startLocalRelay(port: number, key: string, log: ReturnType<typeof createLogger>): Promise<Relay> {
+async function startLocalRelay(
+  port: number,
+  key: string,
+  log: ReturnType<typeof createLogger>,
+): Promise<Relay> {
   const keys = new KeyRing({ [key]: "local" });
   try {
     return await createRelay({ host: "127.0.0.1", port, keys, log });

@@ -45,14 +45,21 @@ export class Daemon extends EventEmitter {
     this.#opts = options;
     this.config = options.config;
     this.log = options.log;
-    this.gateway = createGateway({ catalog: () => this.catalog, providerName: this.config.name, log: this.log });
+    this.gateway = createGateway({
+      catalog: () => this.catalog,
+      providerName: this.config.name,
+      log: this.log,
+    });
   }
 
   /** Discover engines, then connect. Throws a UserError when config makes running impossible. */
   async start(): Promise<void> {
     const { config } = this;
     if (!config.relayUrl)
-      throw new UserError("no_relay", "no relay to connect to: pass --relay URL, set CLUB_RELAY_URL, or run `club-provider start --local`");
+      throw new UserError(
+        "no_relay",
+        "no relay to connect to: pass --relay URL, set CLUB_RELAY_URL, or run `club-provider start --local`",
+      );
     if (!config.apiKey)
       throw new UserError(
         "no_api_key",
@@ -72,7 +79,11 @@ export class Daemon extends EventEmitter {
         log: this.log.child({ tunnel: i }),
       });
       tunnel.on("connected", () => {
-        this.log.info({ relay: config.relayUrl, models: this.cards().map((c) => c.id) }, "connected to the relay; serving %d model(s)", this.cards().length);
+        this.log.info(
+          { relay: config.relayUrl, models: this.cards().map((c) => c.id) },
+          "connected to the relay; serving %d model(s)",
+          this.cards().length,
+        );
         this.emit("connected");
       });
       tunnel.on("disconnected", (reason: string) => this.emit("disconnected", reason));
@@ -80,7 +91,8 @@ export class Daemon extends EventEmitter {
       this.tunnels.push(tunnel);
       tunnel.start();
     }
-    if (config.statusPort > 0) this.#statusServer = await startStatusServer(this, config.statusPort, this.log);
+    if (config.statusPort > 0)
+      this.#statusServer = await startStatusServer(this, config.statusPort, this.log);
     this.#rescanTimer = setInterval(() => void this.rescan(), config.rescanMs);
     this.#rescanTimer.unref();
   }
@@ -99,7 +111,11 @@ export class Daemon extends EventEmitter {
     if (json === this.#manifestJson) return;
     this.#manifestJson = json;
     if (previous) {
-      this.log.info({ models: this.cards().map((c) => c.id) }, "models changed; now serving %d", this.cards().length);
+      this.log.info(
+        { models: this.cards().map((c) => c.id) },
+        "models changed; now serving %d",
+        this.cards().length,
+      );
       for (const t of this.tunnels) t.sendHeartbeat();
     }
     this.emit("catalog", catalog);
@@ -116,7 +132,11 @@ export class Daemon extends EventEmitter {
   heartbeat(): HeartbeatBody {
     const services: HeartbeatBody["services"] = {};
     for (const s of this.catalog.services)
-      services[s.name] = { in_flight: this.gateway.load.inFlight(s.name), queued: 0, up: s.status === "ready" };
+      services[s.name] = {
+        in_flight: this.gateway.load.inFlight(s.name),
+        queued: 0,
+        up: s.status === "ready",
+      };
     return { in_flight: this.gateway.load.total, queued: 0, services, gpus: [] };
   }
 
@@ -129,7 +149,11 @@ export class Daemon extends EventEmitter {
       name: this.config.name,
       version: VERSION,
       relay: this.config.relayUrl,
-      tunnels: this.tunnels.map((t) => ({ state: t.state, connects: t.connects, connection_id: t.welcome?.connection_id ?? null })),
+      tunnels: this.tunnels.map((t) => ({
+        state: t.state,
+        connects: t.connects,
+        connection_id: t.welcome?.connection_id ?? null,
+      })),
       in_flight: this.gateway.load.total,
       services: this.catalog.services.map((s) => ({
         name: s.name,
@@ -152,7 +176,8 @@ export class Daemon extends EventEmitter {
     if (this.#rescanTimer) clearInterval(this.#rescanTimer);
     for (const t of this.tunnels) t.drain();
     const deadline = Date.now() + graceMs;
-    while (this.gateway.load.total > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (this.gateway.load.total > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     for (const t of this.tunnels) t.stop();
     this.#statusServer?.close();
   }

@@ -11,9 +11,9 @@ import {
   ENDPOINTS,
   HEADER_MODEL,
   HEADER_REQUEST_ID,
-  SHARING_FIELDS,
   envelope,
   findEndpoint,
+  stripClubFields,
   type Endpoint,
 } from "../protocol/index.ts";
 import { readLimited, sendJson, type GatewayRequest, type GatewayResponse } from "./http.ts";
@@ -35,7 +35,12 @@ export type Gateway = ((req: GatewayRequest, res: GatewayResponse) => void) & { 
 const KNOWN_PATHS = new Set(ENDPOINTS.map((e) => e.path));
 const PASS_HEADERS = ["content-type", "accept"] as const;
 
-function error(res: GatewayResponse, status: number, type: Parameters<typeof envelope>[0], message: string): void {
+function error(
+  res: GatewayResponse,
+  status: number,
+  type: Parameters<typeof envelope>[0],
+  message: string,
+): void {
   sendJson(res, status, envelope(type, message));
 }
 
@@ -49,47 +54,63 @@ export function createGateway(options: GatewayOptions): Gateway {
     const url = new URL(req.url ?? "/", "http://gateway");
     const method = req.method ?? "GET";
     if (method === "GET" && url.pathname === "/v1/models") {
-      sendJson(res, 200, { object: "list", data: options.catalog().cards(options.providerName, started) });
+      sendJson(res, 200, {
+        object: "list",
+        data: options.catalog().cards(options.providerName, started),
+      });
       return;
     }
     const endpoint = findEndpoint(method, url.pathname);
     if (!endpoint) {
       req.resume();
-      if (KNOWN_PATHS.has(url.pathname)) error(res, 405, "invalid_request_error", `${method} is not allowed on ${url.pathname}`);
+      if (KNOWN_PATHS.has(url.pathname))
+        error(res, 405, "invalid_request_error", `${method} is not allowed on ${url.pathname}`);
       else error(res, 404, "not_found_error", `unknown endpoint ${method} ${url.pathname}`);
       return;
     }
     await serve(req, res, endpoint, url);
   }
 
-  async function serve(req: GatewayRequest, res: GatewayResponse, endpoint: Endpoint, url: URL): Promise<void> {
+  async function serve(
+    req: GatewayRequest,
+    res: GatewayResponse,
+    endpoint: Endpoint,
+    url: URL,
+  ): Promise<void> {
     const t0 = performance.now();
     const requestId = String(req.headers[HEADER_REQUEST_ID] ?? "local");
     let modelId = req.headers[HEADER_MODEL] as string | undefined;
     let json: Record<string, unknown> | undefined;
     if (endpoint.body === "json") {
       const buf = await readLimited(req, maxJson);
-      if (buf === null) return error(res, 413, "request_too_large", `request body is larger than ${maxJson} bytes`);
+      if (buf === null)
+        return error(res, 413, "request_too_large", `request body is larger than ${maxJson} bytes`);
       try {
         const parsed: unknown = JSON.parse(buf.toString("utf8"));
-        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
+        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+          throw new Error("not an object");
         json = parsed as Record<string, unknown>;
       } catch {
         return error(res, 400, "invalid_request_error", "request body must be a JSON object");
       }
-      for (const field of SHARING_FIELDS) delete json[field];
-      delete json.async;
+      json = stripClubFields(json);
       if (typeof json.model === "string") modelId ??= json.model;
     } else if (endpoint.body === "none") {
       req.resume();
       modelId ??= url.searchParams.get("model") ?? undefined;
     }
-    if (!modelId) return error(res, 400, "invalid_request_error", `"model" is required on ${endpoint.path}`);
+    if (!modelId)
+      return error(res, 400, "invalid_request_error", `"model" is required on ${endpoint.path}`);
 
     const found = options.catalog().find(modelId);
     if (!found || found.model.type !== endpoint.serviceType) {
       req.resume();
-      return error(res, 404, "not_found_error", `model ${JSON.stringify(modelId)} is not served here for ${endpoint.path}`);
+      return error(
+        res,
+        404,
+        "not_found_error",
+        `model ${JSON.stringify(modelId)} is not served here for ${endpoint.path}`,
+      );
     }
     const { service, model } = found;
     if (json) json.model = model.servedId;
@@ -138,12 +159,20 @@ export function createGateway(options: GatewayOptions): Gateway {
       });
     } catch (err) {
       if (abort.signal.aborted) return;
-      const message = err instanceof UpstreamError ? err.message : `${service.name} failed: ${describeError(err)}`;
+      const message =
+        err instanceof UpstreamError
+          ? err.message
+          : `${service.name} failed: ${describeError(err)}`;
       return error(res, 502, "upstream_error", message);
     }
     if (reply.status >= 500) {
       const text = (await readLimited(reply.body, 64 * 1024))?.toString("utf8") ?? "";
-      return error(res, 502, "upstream_error", `${service.adapter.displayName} answered ${reply.status}: ${upstreamMessage(text)}`);
+      return error(
+        res,
+        502,
+        "upstream_error",
+        `${service.adapter.displayName} answered ${reply.status}: ${upstreamMessage(text)}`,
+      );
     }
     res.writeHead(reply.status, reply.headers);
     reply.body.on("data", (chunk: Buffer) => (bytes += chunk.length));
@@ -158,7 +187,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   const gateway = ((req: GatewayRequest, res: GatewayResponse) => {
     handle(req, res).catch((err: unknown) => {
       log.error({ err: describeError(err) }, "gateway request failed");
-      if (!res.headersSent) error(res, 500, "server_error", "the provider failed to handle this request");
+      if (!res.headersSent)
+        error(res, 500, "server_error", "the provider failed to handle this request");
       else res.destroy();
     });
   }) as Gateway;
@@ -169,7 +199,11 @@ export function createGateway(options: GatewayOptions): Gateway {
 /** The message inside an engine's error body, whatever shape it uses. */
 function upstreamMessage(text: string): string {
   try {
-    const body = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown; detail?: unknown };
+    const body = JSON.parse(text) as {
+      error?: { message?: unknown } | string;
+      message?: unknown;
+      detail?: unknown;
+    };
     if (typeof body.error === "string") return body.error;
     if (typeof body.error?.message === "string") return body.error.message;
     if (typeof body.message === "string") return body.message;

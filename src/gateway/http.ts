@@ -17,13 +17,22 @@ export interface GatewayResponse extends Writable {
   writeHead(status: number, headers?: OutgoingHttpHeaders): unknown;
 }
 
-export function sendJson(res: GatewayResponse, status: number, value: unknown, headers: OutgoingHttpHeaders = {}): void {
+export function sendJson(
+  res: GatewayResponse,
+  status: number,
+  value: unknown,
+  headers: OutgoingHttpHeaders = {},
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const body = JSON.stringify(value);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...headers });
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    ...headers,
+  });
   res.end(body);
 }
 

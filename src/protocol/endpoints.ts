@@ -19,15 +19,51 @@ export interface Endpoint {
 export const ENDPOINTS: readonly Endpoint[] = [
   { method: "POST", path: "/v1/chat/completions", body: "json", serviceType: "llm", async: true },
   { method: "POST", path: "/v1/completions", body: "json", serviceType: "llm", async: true },
-  { method: "POST", path: "/v1/audio/transcriptions", body: "multipart", serviceType: "stt", async: false },
+  {
+    method: "POST",
+    path: "/v1/audio/transcriptions",
+    body: "multipart",
+    serviceType: "stt",
+    async: false,
+  },
   { method: "POST", path: "/v1/audio/speech", body: "json", serviceType: "tts", async: true },
   { method: "GET", path: "/v1/audio/voices", body: "none", serviceType: "tts", async: false },
-  { method: "POST", path: "/v1/images/generations", body: "json", serviceType: "image", async: true },
-  { method: "POST", path: "/v1/images/edits", body: "multipart", serviceType: "image", async: false },
-  { method: "POST", path: "/v1/music/generations", body: "json", serviceType: "music", async: true },
-  { method: "POST", path: "/v1/videos/generations", body: "json", serviceType: "video", async: true },
+  {
+    method: "POST",
+    path: "/v1/images/generations",
+    body: "json",
+    serviceType: "image",
+    async: true,
+  },
+  {
+    method: "POST",
+    path: "/v1/images/edits",
+    body: "multipart",
+    serviceType: "image",
+    async: false,
+  },
+  {
+    method: "POST",
+    path: "/v1/music/generations",
+    body: "json",
+    serviceType: "music",
+    async: true,
+  },
+  {
+    method: "POST",
+    path: "/v1/videos/generations",
+    body: "json",
+    serviceType: "video",
+    async: true,
+  },
   { method: "POST", path: "/v1/voice/generations", body: "json", serviceType: "tts", async: false },
-  { method: "POST", path: "/v1/3d/generations", body: "multipart", serviceType: "mesh", async: false },
+  {
+    method: "POST",
+    path: "/v1/3d/generations",
+    body: "multipart",
+    serviceType: "mesh",
+    async: false,
+  },
 ];
 
 const byKey = new Map(ENDPOINTS.map((e) => [`${e.method} ${e.path}`, e]));
@@ -40,3 +76,9 @@ export function findEndpoint(method: string, path: string): Endpoint | undefined
 
 /** Body fields the club accepts for its own bookkeeping and strips before a provider sees them. */
 export const SHARING_FIELDS = ["visibility", "collection"] as const;
+
+/** A JSON body without the club's own fields (`visibility`, `collection`, `async`). */
+export function stripClubFields(body: Record<string, unknown>): Record<string, unknown> {
+  const { visibility: _visibility, collection: _collection, async: _async, ...rest } = body;
+  return rest;
+}

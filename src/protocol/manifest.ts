@@ -8,7 +8,8 @@
 export type ServiceType = "llm" | "stt" | "tts" | "image" | "mesh" | "music" | "video";
 
 /** Engines the hosted schema knows; anything else is advertised as `other`. */
-export type ManifestEngine = "vllm" | "lmstudio" | "ollama" | "sglang" | "llamacpp" | "tgi" | "other";
+export type ManifestEngine =
+  "vllm" | "lmstudio" | "ollama" | "sglang" | "llamacpp" | "tgi" | "other";
 
 /** Capability flags the club's `/v1/models` exposes in `supported_features`. */
 export type Feature = "streaming" | "tool-use" | "vision" | "timestamps" | "voice-cloning";

@@ -86,10 +86,13 @@ function checkManifest(m: unknown, where: string): Manifest {
     throw new ControlMessageError(`${where}: manifest.schema_version must be 1`);
   if (!isObject(m.agent) || typeof m.agent.name !== "string" || m.agent.name === "")
     throw new ControlMessageError(`${where}: manifest.agent.name must be a non-empty string`);
-  if (!Array.isArray(m.hosts)) throw new ControlMessageError(`${where}: manifest.hosts must be a list`);
+  if (!Array.isArray(m.hosts))
+    throw new ControlMessageError(`${where}: manifest.hosts must be a list`);
   for (const [i, h] of m.hosts.entries()) {
     if (!isObject(h) || typeof h.id !== "string" || !Array.isArray(h.services))
-      throw new ControlMessageError(`${where}: manifest.hosts[${i}] needs an id and a services list`);
+      throw new ControlMessageError(
+        `${where}: manifest.hosts[${i}] needs an id and a services list`,
+      );
     for (const [j, s] of h.services.entries()) {
       if (!isObject(s) || typeof s.name !== "string" || !Array.isArray(s.models))
         throw new ControlMessageError(

@@ -7,7 +7,13 @@ import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { Logger } from "../log.ts";
 import { describeError } from "../errors.ts";
-import { ENDPOINTS, SHARING_FIELDS, findEndpoint, type Endpoint } from "../protocol/index.ts";
+import {
+  ENDPOINTS,
+  SHARING_FIELDS,
+  findEndpoint,
+  stripClubFields,
+  type Endpoint,
+} from "../protocol/index.ts";
 import { BodyError, parseJsonObject, readBody } from "./body.ts";
 import { forward } from "./forward.ts";
 import { KeyRing } from "./keys.ts";
@@ -27,7 +33,9 @@ export interface ApiOptions {
 const ASYNC_PREFIXES = ["/v1/jobs", "/v1/batches", "/v1/workflows"];
 const KNOWN_PATHS = new Set(ENDPOINTS.map((e) => e.path));
 
-export function createApi(options: ApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
+export function createApi(
+  options: ApiOptions,
+): (req: IncomingMessage, res: ServerResponse) => void {
   const { keys, registry, log } = options;
   const maxJson = options.maxJsonBytes ?? 64 * 1024 * 1024;
 
@@ -41,7 +49,12 @@ export function createApi(options: ApiOptions): (req: IncomingMessage, res: Serv
     }
     const member = keys.member(KeyRing.bearer(req.headers.authorization));
     if (!member) {
-      sendError(res, 401, "authentication_error", "missing or invalid API key: send Authorization: Bearer <key>");
+      sendError(
+        res,
+        401,
+        "authentication_error",
+        "missing or invalid API key: send Authorization: Bearer <key>",
+      );
       return;
     }
     if (method === "GET" && (path === "/v1/models" || path === "/v1/models/")) {
@@ -52,23 +65,36 @@ export function createApi(options: ApiOptions): (req: IncomingMessage, res: Serv
       const id = decodeURIComponent(path.slice("/v1/models/".length));
       const card = registry.cards(member).find((c) => c.id === id);
       if (card) sendJson(res, 200, card);
-      else sendError(res, 404, "no_provider", `no online provider serves model ${JSON.stringify(id)}`);
+      else
+        sendError(res, 404, "no_provider", `no online provider serves model ${JSON.stringify(id)}`);
       return;
     }
     if (ASYNC_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`))) {
-      sendError(res, 503, "async_disabled", "async jobs, batches and workflows are not enabled on this relay");
+      sendError(
+        res,
+        503,
+        "async_disabled",
+        "async jobs, batches and workflows are not enabled on this relay",
+      );
       return;
     }
     const endpoint = findEndpoint(method, path);
     if (!endpoint) {
-      if (KNOWN_PATHS.has(path)) sendError(res, 405, "invalid_request_error", `${method} is not allowed on ${path}`);
+      if (KNOWN_PATHS.has(path))
+        sendError(res, 405, "invalid_request_error", `${method} is not allowed on ${path}`);
       else sendError(res, 404, "not_found_error", `unknown endpoint ${method} ${path}`);
       return;
     }
     await route(req, res, endpoint, member, url);
   }
 
-  async function route(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, member: string, url: URL) {
+  async function route(
+    req: IncomingMessage,
+    res: ServerResponse,
+    endpoint: Endpoint,
+    member: string,
+    url: URL,
+  ) {
     const headers: Record<string, string> = {};
     for (const name of ["content-type", "accept"] as const) {
       const v = req.headers[name];
@@ -79,14 +105,24 @@ export function createApi(options: ApiOptions): (req: IncomingMessage, res: Serv
     if (endpoint.body === "json") {
       const json = parseJsonObject(await readBody(req, maxJson));
       if (json.async === true) {
-        if (endpoint.async) sendError(res, 503, "async_disabled", "async is not enabled on this relay: send the request without \"async\"");
-        else sendError(res, 400, "invalid_request_error", `${endpoint.path} is synchronous only: remove "async"`);
+        if (endpoint.async)
+          sendError(
+            res,
+            503,
+            "async_disabled",
+            'async is not enabled on this relay: send the request without "async"',
+          );
+        else
+          sendError(
+            res,
+            400,
+            "invalid_request_error",
+            `${endpoint.path} is synchronous only: remove "async"`,
+          );
         return;
       }
-      delete json.async;
-      for (const field of SHARING_FIELDS) delete json[field];
       model = json.model;
-      body = Buffer.from(JSON.stringify(json));
+      body = Buffer.from(JSON.stringify(stripClubFields(json)));
       headers["content-type"] = "application/json";
     } else if (endpoint.body === "multipart") {
       const boundary = boundaryOf(req.headers["content-type"]);
@@ -94,7 +130,11 @@ export function createApi(options: ApiOptions): (req: IncomingMessage, res: Serv
         sendError(res, 400, "invalid_request_error", `${endpoint.path} takes multipart/form-data`);
         return;
       }
-      const filter = new MultipartFilter({ boundary, dropFields: SHARING_FIELDS, captureFields: ["model"] });
+      const filter = new MultipartFilter({
+        boundary,
+        dropFields: SHARING_FIELDS,
+        captureFields: ["model"],
+      });
       req.pipe(filter);
       req.on("aborted", () => filter.destroy());
       model = (await filter.captured).model;
@@ -111,7 +151,12 @@ export function createApi(options: ApiOptions): (req: IncomingMessage, res: Serv
     const link = registry.pick(member, model, endpoint.serviceType);
     if (!link) {
       if (body && !Buffer.isBuffer(body)) body.destroy();
-      sendError(res, 404, "no_provider", `no online provider serves model ${JSON.stringify(model)} for ${endpoint.path}`);
+      sendError(
+        res,
+        404,
+        "no_provider",
+        `no online provider serves model ${JSON.stringify(model)} for ${endpoint.path}`,
+      );
       return;
     }
     const requestId = `req_${randomBytes(12).toString("hex")}`;
@@ -129,7 +174,15 @@ export function createApi(options: ApiOptions): (req: IncomingMessage, res: Serv
       log,
     });
     log.info(
-      { requestId, member, model, endpoint: endpoint.path, provider: link.name, status: res.statusCode, ms: Date.now() - started },
+      {
+        requestId,
+        member,
+        model,
+        endpoint: endpoint.path,
+        provider: link.name,
+        status: res.statusCode,
+        ms: Date.now() - started,
+      },
       "%s %s %d",
       endpoint.method,
       endpoint.path,
@@ -139,8 +192,20 @@ export function createApi(options: ApiOptions): (req: IncomingMessage, res: Serv
 
   return (req, res) => {
     handle(req, res).catch((err: unknown) => {
-      if (err instanceof BodyError) sendError(res, err.status, err.code === "request_too_large" ? "request_too_large" : "invalid_request_error", err.message);
-      else if (err instanceof MultipartError) sendError(res, err.code === "multipart_malformed" ? 400 : 413, "invalid_request_error", err.message);
+      if (err instanceof BodyError)
+        sendError(
+          res,
+          err.status,
+          err.code === "request_too_large" ? "request_too_large" : "invalid_request_error",
+          err.message,
+        );
+      else if (err instanceof MultipartError)
+        sendError(
+          res,
+          err.code === "multipart_malformed" ? 400 : 413,
+          "invalid_request_error",
+          err.message,
+        );
       else {
         log.error({ err: describeError(err) }, "relay request failed");
         sendError(res, 500, "server_error", "the relay failed to handle this request");

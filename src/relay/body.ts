@@ -27,14 +27,20 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       if (size > limit) {
         req.removeAllListeners("data");
         req.resume();
-        reject(new BodyError("request_too_large", `request body is larger than ${limit} bytes`, 413));
+        reject(
+          new BodyError("request_too_large", `request body is larger than ${limit} bytes`, 413),
+        );
         return;
       }
       chunks.push(chunk);
     });
     req.on("end", () => resolve(Buffer.concat(chunks, size)));
-    req.on("error", () => reject(new BodyError("body_aborted", "the client aborted the upload", 400)));
-    req.on("aborted", () => reject(new BodyError("body_aborted", "the client aborted the upload", 400)));
+    req.on("error", () =>
+      reject(new BodyError("body_aborted", "the client aborted the upload", 400)),
+    );
+    req.on("aborted", () =>
+      reject(new BodyError("body_aborted", "the client aborted the upload", 400)),
+    );
   });
 }
 
@@ -44,7 +50,11 @@ export function parseJsonObject(buf: Buffer): Record<string, unknown> {
   try {
     value = JSON.parse(buf.toString("utf8"));
   } catch (err) {
-    throw new BodyError("invalid_json", `request body is not valid JSON: ${(err as Error).message}`, 400);
+    throw new BodyError(
+      "invalid_json",
+      `request body is not valid JSON: ${(err as Error).message}`,
+      400,
+    );
   }
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw new BodyError("invalid_json", "request body must be a JSON object", 400);

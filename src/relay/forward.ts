@@ -26,7 +26,10 @@ export interface ForwardRequest {
 }
 
 /** Response headers worth passing on: everything but pseudo and hop-by-hop headers. */
-function responseHeaders(h: IncomingHttpHeaders, requestId: string): Record<string, string | string[]> {
+function responseHeaders(
+  h: IncomingHttpHeaders,
+  requestId: string,
+): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(h)) {
     if (name.startsWith(":") || HOP_BY_HOP.has(name) || value === undefined) continue;
@@ -72,7 +75,7 @@ export function forward(f: ForwardRequest): Promise<void> {
     stream.on("response", (headers) => {
       responded = true;
       const status = Number(headers[":status"]);
-      sse = String(headers["content-type"] ?? "").startsWith("text/event-stream");
+      sse = (headers["content-type"] ?? "").startsWith("text/event-stream");
       res.writeHead(status, responseHeaders(headers, f.requestId));
       res.flushHeaders();
       stream.pipe(res, { end: false });
@@ -82,7 +85,9 @@ export function forward(f: ForwardRequest): Promise<void> {
     stream.on("end", () => {
       if (responded && !link.session.destroyed && !stream.rstCode) res.end();
     });
-    stream.on("error", (err) => f.log.debug({ err: err.message, requestId: f.requestId }, "tunnel stream error"));
+    stream.on("error", (err: Error) =>
+      f.log.debug({ err: err.message, requestId: f.requestId }, "tunnel stream error"),
+    );
     stream.on("close", () => {
       finish();
       if (res.writableEnded) return;

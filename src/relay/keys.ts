@@ -62,8 +62,11 @@ export function loadKeys(options: { file?: string; env?: string }): KeyRing {
     } else {
       for (const [key, member] of Object.entries(parsed)) {
         if (typeof member !== "string" || member === "")
-          problems.push(`${options.file}: the member of key "${key.slice(0, 4)}…" must be a non-empty string`);
-        else if (key.length < 8) problems.push(`${options.file}: key "${key.slice(0, 2)}…" is shorter than 8 characters`);
+          problems.push(
+            `${options.file}: the member of key "${key.slice(0, 4)}…" must be a non-empty string`,
+          );
+        else if (key.length < 8)
+          problems.push(`${options.file}: key "${key.slice(0, 2)}…" is shorter than 8 characters`);
         else keys[key] = member;
       }
     }
@@ -71,11 +74,15 @@ export function loadKeys(options: { file?: string; env?: string }): KeyRing {
   if (options.env) {
     for (const pair of options.env.split(",").filter(Boolean)) {
       const eq = pair.indexOf("=");
-      if (eq < 8) problems.push(`CLUB_RELAY_KEYS: "${pair.slice(0, 4)}…" is not key=member with a key of 8+ characters`);
+      if (eq < 8)
+        problems.push(
+          `CLUB_RELAY_KEYS: "${pair.slice(0, 4)}…" is not key=member with a key of 8+ characters`,
+        );
       else keys[pair.slice(0, eq)] = pair.slice(eq + 1);
     }
   }
-  if (problems.length) throw new UserError("keys_invalid", `bad relay keys:\n  ${problems.join("\n  ")}`);
+  if (problems.length)
+    throw new UserError("keys_invalid", `bad relay keys:\n  ${problems.join("\n  ")}`);
   if (Object.keys(keys).length === 0)
     throw new UserError(
       "keys_missing",

@@ -2,7 +2,11 @@
  * One provider connection at the relay: the WebSocket, the HTTP/2 client session inside it
  * (the relay is the HTTP/2 client), the provider's manifest and its live load.
  */
-import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
+import http2, {
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  type OutgoingHttpHeaders,
+} from "node:http2";
 import { randomBytes } from "node:crypto";
 import type WebSocket from "ws";
 import type { Logger } from "../log.ts";
@@ -62,7 +66,9 @@ export class ProviderLink {
       settings: tunnelSettings(),
     });
     this.session.on("connect", () => this.session.setLocalWindowSize(CONNECTION_WINDOW));
-    this.session.on("error", (err) => this.#log.warn({ err: describeError(err) }, "tunnel HTTP/2 error"));
+    this.session.on("error", (err) =>
+      this.#log.warn({ err: describeError(err) }, "tunnel HTTP/2 error"),
+    );
     this.session.on("close", () => this.close(CloseCode.protocolError, "HTTP/2 session closed"));
 
     ws.on("message", (data: Buffer, isBinary) => {
@@ -79,15 +85,18 @@ export class ProviderLink {
     });
 
     const helloTimeout = options.helloTimeoutMs ?? 10_000;
-    this.#timer = setInterval(() => {
-      const silent = Date.now() - this.#lastSeen;
-      if (!this.manifest && Date.now() - this.connectedAt > helloTimeout) {
-        this.close(CloseCode.badMessage, "no hello");
-      } else if (silent > 2 * options.heartbeatMs) {
-        this.#log.warn("provider %s silent for %d ms; dropping it", this.name, silent);
-        ws.terminate();
-      } else ws.ping();
-    }, Math.min(options.heartbeatMs, helloTimeout));
+    this.#timer = setInterval(
+      () => {
+        const silent = Date.now() - this.#lastSeen;
+        if (!this.manifest && Date.now() - this.connectedAt > helloTimeout) {
+          this.close(CloseCode.badMessage, "no hello");
+        } else if (silent > 2 * options.heartbeatMs) {
+          this.#log.warn("provider %s silent for %d ms; dropping it", this.name, silent);
+          ws.terminate();
+        } else ws.ping();
+      },
+      Math.min(options.heartbeatMs, helloTimeout),
+    );
     this.#timer.unref();
   }
 
@@ -117,7 +126,8 @@ export class ProviderLink {
     clearInterval(this.#timer);
     this.#opts.registry.remove(this);
     if (!this.session.destroyed) this.session.destroy();
-    if (this.manifest) this.#log.info({ provider: this.name }, "provider %s disconnected: %s", this.name, reason);
+    if (this.manifest)
+      this.#log.info({ provider: this.name }, "provider %s disconnected: %s", this.name, reason);
   }
 
   #setManifest(manifest: Manifest): void {
@@ -133,7 +143,9 @@ export class ProviderLink {
     } catch (err) {
       const message = err instanceof ControlMessageError ? err.message : describeError(err);
       this.#log.warn({ reason: message }, "bad control message from provider");
-      this.#ws.send(encodeControl({ type: "error", code: "bad_message", message, fatal: !this.manifest }));
+      this.#ws.send(
+        encodeControl({ type: "error", code: "bad_message", message, fatal: !this.manifest }),
+      );
       if (!this.manifest) this.close(CloseCode.badMessage, message.slice(0, 120));
       return;
     }
@@ -145,7 +157,12 @@ export class ProviderLink {
         this.#setManifest(msg.manifest);
         this.#opts.registry.add(this);
         this.#ws.send(
-          encodeControl({ type: "welcome", connection_id: this.id, member: this.member, heartbeat_ms: this.#opts.heartbeatMs }),
+          encodeControl({
+            type: "welcome",
+            connection_id: this.id,
+            member: this.member,
+            heartbeat_ms: this.#opts.heartbeatMs,
+          }),
         );
         this.#log.info(
           { provider: this.name, version: this.version, models: this.cards.map((c) => c.id) },

@@ -29,7 +29,12 @@ export class Registry {
    * The provider to send a request for `model` to, or undefined when none of the member's online
    * providers serves it for this service type. Draining providers get no new work.
    */
-  pick(member: string, model: string, type: ServiceType, exclude?: ReadonlySet<ProviderLink>): ProviderLink | undefined {
+  pick(
+    member: string,
+    model: string,
+    type: ServiceType,
+    exclude?: ReadonlySet<ProviderLink>,
+  ): ProviderLink | undefined {
     let best: ProviderLink | undefined;
     for (const link of this.#links) {
       if (link.member !== member || !link.routable || exclude?.has(link)) continue;

@@ -31,7 +31,9 @@ export interface Relay {
 }
 
 function refuseUpgrade(socket: Duplex, status: number, message: string): void {
-  const body = JSON.stringify({ error: { message, type: status === 401 ? "authentication_error" : "invalid_request_error" } });
+  const body = JSON.stringify({
+    error: { message, type: status === 401 ? "authentication_error" : "invalid_request_error" },
+  });
   socket.end(
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
@@ -42,7 +44,12 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   const { keys, log } = options;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const registry = new Registry();
-  const api = createApi({ keys, registry, log, ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}) });
+  const api = createApi({
+    keys,
+    registry,
+    log,
+    ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
+  });
   const server = http.createServer({ keepAliveTimeout: 65_000 }, api);
   // Generations may be silent for minutes before the first byte: no request timeout.
   server.requestTimeout = 0;
@@ -52,18 +59,24 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     noServer: true,
     perMessageDeflate: false,
     maxPayload: 16 * 1024 * 1024,
-    handleProtocols: (protocols) => (protocols.has(TUNNEL_SUBPROTOCOL) ? TUNNEL_SUBPROTOCOL : false),
+    handleProtocols: (protocols) =>
+      protocols.has(TUNNEL_SUBPROTOCOL) ? TUNNEL_SUBPROTOCOL : false,
   });
 
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
     const path = new URL(req.url ?? "/", "http://relay").pathname;
-    if (path !== CONNECT_PATH) return refuseUpgrade(socket, 404, `no WebSocket endpoint at ${path}`);
+    if (path !== CONNECT_PATH)
+      return refuseUpgrade(socket, 404, `no WebSocket endpoint at ${path}`);
     const member = keys.member(KeyRing.bearer(req.headers.authorization));
     if (!member) return refuseUpgrade(socket, 401, "the API key was refused");
-    const offered = String(req.headers["sec-websocket-protocol"] ?? "").split(",").map((s) => s.trim());
+    const offered = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((s) => s.trim());
     if (!offered.includes(TUNNEL_SUBPROTOCOL))
-      return refuseUpgrade(socket, 426, `unsupported tunnel protocol; this relay speaks ${TUNNEL_SUBPROTOCOL}`);
+      return refuseUpgrade(
+        socket,
+        426,
+        `unsupported tunnel protocol; this relay speaks ${TUNNEL_SUBPROTOCOL}`,
+      );
     wss.handleUpgrade(req, socket, head, (ws) => {
       new ProviderLink(ws, { member, registry, heartbeatMs, log });
     });

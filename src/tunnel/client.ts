@@ -4,7 +4,11 @@
  * HTTP/2 *server*: each stream the relay opens is one consumer request, handed to `onRequest`.
  */
 import { EventEmitter } from "node:events";
-import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
+import http2, {
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+} from "node:http2";
 import WebSocket from "ws";
 import type { Logger } from "../log.ts";
 import { UserError, describeError } from "../errors.ts";
@@ -143,7 +147,11 @@ export class TunnelClient extends EventEmitter {
           ),
         );
       } else {
-        this.#opts.log.warn({ status, url }, "relay answered the tunnel request with HTTP %d", status);
+        this.#opts.log.warn(
+          { status, url },
+          "relay answered the tunnel request with HTTP %d",
+          status,
+        );
       }
       ws.terminate();
     });
@@ -213,7 +221,10 @@ export class TunnelClient extends EventEmitter {
     try {
       msg = parseControl(text);
     } catch (err) {
-      this.#opts.log.warn({ err: describeError(err) }, "ignoring a bad control message from the relay");
+      this.#opts.log.warn(
+        { err: describeError(err) },
+        "ignoring a bad control message from the relay",
+      );
       return;
     }
     if (msg.type === "welcome") {

@@ -52,7 +52,11 @@ export class WsDuplex extends Duplex {
     }
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void) {
+  override _write(
+    chunk: Buffer,
+    _encoding: BufferEncoding,
+    callback: (err?: Error | null) => void,
+  ) {
     if (this.#ws.readyState !== this.#ws.OPEN) {
       callback(new Error("tunnel WebSocket is closed"));
       return;
@@ -85,7 +89,9 @@ export class WsDuplex extends Duplex {
   readonly #flush = (): void => {
     this.#flushScheduled = false;
     if (this.#batchBytes === 0) return;
-    const data = this.#batch.length === 1 ? this.#batch[0]! : Buffer.concat(this.#batch, this.#batchBytes);
+    const [first] = this.#batch;
+    const data =
+      this.#batch.length === 1 && first ? first : Buffer.concat(this.#batch, this.#batchBytes);
     this.#batch = [];
     this.#batchBytes = 0;
     if (this.#ws.readyState !== this.#ws.OPEN) return;

@@ -31,7 +31,10 @@ export function writeSecret(dir: string, name: string, content: string): string 
   return path;
 }
 
-export function runCli(args: string[], options: { home: string; env?: Record<string, string> }): CliProcess {
+export function runCli(
+  args: string[],
+  options: { home: string; env?: Record<string, string> },
+): CliProcess {
   const child = spawn(process.execPath, [BIN, ...args], {
     env: {
       PATH: process.env.PATH ?? "",
@@ -56,8 +59,8 @@ export function runCli(args: string[], options: { home: string; env?: Record<str
       }
     }
   };
-  child.stdout?.on("data", onData);
-  child.stderr?.on("data", onData);
+  child.stdout.on("data", onData);
+  child.stderr.on("data", onData);
   const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
   return {
     child,
@@ -67,7 +70,15 @@ export function runCli(args: string[], options: { home: string; env?: Record<str
       const line = match(pattern, nth);
       if (line !== undefined) return Promise.resolve(line);
       return new Promise((res, rej) => {
-        const timer = setTimeout(() => rej(new Error(`no line matching ${String(pattern)} within ${timeoutMs} ms; output:\n${text}`)), timeoutMs);
+        const timer = setTimeout(
+          () =>
+            rej(
+              new Error(
+                `no line matching ${String(pattern)} within ${timeoutMs} ms; output:\n${text}`,
+              ),
+            ),
+          timeoutMs,
+        );
         const waiter = {
           pattern,
           nth,

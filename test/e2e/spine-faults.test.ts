@@ -56,7 +56,9 @@ describe("spine faults", () => {
     const err = await pending;
     expect(err).toBeInstanceOf(OpenAI.APIError);
     expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
-    expect((err as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({ type: "upstream_error" });
+    expect((err as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({
+      type: "upstream_error",
+    });
     fake.resumeGenerations();
     const gone = await stack.client.chat.completions.create(chat).catch((e: unknown) => e);
     expect(gone).toBeInstanceOf(OpenAI.NotFoundError);
@@ -65,7 +67,16 @@ describe("spine faults", () => {
   it("stops with a clear message when the relay refuses the key", async () => {
     const keyFile = writeSecret(stack.home, "wrong.txt", "sk-not-a-member-000");
     const daemon = runCli(
-      ["start", "--relay", stack.relayUrl.replace("http", "ws"), "--api-key-file", keyFile, "--no-autodetect", "--status-port", "0"],
+      [
+        "start",
+        "--relay",
+        stack.relayUrl.replace("http", "ws"),
+        "--api-key-file",
+        keyFile,
+        "--no-autodetect",
+        "--status-port",
+        "0",
+      ],
       { home: stack.home },
     );
     expect(await daemon.exited).toBe(1);
@@ -77,7 +88,9 @@ describe("spine faults", () => {
     const keyFile = writeSecret(stack.home, "loose.txt", "sk-alice-e2e-0123456789");
     const { chmodSync } = await import("node:fs");
     chmodSync(keyFile, 0o644);
-    const daemon = runCli(["start", "--relay", "ws://127.0.0.1:1", "--api-key-file", keyFile], { home: stack.home });
+    const daemon = runCli(["start", "--relay", "ws://127.0.0.1:1", "--api-key-file", keyFile], {
+      home: stack.home,
+    });
     expect(await daemon.exited).toBe(1);
     expect(daemon.output()).toMatch(/readable by other users .*chmod 600/);
   });

@@ -5,6 +5,7 @@
 import { once } from "node:events";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ErrorEnvelope } from "../../src/protocol/index.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 import { BOB_KEY, startStack, type Stack } from "./stack.ts";
 
@@ -25,16 +26,13 @@ afterAll(async () => {
   await Promise.all([fake.stop(), doomed.stop()]);
 });
 
-async function raw(path: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
+/** A request outside the openai client, for what it cannot send; the answer must be JSON. */
+async function raw(
+  path: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: ErrorEnvelope }> {
   const res = await fetch(`${stack.relayUrl}${path}`, init);
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  return { status: res.status, body };
+  return { status: res.status, body: (await res.json()) as ErrorEnvelope };
 }
 
 describe("spine: consumer → relay → tunnel → daemon → llama-server", () => {
@@ -64,7 +62,9 @@ describe("spine: consumer → relay → tunnel → daemon → llama-server", () 
     expect(reply.choices[0]?.message.content).toBe("Hello from the rig.");
     expect(reply.choices[0]?.finish_reason).toBe("stop");
     // The engine got the model id it serves, not the club's id.
-    expect((fake.requests.at(-1)?.body as { model: string }).model).toBe("/models/tiny-qwen2-chat.gguf");
+    expect((fake.requests.at(-1)?.body as { model: string }).model).toBe(
+      "/models/tiny-qwen2-chat.gguf",
+    );
   });
 
   it("streams a chat completion chunk by chunk", async () => {
@@ -92,7 +92,11 @@ describe("spine: consumer → relay → tunnel → daemon → llama-server", () 
   });
 
   it("answers a legacy completion", async () => {
-    const reply = await stack.client.completions.create({ model: MODEL, prompt: "Once upon", max_tokens: 3 });
+    const reply = await stack.client.completions.create({
+      model: MODEL,
+      prompt: "Once upon",
+      max_tokens: 3,
+    });
     expect(reply.choices[0]?.text).toBe("Hello from the");
     expect(reply.choices[0]?.finish_reason).toBe("length");
   });
@@ -116,8 +120,16 @@ describe("spine: consumer → relay → tunnel → daemon → llama-server", () 
   it("strips the sharing fields before the provider sees the body", async () => {
     await raw("/v1/chat/completions", {
       method: "POST",
-      headers: { authorization: `Bearer ${stack.client.apiKey}`, "content-type": "application/json" },
-      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "x" }], visibility: "PUBLIC", collection: "album" }),
+      headers: {
+        authorization: `Bearer ${stack.client.apiKey}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({
+        model: MODEL,
+        messages: [{ role: "user", content: "x" }],
+        visibility: "PUBLIC",
+        collection: "album",
+      }),
     });
     const body = fake.requests.at(-1)?.body as Record<string, unknown>;
     expect(body).not.toHaveProperty("visibility");
@@ -130,30 +142,49 @@ describe("spine: consumer → relay → tunnel → daemon → llama-server", () 
       .create({ model: "no-such-model", messages: [{ role: "user", content: "x" }] })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.NotFoundError);
-    expect((err as InstanceType<typeof OpenAI.NotFoundError>).error).toMatchObject({ type: "no_provider" });
+    expect((err as InstanceType<typeof OpenAI.NotFoundError>).error).toMatchObject({
+      type: "no_provider",
+    });
   });
 
   it("gives 401 for a wrong key and shows another member none of alice's models", async () => {
-    const wrong = new OpenAI({ baseURL: `${stack.relayUrl}/v1`, apiKey: "sk-wrong-key-123456", maxRetries: 0 });
+    const wrong = new OpenAI({
+      baseURL: `${stack.relayUrl}/v1`,
+      apiKey: "sk-wrong-key-123456",
+      maxRetries: 0,
+    });
     await expect(wrong.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
     const bob = new OpenAI({ baseURL: `${stack.relayUrl}/v1`, apiKey: BOB_KEY, maxRetries: 0 });
     expect((await bob.models.list()).data).toEqual([]);
-    const err = await bob.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "x" }] }).catch((e: unknown) => e);
+    const err = await bob.chat.completions
+      .create({ model: MODEL, messages: [{ role: "user", content: "x" }] })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.NotFoundError);
   });
 
   it("answers async requests with 503 async_disabled and malformed ones with 400", async () => {
-    const auth = { authorization: `Bearer ${stack.client.apiKey}`, "content-type": "application/json" };
+    const auth = {
+      authorization: `Bearer ${stack.client.apiKey}`,
+      "content-type": "application/json",
+    };
     const asyncReply = await raw("/v1/chat/completions", {
       method: "POST",
       headers: auth,
       body: JSON.stringify({ model: MODEL, messages: [], async: true }),
     });
     expect(asyncReply).toMatchObject({ status: 503, body: { error: { type: "async_disabled" } } });
-    const bad = await raw("/v1/chat/completions", { method: "POST", headers: auth, body: "{not json" });
+    const bad = await raw("/v1/chat/completions", {
+      method: "POST",
+      headers: auth,
+      body: "{not json",
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.error.type).toBe("invalid_request_error");
-    const noModel = await raw("/v1/chat/completions", { method: "POST", headers: auth, body: "{}" });
+    const noModel = await raw("/v1/chat/completions", {
+      method: "POST",
+      headers: auth,
+      body: "{}",
+    });
     expect(noModel.status).toBe(400);
     expect(noModel.body.error.message).toContain("model");
   });
@@ -165,7 +196,9 @@ describe("spine: consumer → relay → tunnel → daemon → llama-server", () 
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.APIError);
     expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
-    expect((err as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({ type: "upstream_error" });
+    expect((err as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({
+      type: "upstream_error",
+    });
     expect((err as Error).message).toMatch(/cannot reach llama\.cpp/);
   });
 });

@@ -23,7 +23,20 @@ export interface Stack {
 }
 
 async function startRelay(home: string, port: number): Promise<{ relay: CliProcess; url: string }> {
-  const relay = runCli(["relay", "--host", "127.0.0.1", "--port", String(port), "--keys", join(home, "keys.json"), "--heartbeat", "2"], { home });
+  const relay = runCli(
+    [
+      "relay",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--keys",
+      join(home, "keys.json"),
+      "--heartbeat",
+      "2",
+    ],
+    { home },
+  );
   const line = await relay.waitFor(/relay ready: OpenAI base URL (http:\/\/\S+)\/v1/);
   const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(line)?.[1];
   if (!url) throw new Error(`no relay URL in ${line}`);
@@ -32,7 +45,10 @@ async function startRelay(home: string, port: number): Promise<{ relay: CliProce
 
 export async function startStack(engineUrls: string[], daemonArgs: string[] = []): Promise<Stack> {
   const home = scratchDir();
-  writeFileSync(join(home, "keys.json"), JSON.stringify({ [ALICE_KEY]: "alice", [BOB_KEY]: "bob" }));
+  writeFileSync(
+    join(home, "keys.json"),
+    JSON.stringify({ [ALICE_KEY]: "alice", [BOB_KEY]: "bob" }),
+  );
   const keyFile = writeSecret(home, "key.txt", ALICE_KEY);
   let { relay, url: relayUrl } = await startRelay(home, 0);
   const port = Number(new URL(relayUrl).port);

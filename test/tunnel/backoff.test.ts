@@ -4,7 +4,9 @@ import { Backoff } from "../../src/tunnel/backoff.ts";
 describe("Backoff", () => {
   it("draws each delay uniformly below a ceiling that doubles up to the maximum", () => {
     const b = new Backoff({ baseMs: 100, maxMs: 1000, random: () => 1 });
-    expect([b.next(), b.next(), b.next(), b.next(), b.next(), b.next()]).toEqual([100, 200, 400, 800, 1000, 1000]);
+    expect([b.next(), b.next(), b.next(), b.next(), b.next(), b.next()]).toEqual([
+      100, 200, 400, 800, 1000, 1000,
+    ]);
   });
 
   it("uses full jitter: a random draw of 0 gives an immediate retry", () => {

@@ -64,12 +64,17 @@ describe("WsDuplex", () => {
     const duplex = new WsDuplex(client, { highWaterMark: 256 * 1024 });
     const chunk = Buffer.alloc(64 * 1024);
     let accepted = 0;
+    const stillBlocked = async (): Promise<boolean> => {
+      await Promise.race([once(duplex, "drain"), new Promise((r) => setTimeout(r, 200))]);
+      return duplex.writableNeedDrain;
+    };
     let blocked = false;
-    for (let i = 0; i < 2000 && !blocked; i++) {
+    for (let i = 0; i < 2000; i++) {
       if (duplex.write(chunk)) accepted += chunk.length;
-      else await Promise.race([once(duplex, "drain"), new Promise((r) => setTimeout(r, 200))]).then(() => {
-        if (duplex.writableNeedDrain) blocked = true;
-      });
+      else if (await stillBlocked()) {
+        blocked = true;
+        break;
+      }
     }
     expect(blocked).toBe(true);
     // What the process holds is bounded: one high-water mark plus the chunk that crossed it.
