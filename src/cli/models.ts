@@ -27,10 +27,12 @@ export function modelsCommand(): Command {
       (v: string, acc: string[]) => [...acc, v],
       [],
     )
+    .option("--no-autodetect", "when detecting now, do not probe default engine ports")
     .option("--status-port <port>", "status port of a running daemon")
-    .action(async (opts: { json?: boolean; service: string[]; statusPort?: string }) => {
+    .action(async (opts: { json?: boolean; service: string[]; autodetect: boolean; statusPort?: string }) => {
       const config = resolveConfig(openStore().store, process.env, {
         service: opts.service,
+        ...(opts.autodetect ? {} : { autodetect: false }),
         ...(opts.statusPort ? { statusPort: opts.statusPort } : {}),
       });
       let cards: ModelCard[];

@@ -173,6 +173,7 @@ export class ProviderLink {
         return;
       }
       case "heartbeat":
+        if (!this.manifest) return; // before hello: nothing to attach it to
         this.lastHeartbeat = msg;
         if (msg.manifest) this.#setManifest(msg.manifest);
         return;

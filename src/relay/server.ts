@@ -19,6 +19,8 @@ export interface RelayOptions {
   log: Logger;
   /** Heartbeat interval providers are told to use (default 15 s). */
   heartbeatMs?: number;
+  /** How long a new provider connection may take to say hello (default 10 s). */
+  helloTimeoutMs?: number;
   maxJsonBytes?: number;
 }
 
@@ -78,7 +80,13 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
         `unsupported tunnel protocol; this relay speaks ${TUNNEL_SUBPROTOCOL}`,
       );
     wss.handleUpgrade(req, socket, head, (ws) => {
-      new ProviderLink(ws, { member, registry, heartbeatMs, log });
+      new ProviderLink(ws, {
+        member,
+        registry,
+        heartbeatMs,
+        log,
+        ...(options.helloTimeoutMs ? { helloTimeoutMs: options.helloTimeoutMs } : {}),
+      });
     });
   });
 
