@@ -1,0 +1,58 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { UserError } from "../../src/errors.ts";
+import { KeyRing, loadKeys } from "../../src/relay/keys.ts";
+import { scratchDir } from "../e2e/harness.ts";
+
+describe("relay keys", () => {
+  it("maps each key to its member and nothing else", () => {
+    const ring = new KeyRing({ "sk-alice-000000": "alice", "sk-bob-0000000": "bob" });
+    expect(ring.member("sk-alice-000000")).toBe("alice");
+    expect(ring.member("sk-bob-0000000")).toBe("bob");
+    expect(ring.member("sk-alice-000001")).toBeUndefined();
+    expect(ring.member("")).toBeUndefined();
+    expect(ring.member(undefined)).toBeUndefined();
+  });
+
+  it("reads bearer tokens", () => {
+    expect(KeyRing.bearer("Bearer abc")).toBe("abc");
+    expect(KeyRing.bearer("bearer  abc ")).toBe("abc");
+    expect(KeyRing.bearer("Basic abc")).toBeUndefined();
+    expect(KeyRing.bearer(undefined)).toBeUndefined();
+  });
+
+  it("loads a keys file and CLUB_RELAY_KEYS together", () => {
+    const file = join(scratchDir(), "keys.json");
+    writeFileSync(file, JSON.stringify({ "sk-file-0000000": "carol" }));
+    const ring = loadKeys({ file, env: "sk-env-00000000=dave" });
+    expect(ring.member("sk-file-0000000")).toBe("carol");
+    expect(ring.member("sk-env-00000000")).toBe("dave");
+  });
+
+  it("reports every problem at once", () => {
+    const file = join(scratchDir(), "keys.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ short: "x", "sk-good-0000000": "", "sk-fine-0000000": "erin" }),
+    );
+    const err = (() => {
+      try {
+        loadKeys({ file, env: "nokey" });
+      } catch (e) {
+        return e as UserError;
+      }
+    })();
+    expect(err).toBeInstanceOf(UserError);
+    expect(err?.message).toMatch(/shorter than 8/);
+    expect(err?.message).toMatch(/must be a non-empty string/);
+    expect(err?.message).toMatch(/CLUB_RELAY_KEYS/);
+  });
+
+  it("says how to provide keys when there are none, or the file is not JSON", () => {
+    expect(() => loadKeys({})).toThrow(/--keys keys\.json/);
+    const file = join(scratchDir(), "bad.json");
+    writeFileSync(file, "{");
+    expect(() => loadKeys({ file })).toThrow(/cannot read the keys file .*JSON mapping each key/);
+  });
+});
