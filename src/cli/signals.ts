@@ -21,6 +21,11 @@ export function onShutdown(log: Logger, stop: () => Promise<void>): void {
       },
     );
   };
+  // conf's atomic writes (atomically → when-exit) hook these signals at import and re-raise
+  // them at the process itself, which would read as the "second signal" and cut the drain short.
+  // Its 'exit' hook still cleans up; ours are the only signal handlers.
+  process.removeAllListeners("SIGTERM");
+  process.removeAllListeners("SIGINT");
   process.on("SIGTERM", handler);
   process.on("SIGINT", handler);
 }

@@ -2,19 +2,11 @@
  * The README's "run it" command, `club-provider start --local`, and `club-provider models`,
  * run as a user runs them.
  */
-import { createServer } from "node:net";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
+import { freePort } from "../fakes/util.ts";
 import { runCli, scratchDir, type CliProcess } from "./harness.ts";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 let fake: FakeLlamaServer;
 let home: string;

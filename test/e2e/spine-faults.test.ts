@@ -64,6 +64,26 @@ describe("spine faults", () => {
     expect(gone).toBeInstanceOf(OpenAI.NotFoundError);
   });
 
+  it("drains on SIGTERM: no new work, the stream in flight finishes, exit 0", async () => {
+    await stack.daemon.stop("SIGKILL");
+    stack.daemon = await stack.startDaemon();
+    fake.pauseGenerations();
+    const stream = await stack.client.chat.completions.create({ ...chat, stream: true });
+    const iterator = stream[Symbol.asyncIterator]();
+    await iterator.next();
+    stack.daemon.child.kill("SIGTERM");
+    await stack.relay.waitFor(/is draining/, { nth: 1 });
+    const refused = await stack.client.chat.completions.create(chat).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.NotFoundError);
+    fake.resumeGenerations();
+    let text = "";
+    for (let r = await iterator.next(); !r.done; r = await iterator.next())
+      text += r.value.choices[0]?.delta.content ?? "";
+    // The first chunk carried only the role; every word arrived after SIGTERM.
+    expect(text).toBe("one two three");
+    expect(await stack.daemon.exited).toBe(0);
+  });
+
   it("stops with a clear message when the relay refuses the key", async () => {
     const keyFile = writeSecret(stack.home, "wrong.txt", "sk-not-a-member-000");
     const daemon = runCli(
