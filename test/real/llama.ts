@@ -14,8 +14,14 @@ export interface RealLlama {
   stop(): Promise<void>;
 }
 
-/** Starts llama-server on a free loopback port and waits until `/health` says ok. */
-export async function startLlama(extraArgs: string[] = []): Promise<RealLlama> {
+/**
+ * Starts llama-server on a free loopback port and waits until `/health` answers `until`
+ * (200: ready; 503: still loading the model, which lasts about a second for the tiny model).
+ */
+export async function startLlama(
+  extraArgs: string[] = [],
+  until: 200 | 503 = 200,
+): Promise<RealLlama> {
   if (!LLAMA_DIR)
     throw new Error("CLUB_LLAMA_DIR is not set: run the real tier with `npm run test:real`");
   const port = await freePort();
@@ -41,21 +47,21 @@ export async function startLlama(extraArgs: string[] = []): Promise<RealLlama> {
   let log = "";
   child.stderr?.on("data", (chunk: Buffer) => (log = (log + chunk.toString()).slice(-8000)));
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 600; i++) {
+  for (let i = 0; i < 3000; i++) {
     if (child.exitCode !== null)
       throw new Error(`llama-server exited with ${child.exitCode}:\n${log}`);
-    const ok = await fetch(`${url}/health`).then(
-      (r) => r.ok,
-      () => false,
+    const status = await fetch(`${url}/health`).then(
+      (r) => r.status,
+      () => 0,
     );
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 100));
+    if (status === until) break;
+    await new Promise((r) => setTimeout(r, until === 503 ? 2 : 100));
   }
   return {
     url,
     child,
     async stop() {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGKILL");
       await exited;
