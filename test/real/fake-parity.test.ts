@@ -120,7 +120,10 @@ describe.each([
         },
       );
       r.shapes.forEach((rs, i) => {
-        expect(differences(rs, f.shapes[i] ?? new Map(), ignore), `event ${i}`).toEqual([]);
+        expect(
+          differences(rs, f.shapes[i] ?? new Map<string, string>(), ignore),
+          `event ${i}`,
+        ).toEqual([]);
       });
     });
   },

@@ -45,7 +45,7 @@ export async function startLlama(
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let log = "";
-  child.stderr?.on("data", (chunk: Buffer) => (log = (log + chunk.toString()).slice(-8000)));
+  child.stderr.on("data", (chunk: Buffer) => (log = (log + chunk.toString()).slice(-8000)));
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 3000; i++) {
     if (child.exitCode !== null)
