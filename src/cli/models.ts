@@ -29,73 +29,80 @@ export function modelsCommand(): Command {
     )
     .option("--no-autodetect", "when detecting now, do not probe default engine ports")
     .option("--status-port <port>", "status port of a running daemon")
-    .action(async (opts: { json?: boolean; service: string[]; autodetect: boolean; statusPort?: string }) => {
-      const config = resolveConfig(openStore().store, process.env, {
-        service: opts.service,
-        ...(opts.autodetect ? {} : { autodetect: false }),
-        ...(opts.statusPort ? { statusPort: opts.statusPort } : {}),
-      });
-      let cards: ModelCard[];
-      let services: ServiceRow[];
-      let source: string;
-      const running =
-        config.statusPort > 0 && opts.service.length === 0
-          ? ((await fetchStatus(config.statusPort)) as {
-              models: ModelCard[];
-              services: ServiceRow[];
-            } | null)
-          : null;
-      if (running) {
-        cards = running.models;
-        services = running.services;
-        source = `from the running daemon (status port ${config.statusPort})`;
-      } else {
-        const catalog = await discover({
-          services: config.services,
-          autodetect: config.autodetect,
-          log: silentLogger,
+    .action(
+      async (opts: {
+        json?: boolean;
+        service: string[];
+        autodetect: boolean;
+        statusPort?: string;
+      }) => {
+        const config = resolveConfig(openStore().store, process.env, {
+          service: opts.service,
+          ...(opts.autodetect ? {} : { autodetect: false }),
+          ...(opts.statusPort ? { statusPort: opts.statusPort } : {}),
         });
-        cards = catalog.cards(config.name, Math.floor(Date.now() / 1000));
-        services = catalog.services.map((s) => ({
-          name: s.name,
-          engine: s.adapter.name,
-          url: s.upstream.url,
-          status: s.status,
-          reason: s.reason,
-        }));
-        source = "detected now (no daemon running)";
-      }
-      if (opts.json) {
-        print(JSON.stringify({ object: "list", data: cards }, null, 2));
-        return;
-      }
-      if (cards.length === 0) print("No models advertised.");
-      else
-        print(
-          table(
-            ["MODEL", "TYPE", "CONTEXT", "FEATURES", "MODALITIES"],
-            cards.map((c) => [
-              c.id,
-              c.service_type,
-              c.context_length === null ? "-" : String(c.context_length),
-              c.supported_features.join(",") || "-",
-              `${c.input_modalities.join("+")} → ${c.output_modalities.join("+")}`,
-            ]),
-          ),
-        );
-      if (services.length) {
-        print("");
-        print(
-          table(
-            ["SERVICE", "ENGINE", "URL", "STATUS", "DETAIL"],
-            services.map((s) => [s.name, s.engine, s.url, s.status, s.reason]),
-          ),
-        );
-      } else {
-        print(
-          "\nNo model server found. Start one (e.g. `llama-server -m model.gguf`) or add it: --service http://HOST:PORT",
-        );
-      }
-      print(`\n(${source})`);
-    });
+        let cards: ModelCard[];
+        let services: ServiceRow[];
+        let source: string;
+        const running =
+          config.statusPort > 0 && opts.service.length === 0
+            ? ((await fetchStatus(config.statusPort)) as {
+                models: ModelCard[];
+                services: ServiceRow[];
+              } | null)
+            : null;
+        if (running) {
+          cards = running.models;
+          services = running.services;
+          source = `from the running daemon (status port ${config.statusPort})`;
+        } else {
+          const catalog = await discover({
+            services: config.services,
+            autodetect: config.autodetect,
+            log: silentLogger,
+          });
+          cards = catalog.cards(config.name, Math.floor(Date.now() / 1000));
+          services = catalog.services.map((s) => ({
+            name: s.name,
+            engine: s.adapter.name,
+            url: s.upstream.url,
+            status: s.status,
+            reason: s.reason,
+          }));
+          source = "detected now (no daemon running)";
+        }
+        if (opts.json) {
+          print(JSON.stringify({ object: "list", data: cards }, null, 2));
+          return;
+        }
+        if (cards.length === 0) print("No models advertised.");
+        else
+          print(
+            table(
+              ["MODEL", "TYPE", "CONTEXT", "FEATURES", "MODALITIES"],
+              cards.map((c) => [
+                c.id,
+                c.service_type,
+                c.context_length === null ? "-" : String(c.context_length),
+                c.supported_features.join(",") || "-",
+                `${c.input_modalities.join("+")} → ${c.output_modalities.join("+")}`,
+              ]),
+            ),
+          );
+        if (services.length) {
+          print("");
+          print(
+            table(
+              ["SERVICE", "ENGINE", "URL", "STATUS", "DETAIL"],
+              services.map((s) => [s.name, s.engine, s.url, s.status, s.reason]),
+            ),
+          );
+        } else {
+          print(
+            "\nNo model server found. Start one (e.g. `llama-server -m model.gguf`) or add it: --service http://HOST:PORT",
+          );
+        }
+        print(`\n(${source})`);
+      },
+    );
 }

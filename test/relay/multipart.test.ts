@@ -78,7 +78,6 @@ async function entries(form: FormData): Promise<Entry[]> {
 
 async function reparse(body: Buffer, type: string): Promise<FormData> {
   // Deprecated for servers, but it is the parser real clients and tests agree on: our oracle.
-  // eslint-disable-next-line @typescript-eslint/no-deprecated
   return new Response(body, { headers: { "content-type": type } }).formData();
 }
 
