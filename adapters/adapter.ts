@@ -76,6 +76,12 @@ export interface Adapter {
   /** Ports the engine listens on by default; probed when auto-detection is on. */
   readonly defaultPorts: readonly number[];
   /**
+   * The engine accepts connections but answers nothing while it loads its model (vLLM). A probe
+   * that times out is then reported as loading, when this is the configured engine or the URL
+   * is on one of its default ports.
+   */
+  readonly silentWhileLoading?: boolean;
+  /**
    * Recognise this engine at a URL. Must honour `signal` (servers that hang while loading exist).
    * Rejects with an `UpstreamError` (`upstream_unreachable`, `upstream_timeout`) when nothing
    * answers at all, so callers can stop trying other adapters; any answer is a `ProbeResult`.

@@ -139,11 +139,13 @@ export async function forwardOpenAI(call: EngineCall, label = GENERIC): Promise<
   }
 }
 
-/** What `getJson` saw: all response headers (lower-case) and the parsed body if it was JSON. */
+/** What `getJson` saw: all response headers (lower-case), the parsed body if it was JSON, the text. */
 export interface JsonAnswer {
   status: number;
   headers: Record<string, string>;
   json: unknown;
+  /** The body as text (`GET /` of Ollama answers plain text); empty when over the size cap. */
+  text: string;
 }
 
 /** Probes may hit any server on a scanned port; none of the answers we read is this large. */
@@ -167,27 +169,24 @@ function seconds(ms: number): string {
   return `${String(Math.round(ms / 100) / 10)} s`;
 }
 
-/**
- * GETs a path for a probe or a description, with the upstream key when one is set. `json` is
- * undefined when the body is not JSON. Rejects with an `UpstreamError`: `upstream_timeout`
- * when no complete answer came within `timeoutMs` or before `signal` timed out,
- * `upstream_unreachable` when the connection failed; other aborts reject with the reason.
- */
-export async function getJson(
+async function requestJson(
   upstream: Upstream,
   path: string,
+  body: Record<string, unknown> | undefined,
   signal: AbortSignal,
-  timeoutMs = 5_000,
+  timeoutMs: number,
 ): Promise<JsonAnswer> {
   const { origin, path: fullPath } = target(upstream, path);
   const timeout = AbortSignal.timeout(timeoutMs);
   const headers: Record<string, string> = { accept: "application/json" };
+  if (body !== undefined) headers["content-type"] = "application/json";
   if (upstream.apiKey) headers.authorization = `Bearer ${upstream.apiKey}`;
   try {
     const res = await poolFor(origin).request({
       path: fullPath,
-      method: "GET",
+      method: body === undefined ? "GET" : "POST",
       headers,
+      body: body === undefined ? null : JSON.stringify(body),
       signal: AbortSignal.any([signal, timeout]),
     });
     const text = await readCapped(res.body);
@@ -197,7 +196,7 @@ export async function getJson(
     } catch {
       json = undefined;
     }
-    return { status: res.statusCode, headers: flatten(res.headers), json };
+    return { status: res.statusCode, headers: flatten(res.headers), json, text };
   } catch (err) {
     const timedOut =
       timeout.aborted || (signal.reason as Error | undefined)?.name === "TimeoutError";
@@ -209,4 +208,33 @@ export async function getJson(
     if (signal.aborted) throw signal.reason;
     throw unreachable(err, upstream.url, GENERIC);
   }
+}
+
+/**
+ * GETs a path for a probe or a description, with the upstream key when one is set. `json` is
+ * undefined when the body is not JSON. Rejects with an `UpstreamError`: `upstream_timeout`
+ * when no complete answer came within `timeoutMs` or before `signal` timed out,
+ * `upstream_unreachable` when the connection failed; other aborts reject with the reason.
+ */
+export function getJson(
+  upstream: Upstream,
+  path: string,
+  signal: AbortSignal,
+  timeoutMs = 5_000,
+): Promise<JsonAnswer> {
+  return requestJson(upstream, path, undefined, signal, timeoutMs);
+}
+
+/**
+ * POSTs a JSON body and reads the JSON answer, like `getJson` (Ollama's `POST /api/show`).
+ * @example const show = await postJson(upstream, "/api/show", { model: "llama3.2" }, signal);
+ */
+export function postJson(
+  upstream: Upstream,
+  path: string,
+  body: Record<string, unknown>,
+  signal: AbortSignal,
+  timeoutMs = 5_000,
+): Promise<JsonAnswer> {
+  return requestJson(upstream, path, body, signal, timeoutMs);
 }

@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import Conf from "conf";
 import { UserError } from "./errors.ts";
 import type { ServiceConfig } from "./discovery/catalog.ts";
+import type { GpuOverride } from "./hardware/types.ts";
 
 /** What the user can store with `club-provider config set`. */
 export interface StoredConfig {
@@ -18,6 +19,8 @@ export interface StoredConfig {
   autodetect?: boolean;
   statusPort?: number;
   heartbeatSeconds?: number;
+  /** GPUs detection cannot see or gets wrong; an entry replaces the detected GPU of its index. */
+  gpus?: GpuOverride[];
   /** Key of the `start --local` relay, kept so OpenAI clients need it only once. */
   localKey?: string;
 }
@@ -36,6 +39,8 @@ export interface Config {
   rescanMs: number;
   /** Number of tunnel connections to hold to the relay. */
   connections: number;
+  /** GPU overrides from the `gpus` setting, merged over detection in the manifest. */
+  gpus: GpuOverride[];
 }
 
 /** Flags of `club-provider start` that override config. */
@@ -59,6 +64,19 @@ const schema = {
   statusPort: { type: "integer", minimum: 0, maximum: 65535 },
   heartbeatSeconds: { type: "number", minimum: 1, maximum: 120 },
   localKey: { type: "string" },
+  gpus: {
+    type: "array",
+    items: {
+      type: "object",
+      required: ["vendor", "model", "vram_gb"],
+      properties: {
+        vendor: { enum: ["nvidia", "amd", "apple", "intel"] },
+        model: { type: "string", minLength: 1 },
+        vram_gb: { type: "number", minimum: 0 },
+        index: { type: "integer", minimum: 0 },
+      },
+    },
+  },
   services: {
     type: "array",
     items: {
@@ -78,13 +96,22 @@ const schema = {
 
 /** The conf store; `cwd` overrides the directory (tests, `--config-dir`). */
 export function openStore(cwd?: string): Conf<StoredConfig> {
-  return new Conf<StoredConfig>({
-    projectName: "club-provider",
-    projectSuffix: "",
-    configFileMode: 0o600,
-    schema,
-    ...(cwd ? { cwd } : {}),
-  });
+  try {
+    return new Conf<StoredConfig>({
+      projectName: "club-provider",
+      projectSuffix: "",
+      configFileMode: 0o600,
+      schema,
+      ...(cwd ? { cwd } : {}),
+    });
+  } catch (err) {
+    // conf validates the whole file against the schema on load and names each bad field.
+    throw new UserError(
+      "config_file_invalid",
+      `the stored settings are invalid: ${(err as Error).message}. ` +
+        "Fix them with `club-provider config set`/`unset`, or edit the file `club-provider config path` prints.",
+    );
+  }
 }
 
 /** Reads an API key file, refusing one that other users can read. */
@@ -172,6 +199,8 @@ export function resolveConfig(
     stored.statusPort ??
     DEFAULT_STATUS_PORT;
   const connections = intFlag(flags.connections, "--connections", 1, problems) ?? 1;
+  // Undocumented: tests shorten the re-scan; 30 s is right for a rig.
+  const rescanSeconds = intFlag(env.CLUB_RESCAN_SECONDS, "CLUB_RESCAN_SECONDS", 1, problems) ?? 30;
   const name = flags.name ?? env.CLUB_PROVIDER_NAME ?? stored.name ?? hostname();
   if (name.length === 0 || name.length > 128)
     problems.push(`provider name must be 1-128 characters, got ${JSON.stringify(name)}`);
@@ -185,7 +214,8 @@ export function resolveConfig(
     autodetect: flags.autodetect ?? stored.autodetect ?? true,
     statusPort,
     heartbeatMs: (stored.heartbeatSeconds ?? 15) * 1000,
-    rescanMs: 30_000,
+    rescanMs: rescanSeconds * 1000,
     connections,
+    gpus: stored.gpus ?? [],
   };
 }

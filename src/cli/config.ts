@@ -12,6 +12,7 @@ const KEYS = [
   "autodetect",
   "statusPort",
   "heartbeatSeconds",
+  "gpus",
   "localKey",
 ] as const;
 const SECRET = new Set(["apiKey", "localKey"]);

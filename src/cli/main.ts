@@ -3,6 +3,7 @@ import { Command, CommanderError } from "commander";
 import { UserError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { configCommand } from "./config.ts";
+import { detectCommand } from "./detect.ts";
 import { modelsCommand } from "./models.ts";
 import { printError } from "./output.ts";
 import { relayCommand } from "./relay.ts";
@@ -16,6 +17,7 @@ export function program(): Command {
     .version(VERSION)
     .addCommand(startCommand())
     .addCommand(modelsCommand())
+    .addCommand(detectCommand())
     .addCommand(relayCommand())
     .addCommand(configCommand())
     .exitOverride();

@@ -2,7 +2,7 @@
 import { Command } from "commander";
 import { createLogger } from "../log.ts";
 import { loadKeys } from "../relay/keys.ts";
-import { createRelay } from "../relay/server.ts";
+import { createRelay, type Relay } from "../relay/server.ts";
 import { onShutdown } from "./signals.ts";
 
 interface RelayFlags {
@@ -30,7 +30,11 @@ export function relayCommand(): Command {
         ...(opts.keys ? { file: opts.keys } : {}),
         ...(process.env.CLUB_RELAY_KEYS ? { env: process.env.CLUB_RELAY_KEYS } : {}),
       });
-      const relay = await createRelay({
+      let relay: Relay | undefined;
+      onShutdown(log, async () => {
+        await relay?.close();
+      });
+      relay = await createRelay({
         host: opts.host,
         port: Number(opts.port),
         keys,
@@ -40,6 +44,5 @@ export function relayCommand(): Command {
       process.stdout.write(
         `relay ready: OpenAI base URL ${relay.url}/v1, providers connect to ${relay.url.replace(/^http/, "ws")}\n`,
       );
-      onShutdown(log, () => relay.close());
     });
 }

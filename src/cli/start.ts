@@ -59,6 +59,12 @@ export function startCommand(): Command {
       const log = createLogger(flags.logLevel ? { level: flags.logLevel } : {});
       const store = openStore();
       let relay: Relay | undefined;
+      let daemon: Daemon | undefined;
+      // Before anything slow: a SIGTERM during start-up must stop us too.
+      onShutdown(log, async () => {
+        await daemon?.stop(Number(flags.grace) * 1000);
+        await relay?.close();
+      });
       if (flags.local) {
         let key = store.get("localKey");
         if (!key) {
@@ -75,7 +81,7 @@ export function startCommand(): Command {
         );
       }
       const config = resolveConfig(store.store, process.env, flags);
-      const daemon = new Daemon({ config, log });
+      daemon = new Daemon({ config, log });
       daemon.on("fatal", (err: UserError) => {
         printError(err.message);
         process.exit(1);
@@ -92,10 +98,6 @@ export function startCommand(): Command {
             "The daemon keeps running and picks it up within 30 s.",
         );
       }
-      onShutdown(log, async () => {
-        await daemon.stop(Number(flags.grace) * 1000);
-        await relay?.close();
-      });
     });
 }
 

@@ -9,11 +9,19 @@ import type { Logger } from "../log.ts";
 import { UserError } from "../errors.ts";
 import type { Config } from "../config.ts";
 import { discover, type Catalog, type DiscoverOptions } from "../discovery/catalog.ts";
-import { createGateway, type Gateway } from "../gateway/gateway.ts";
+import { createGateway, type Gateway, type RequestDoneInfo } from "../gateway/gateway.ts";
+import {
+  detectHardware,
+  GpuMonitor,
+  manifestGpus,
+  type HardwareReport,
+} from "../hardware/index.ts";
 import type { Manifest, ModelCard } from "../protocol/index.ts";
 import { TunnelClient, type HeartbeatBody } from "../tunnel/client.ts";
 import type { BackoffOptions } from "../tunnel/backoff.ts";
 import { VERSION } from "../version.ts";
+import { DaemonMetrics } from "./daemon-metrics.ts";
+import { RecentErrors } from "./recent-errors.ts";
 import { startStatusServer } from "./status-server.ts";
 
 export interface DaemonOptions {
@@ -33,12 +41,18 @@ export class Daemon extends EventEmitter {
   readonly log: Logger;
   readonly gateway: Gateway;
   readonly tunnels: TunnelClient[] = [];
+  /** Prometheus metrics, served at the status server's `/metrics`. */
+  readonly metrics: DaemonMetrics;
+  /** The last errors, shown by `/status` and `club-provider status`. */
+  readonly recentErrors = new RecentErrors();
   catalog!: Catalog;
   readonly #opts: DaemonOptions;
   readonly #started = Math.floor(Date.now() / 1000);
   #rescanTimer: NodeJS.Timeout | null = null;
   #statusServer: http.Server | null = null;
   #manifestJson = "";
+  #hardware: HardwareReport | null = null;
+  #gpuMonitor: GpuMonitor | null = null;
 
   constructor(options: DaemonOptions) {
     super();
@@ -49,7 +63,18 @@ export class Daemon extends EventEmitter {
       catalog: () => this.catalog,
       providerName: this.config.name,
       log: this.log,
+      onRequestDone: (info) => this.#requestDone(info),
     });
+    this.metrics = new DaemonMetrics(this);
+  }
+
+  #requestDone(info: RequestDoneInfo): void {
+    this.metrics.requestDone(info);
+    if (info.status >= 500)
+      this.recentErrors.add(
+        "request",
+        `${info.endpoint} (${info.model}) answered ${info.status} [${info.requestId}]`,
+      );
   }
 
   /** Discover engines, then connect. Throws a UserError when config makes running impossible. */
@@ -65,7 +90,24 @@ export class Daemon extends EventEmitter {
         "no_api_key",
         "no API key: set CLUB_API_KEY, pass --api-key-file FILE, or store one with `club-provider config set apiKey <key>`",
       );
-    await this.rescan();
+    const [hardware] = await Promise.all([detectHardware(), this.rescan()]);
+    this.#hardware = hardware;
+    // The manifest now lists the GPUs: remember it, or the next re-scan would report a change.
+    this.#manifestJson = JSON.stringify(this.manifest());
+    const advertised = this.manifest().hosts[0]?.gpus ?? [];
+    this.log.info(
+      { gpus: advertised, notes: hardware.notes },
+      "hardware: %s",
+      advertised.length
+        ? advertised.map((g) => `${g.model} (${g.vram_gb} GB)`).join(", ")
+        : "no GPU advertised",
+    );
+    this.#gpuMonitor = new GpuMonitor({
+      gpus: hardware.gpus,
+      intervalMs: config.heartbeatMs,
+      log: this.log,
+    });
+    this.#gpuMonitor.start();
     for (let i = 0; i < config.connections; i++) {
       const tunnel = new TunnelClient({
         relayUrl: config.relayUrl,
@@ -86,8 +128,19 @@ export class Daemon extends EventEmitter {
         );
         this.emit("connected");
       });
-      tunnel.on("disconnected", (reason: string) => this.emit("disconnected", reason));
-      tunnel.on("refused", (err: UserError) => this.emit("fatal", err));
+      tunnel.on("disconnected", (reason: string) => {
+        this.recentErrors.add("tunnel", `tunnel ${i} lost: ${reason}`);
+        this.emit("disconnected", reason);
+      });
+      tunnel.on("retry", (delay: number, reason?: string) => {
+        if (tunnel.connects === 0)
+          this.recentErrors.add("tunnel", `tunnel ${i} cannot reach the relay: ${reason ?? "?"}`);
+        else this.log.debug({ delay }, "tunnel %d reconnecting", i);
+      });
+      tunnel.on("refused", (err: UserError) => {
+        this.recentErrors.add("tunnel", err.message);
+        this.emit("fatal", err);
+      });
       this.tunnels.push(tunnel);
       tunnel.start();
     }
@@ -107,6 +160,14 @@ export class Daemon extends EventEmitter {
       ...this.#opts.discovery,
     });
     this.catalog = catalog;
+    for (const s of catalog.services) {
+      const before = previous?.services.find((p) => p.name === s.name);
+      if (before?.status === "ready" && s.status !== "ready")
+        this.recentErrors.add(
+          "engine",
+          `${s.name} at ${s.upstream.url} is ${s.status}: ${s.reason}`,
+        );
+    }
     const json = JSON.stringify(this.manifest());
     if (json === this.#manifestJson) return;
     this.#manifestJson = json;
@@ -122,7 +183,8 @@ export class Daemon extends EventEmitter {
   }
 
   manifest(): Manifest {
-    return this.catalog.manifest(this.config.name, hostname(), hostname());
+    const gpus = manifestGpus(this.#hardware?.gpus ?? [], this.config.gpus);
+    return this.catalog.manifest(this.config.name, hostname(), hostname(), gpus);
   }
 
   cards(): ModelCard[] {
@@ -137,7 +199,8 @@ export class Daemon extends EventEmitter {
         queued: 0,
         up: s.status === "ready",
       };
-    return { in_flight: this.gateway.load.total, queued: 0, services, gpus: [] };
+    const gpus = this.#gpuMonitor?.current() ?? [];
+    return { in_flight: this.gateway.load.total, queued: 0, services, gpus };
   }
 
   ready(): boolean {
@@ -148,6 +211,7 @@ export class Daemon extends EventEmitter {
     return {
       name: this.config.name,
       version: VERSION,
+      started: this.#started,
       relay: this.config.relayUrl,
       tunnels: this.tunnels.map((t) => ({
         state: t.state,
@@ -155,6 +219,7 @@ export class Daemon extends EventEmitter {
         connection_id: t.welcome?.connection_id ?? null,
       })),
       in_flight: this.gateway.load.total,
+      queued: this.heartbeat().queued,
       services: this.catalog.services.map((s) => ({
         name: s.name,
         engine: s.adapter.name,
@@ -164,7 +229,10 @@ export class Daemon extends EventEmitter {
         in_flight: this.gateway.load.inFlight(s.name),
         max_concurrent: s.maxConcurrent,
       })),
+      hardware: this.#hardware,
+      gpu_load: this.#gpuMonitor?.current() ?? [],
       models: this.cards(),
+      recent_errors: this.recentErrors.list(),
     };
   }
 
@@ -174,6 +242,7 @@ export class Daemon extends EventEmitter {
    */
   async stop(graceMs = 0): Promise<void> {
     if (this.#rescanTimer) clearInterval(this.#rescanTimer);
+    this.#gpuMonitor?.stop();
     for (const t of this.tunnels) t.drain();
     const deadline = Date.now() + graceMs;
     while (this.gateway.load.total > 0 && Date.now() < deadline)

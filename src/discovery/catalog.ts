@@ -9,6 +9,7 @@ import {
   manifestCards,
   type Feature,
   type Manifest,
+  type ManifestGpu,
   type ManifestModel,
   type ManifestService,
   type ModelCard,
@@ -79,22 +80,36 @@ export class Catalog {
     return undefined;
   }
 
-  /** The manifest (schema 1) of this rig: one host, ready services with at least one model. */
-  manifest(agentName: string, hostId: string, hostname?: string): Manifest {
+  /**
+   * The manifest (schema 1) of this rig: one host, ready services with at least one model. A
+   * manifest service has one type, so a service serving several (speaches: stt and tts) is
+   * listed once per type, as `<name>` for its first type and `<name>-<type>` for the others.
+   * `gpus` becomes the host's `gpus[]` (static facts; live figures ride on heartbeats).
+   */
+  manifest(
+    agentName: string,
+    hostId: string,
+    hostname?: string,
+    gpus: readonly ManifestGpu[] = [],
+  ): Manifest {
     const services: ManifestService[] = [];
     for (const service of this.ready) {
       const info = service.info;
       if (!info || info.models.length === 0) continue;
-      services.push({
-        name: service.name,
-        engine: info.engine,
-        type: info.models[0]?.type ?? "llm",
-        features: commonFeatures(info.models),
-        max_concurrent: service.maxConcurrent,
-        models: info.models.map(manifestModel),
-      });
+      const types = [...new Set(info.models.map((m) => m.type))];
+      for (const [i, type] of types.entries()) {
+        const models = info.models.filter((m) => m.type === type);
+        services.push({
+          name: i === 0 ? service.name : `${service.name}-${type}`,
+          engine: info.engine,
+          type,
+          features: commonFeatures(models),
+          max_concurrent: service.maxConcurrent,
+          models: models.map(manifestModel),
+        });
+      }
     }
-    const host = { id: hostId, gpus: [], services };
+    const host = { id: hostId, gpus: [...gpus], services };
     return {
       schema_version: 1,
       agent: { name: agentName },

@@ -43,9 +43,37 @@ function unreachableReason(err: unknown, url: string, timeoutMs: number): string
 }
 
 /**
+ * For a probe that timed out: the engine known to stay silent while it loads (vLLM) that this
+ * URL may be, i.e. the configured engine or one whose default port it is, with the reason.
+ */
+function silentLoader(
+  candidates: readonly Adapter[],
+  url: string,
+  named: boolean,
+): { adapter: Adapter; why: string } | undefined {
+  if (named) {
+    const adapter = candidates[0];
+    return adapter?.silentWhileLoading
+      ? { adapter, why: `${adapter.displayName} accepts connections but is silent while it loads` }
+      : undefined;
+  }
+  let port: number;
+  try {
+    port = Number(new URL(url).port);
+  } catch {
+    return undefined;
+  }
+  const adapter = candidates.find((a) => a.silentWhileLoading && a.defaultPorts.includes(port));
+  if (!adapter) return undefined;
+  const why = `probably ${adapter.displayName} loading its model (it is silent while it loads, and ${port} is its port)`;
+  return { adapter, why };
+}
+
+/**
  * Tries the named adapter, or each adapter in priority order, against one URL; each probe gets
  * its own `AbortSignal.timeout`. Stops at the first `ready` or `loading`, and at once when
- * nothing answers at all. Never rejects.
+ * nothing answers at all; a silent server is `loading` when it may be an engine that is silent
+ * while it loads (`Adapter.silentWhileLoading`). Never rejects.
  * @example
  * const { adapter, result } = await probeUrl({ url: "http://127.0.0.1:8080" });
  * if (!adapter) console.log(`not served: ${result.reason}`);
@@ -73,6 +101,14 @@ export async function probeUrl(
       result = await adapter.probe(upstream, AbortSignal.timeout(timeoutMs));
     } catch (err) {
       const down = unreachableReason(err, upstream.url, timeoutMs);
+      const silent =
+        err instanceof UpstreamError && err.code === "upstream_timeout"
+          ? silentLoader(candidates, upstream.url, options.engine !== undefined)
+          : undefined;
+      if (silent) {
+        const result = { status: "loading", reason: `${String(down)}: ${silent.why}` } as const;
+        return { adapter: silent.adapter, result, tried };
+      }
       if (down !== undefined) return { result: { status: "no", reason: down }, tried };
       result = { status: "no", reason: `probe failed: ${describeError(err)}` };
     }

@@ -28,6 +28,21 @@ export interface GatewayOptions {
   load?: LoadTracker;
   /** Largest JSON body accepted (default 64 MiB). */
   maxJsonBytes?: number;
+  /** Called once per served request, where its log line is written (metrics, recent errors). */
+  onRequestDone?: (info: RequestDoneInfo) => void;
+}
+
+/** What the gateway knows about a request once it is over. */
+export interface RequestDoneInfo {
+  requestId: string;
+  model: string;
+  endpoint: string;
+  service: string;
+  status: number;
+  ms: number;
+  bytes: number;
+  /** The caller left (or the stream broke) before the response was complete. */
+  aborted: boolean;
 }
 
 export type Gateway = ((req: GatewayRequest, res: GatewayResponse) => void) & { load: LoadTracker };
@@ -144,6 +159,16 @@ export function createGateway(options: GatewayOptions): Gateway {
         endpoint.path,
         res.statusCode,
       );
+      options.onRequestDone?.({
+        requestId,
+        model: model.id,
+        endpoint: endpoint.path,
+        service: service.name,
+        status: res.statusCode,
+        ms: performance.now() - t0,
+        bytes,
+        aborted: !res.writableFinished,
+      });
     });
 
     let reply;
@@ -202,12 +227,14 @@ function upstreamMessage(text: string): string {
     const body = JSON.parse(text) as {
       error?: { message?: unknown } | string;
       message?: unknown;
-      detail?: unknown;
+      detail?: { message?: unknown } | string;
     };
     if (typeof body.error === "string") return body.error;
     if (typeof body.error?.message === "string") return body.error.message;
     if (typeof body.message === "string") return body.message;
     if (typeof body.detail === "string") return body.detail;
+    // FastAPI servers (Kokoro-FastAPI) raise HTTPException with an OpenAI-like detail object.
+    if (typeof body.detail?.message === "string") return body.detail.message;
   } catch {
     // not JSON: use the text
   }

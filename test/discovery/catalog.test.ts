@@ -1,9 +1,11 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { adapters } from "../../adapters/index.ts";
 import { closeUpstreamPools } from "../../adapters/openai-style.ts";
 import { discover, type Service } from "../../src/discovery/catalog.ts";
 import type { FakeServer } from "../fakes/fake-server.ts";
 import { FakeLlamaServer, type FakeLlamaOptions } from "../fakes/llama-server.ts";
 import { FakeOpenAIServer } from "../fakes/openai-server.ts";
+import { FakeSpeaches, SPEACHES_PIPER, SPEACHES_STT, SPEACHES_TTS } from "../fakes/speaches.ts";
 import { freePort } from "../fakes/util.ts";
 
 const port = (url: string): number => Number(new URL(url).port);
@@ -145,7 +147,8 @@ describe("discover", () => {
       ["odd", "openai", "down"],
       ["typo", "openai", "down"],
     ]);
-    expect(catalog.services[1]!.reason).toBe('unknown engine "tgi": use one of llamacpp, openai');
+    const names = adapters.map((a) => a.name).join(", ");
+    expect(catalog.services[1]!.reason).toBe(`unknown engine "tgi": use one of ${names}`);
     expect(catalog.services[2]!.reason).toBe("invalid upstream URL not a url");
   });
 
@@ -187,5 +190,21 @@ describe("discover", () => {
     const after = await discover(options);
     expect(after.services[0]!.status).toBe("down");
     expect(after.cards("rig", 0)).toEqual([]);
+  });
+
+  it("lists a service with stt and tts models once per type, so each card has its type", async () => {
+    const url = await start(new FakeSpeaches());
+    const catalog = await discover({ services: [{ url, name: "voice" }], autodetect: false });
+    const services = catalog.manifest("rig", "host").hosts[0]!.services;
+    expect(services.map((s) => [s.name, s.type, s.features, s.models.map((m) => m.id)])).toEqual([
+      ["voice", "stt", ["timestamps"], [SPEACHES_STT]],
+      ["voice-tts", "tts", [], [SPEACHES_TTS, SPEACHES_PIPER]],
+    ]);
+    const types = catalog.cards("rig", 0).map((c) => [c.id, c.service_type]);
+    expect(types).toEqual([
+      [SPEACHES_STT, "stt"],
+      [SPEACHES_TTS, "tts"],
+      [SPEACHES_PIPER, "tts"],
+    ]);
   });
 });

@@ -1,10 +1,15 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import llamacpp from "../../adapters/llamacpp.ts";
+import openaiCompatible from "../../adapters/openai-compatible.ts";
 import { closeUpstreamPools } from "../../adapters/openai-style.ts";
 import { probeUrl } from "../../src/discovery/probe.ts";
 import type { FakeServer } from "../fakes/fake-server.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 import { FakeOpenAIServer } from "../fakes/openai-server.ts";
 import { freePort, silentServer } from "../fakes/util.ts";
+
+/** Two adapters, so the cases below test probeUrl itself, not the registry (see fingerprint.test.ts). */
+const TWO = [llamacpp(), openaiCompatible()];
 
 describe("probeUrl", () => {
   const running: FakeServer[] = [];
@@ -25,7 +30,8 @@ describe("probeUrl", () => {
   });
 
   it("falls through to the generic adapter and keeps what each one concluded", async () => {
-    const outcome = await probeUrl({ url: await start(new FakeOpenAIServer({ ownedBy: "vllm" })) });
+    const url = await start(new FakeOpenAIServer({ ownedBy: "vllm" }));
+    const outcome = await probeUrl({ url }, { adapters: TWO });
     expect(outcome.adapter?.name).toBe("openai");
     expect(outcome.tried.map((t) => [t.adapter.name, t.result.status])).toEqual([
       ["llamacpp", "no"],
@@ -41,7 +47,10 @@ describe("probeUrl", () => {
   });
 
   it("names an unknown engine and the known ones", async () => {
-    const outcome = await probeUrl({ url: "http://127.0.0.1:1" }, { engine: "ollama" });
+    const outcome = await probeUrl(
+      { url: "http://127.0.0.1:1" },
+      { engine: "ollama", adapters: TWO },
+    );
     expect(outcome.result).toEqual({
       status: "no",
       reason: 'unknown engine "ollama": use one of llamacpp, openai',
@@ -74,7 +83,7 @@ describe("probeUrl", () => {
 
   it("joins every adapter's reason when none takes the server", async () => {
     const url = await start(new FakeLlamaServer({ apiKey: "k" }));
-    const outcome = await probeUrl({ url });
+    const outcome = await probeUrl({ url }, { adapters: TWO });
     expect(outcome.adapter).toBeUndefined();
     expect(outcome.result.reason).toBe(
       "llamacpp: llama.cpp answers but wants an API key: set apiKey for this service; " +

@@ -43,7 +43,12 @@ async function startRelay(home: string, port: number): Promise<{ relay: CliProce
   return { relay, url };
 }
 
-export async function startStack(engineUrls: string[], daemonArgs: string[] = []): Promise<Stack> {
+/** Starts relay and daemon serving `engineUrls`; `env` adds to the daemon's environment. */
+export async function startStack(
+  engineUrls: string[],
+  daemonArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<Stack> {
   const home = scratchDir();
   writeFileSync(
     join(home, "keys.json"),
@@ -69,7 +74,7 @@ export async function startStack(engineUrls: string[], daemonArgs: string[] = []
         ...daemonArgs,
         ...args,
       ],
-      { home },
+      { home, env },
     );
     await daemon.waitFor(/connected to the relay/);
     return daemon;

@@ -16,6 +16,8 @@ export interface RecordedRequest {
   /** Parsed JSON body; undefined when there was none or it was not JSON (see `rawBody`). */
   body: unknown;
   rawBody: string;
+  /** The body's bytes (multipart uploads are binary; `rawBody` is their UTF-8 reading). */
+  bytes: Buffer;
 }
 
 export interface FakeEvents {
@@ -143,8 +145,13 @@ export abstract class FakeServer extends EventEmitter<FakeEvents> {
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const rawBody = Buffer.concat(chunks).toString("utf8");
+    try {
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+    } catch {
+      return; // the client went away mid-upload: there is no one to answer
+    }
+    const bytes = Buffer.concat(chunks);
+    const rawBody = bytes.toString("utf8");
     let body: Body = { kind: "none" };
     if (rawBody !== "") {
       try {
@@ -159,6 +166,7 @@ export abstract class FakeServer extends EventEmitter<FakeEvents> {
       headers: req.headers,
       body: body.kind === "json" ? body.value : undefined,
       rawBody,
+      bytes,
     };
     this.requests.push(recorded);
     res.on("close", () => {

@@ -1,0 +1,70 @@
+/**
+ * vLLM's OpenAI server (`vllm serve`): recognised by `owned_by: "vllm"` on `/v1/models` and
+ * confirmed by `GET /version`. While it loads weights it accepts connections and answers
+ * nothing, so a probe that times out reports it as loading (`silentWhileLoading`). Only
+ * `max_model_len` is exposed: tool calling and vision depend on launch flags and the model,
+ * which the API does not report, so they are not advertised. See `engines.md` §2.
+ */
+import type { Adapter, ProbeResult, ServiceInfo, Upstream } from "./adapter.ts";
+import {
+  keyRefused,
+  llmModel,
+  modelEntries,
+  no,
+  openAIEngine,
+  ownerVerdict,
+  ready,
+  refused,
+  versionAt,
+} from "./engine-kit.ts";
+import { posNum, str } from "./fields.ts";
+import { getJson } from "./openai-style.ts";
+
+async function probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResult> {
+  const models = await getJson(upstream, "/v1/models", signal);
+  if (refused(models.status)) {
+    // Only /v1 paths want the key; /version still says whether it is vLLM.
+    const version = await versionAt(upstream, "/version", signal);
+    return keyRefused(models.status, upstream, version === undefined ? undefined : "vLLM");
+  }
+  const other = ownerVerdict(models, "vllm", upstream);
+  if (other) return other;
+  const version = await versionAt(upstream, "/version", signal);
+  if (version === undefined) return no('owned_by "vllm", but GET /version has no "version"');
+  const health = await getJson(upstream, "/health", signal);
+  if (health.status === 503)
+    return no(`vLLM ${version}: its engine is dead (GET /health: 503): restart vllm serve`);
+  return ready(`GET /v1/models: owned_by "vllm"; GET /version: ${version}`);
+}
+
+async function describe(upstream: Upstream, signal: AbortSignal): Promise<ServiceInfo> {
+  const entries = await modelEntries(upstream, signal, "vLLM");
+  const version = await versionAt(upstream, "/version", signal).catch(() => undefined);
+  const maxLen = new Map(entries.map((e) => [str(e.id), posNum(e.max_model_len)]));
+  return {
+    engine: "vllm",
+    label: version === undefined ? "vLLM" : `vLLM ${version}`,
+    // Continuous batching; vLLM reports no fixed limit (only `/load`, the current load).
+    maxConcurrent: null,
+    models: entries.map((e) =>
+      llmModel({
+        servedId: str(e.id) ?? "",
+        // A LoRA adapter's card has no max_model_len; it runs on its `parent`'s context.
+        contextLength: posNum(e.max_model_len) ?? maxLen.get(str(e.parent)),
+      }),
+    ),
+  };
+}
+
+/** The vLLM adapter: `owned_by: "vllm"` plus `/version`; context from `max_model_len`. */
+export default function vllm(): Adapter {
+  return openAIEngine({
+    name: "vllm",
+    displayName: "vLLM",
+    hint: "is vllm serve running?",
+    defaultPorts: [8000],
+    silentWhileLoading: true,
+    probe,
+    describe,
+  });
+}
