@@ -30,17 +30,19 @@ export function relayCommand(): Command {
         ...(opts.keys ? { file: opts.keys } : {}),
         ...(process.env.CLUB_RELAY_KEYS ? { env: process.env.CLUB_RELAY_KEYS } : {}),
       });
-      let relay: Relay | undefined;
+      // Before listening: a SIGTERM during start-up must stop us too.
+      const started: { relay?: Relay } = {};
       onShutdown(log, async () => {
-        await relay?.close();
+        await started.relay?.close();
       });
-      relay = await createRelay({
+      const relay = await createRelay({
         host: opts.host,
         port: Number(opts.port),
         keys,
         log,
         heartbeatMs: Number(opts.heartbeat) * 1000,
       });
+      started.relay = relay;
       process.stdout.write(
         `relay ready: OpenAI base URL ${relay.url}/v1, providers connect to ${relay.url.replace(/^http/, "ws")}\n`,
       );

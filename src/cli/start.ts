@@ -59,10 +59,10 @@ export function startCommand(): Command {
       const log = createLogger(flags.logLevel ? { level: flags.logLevel } : {});
       const store = openStore();
       let relay: Relay | undefined;
-      let daemon: Daemon | undefined;
+      const running: { daemon?: Daemon } = {};
       // Before anything slow: a SIGTERM during start-up must stop us too.
       onShutdown(log, async () => {
-        await daemon?.stop(Number(flags.grace) * 1000);
+        await running.daemon?.stop(Number(flags.grace) * 1000);
         await relay?.close();
       });
       if (flags.local) {
@@ -81,7 +81,8 @@ export function startCommand(): Command {
         );
       }
       const config = resolveConfig(store.store, process.env, flags);
-      daemon = new Daemon({ config, log });
+      const daemon = new Daemon({ config, log });
+      running.daemon = daemon;
       daemon.on("fatal", (err: UserError) => {
         printError(err.message);
         process.exit(1);
