@@ -12,6 +12,14 @@ export interface Upstream {
   url: string;
   /** Key the engine requires (`--api-key`); sent as `Authorization: Bearer`. */
   apiKey?: string;
+  /** ComfyUI settings of the service's config entry. */
+  comfyui?: ComfyUISettings;
+}
+
+/** A ComfyUI service's own settings (`services[].comfyui` in the config). */
+export interface ComfyUISettings {
+  /** Directory of the operator's workflow files; default `<config dir>/workflows`. */
+  workflowsDir?: string;
 }
 
 /** What a probe concluded about one URL. `reason` is shown by `club-provider detect`. */
@@ -59,6 +67,11 @@ export interface EngineCall {
   model: DiscoveredModel;
   upstream: Upstream;
   signal: AbortSignal;
+  /**
+   * Reports how far a long job got, for the daemon's status: `fraction` in [0, 1], or null
+   * when the engine does not say; `detail` in a few words (`queued`, `KSampler 12/30`).
+   */
+  progress?: (fraction: number | null, detail?: string) => void;
 }
 
 /** The engine's answer, to be streamed back as is. */

@@ -1,5 +1,9 @@
 /** The adapters this build knows, in probe priority order: specific engines before the catch-all. */
+import acestep from "./acestep.ts";
 import type { Adapter } from "./adapter.ts";
+import comfyui from "./comfyui.ts";
+import dia from "./dia.ts";
+import hunyuan3d from "./hunyuan3d.ts";
 import koboldcpp from "./koboldcpp.ts";
 import kokoro from "./kokoro.ts";
 import llamacpp from "./llamacpp.ts";
@@ -20,9 +24,13 @@ export type * from "./adapter.ts";
  * Every adapter, most specific first; auto-detection and probes try them in this order. Each
  * LLM engine is told by a decisive field (engines.md §10), not by a route others copy: TabbyAPI
  * comes before KoboldCpp because it answers KoboldCpp's `/api/extra/version`; the generic
- * OpenAI adapter comes last.
+ * OpenAI adapter comes last. Dia-TTS-Server and Hunyuan3D-2 come first: they answer nothing
+ * while they generate, and only their own adapters know (from the job they sent) that such a
+ * silence means busy; ComfyUI and ACE-Step are told by routes no other engine serves.
  */
 export const adapters: readonly Adapter[] = [
+  dia(),
+  hunyuan3d(),
   llamacpp(),
   whispercpp(),
   ollama(),
@@ -34,6 +42,8 @@ export const adapters: readonly Adapter[] = [
   textgenWebui(),
   kokoro(),
   speaches(),
+  comfyui(),
+  acestep(),
   localai(),
   openaiCompatible(),
 ];

@@ -5,6 +5,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { hostname } from "node:os";
+import { isAbsolute } from "node:path";
 import Conf from "conf";
 import { UserError } from "./errors.ts";
 import type { ServiceConfig } from "./discovery/catalog.ts";
@@ -21,6 +22,10 @@ export interface StoredConfig {
   heartbeatSeconds?: number;
   /** GPUs detection cannot see or gets wrong; an entry replaces the detected GPU of its index. */
   gpus?: GpuOverride[];
+  /** Shared limits for services on one GPU: `{"gpu0": {"maxConcurrent": 2}}`. */
+  resourceGroups?: Record<string, { maxConcurrent: number }>;
+  /** Requests a service (or resource group) may hold waiting before answering 429. */
+  queueSize?: number;
   /** Key of the `start --local` relay, kept so OpenAI clients need it only once. */
   localKey?: string;
 }
@@ -41,6 +46,8 @@ export interface Config {
   connections: number;
   /** GPU overrides from the `gpus` setting, merged over detection in the manifest. */
   gpus: GpuOverride[];
+  resourceGroups: Record<string, { maxConcurrent: number }>;
+  queueSize: number;
 }
 
 /** Flags of `club-provider start` that override config. */
@@ -64,6 +71,15 @@ const schema = {
   statusPort: { type: "integer", minimum: 0, maximum: 65535 },
   heartbeatSeconds: { type: "number", minimum: 1, maximum: 120 },
   localKey: { type: "string" },
+  resourceGroups: {
+    type: "object",
+    additionalProperties: {
+      type: "object",
+      required: ["maxConcurrent"],
+      properties: { maxConcurrent: { type: "integer", minimum: 1 } },
+    },
+  },
+  queueSize: { type: "integer", minimum: 0, maximum: 100000 },
   gpus: {
     type: "array",
     items: {
@@ -89,6 +105,12 @@ const schema = {
         name: { type: "string" },
         aliases: { type: "object", additionalProperties: { type: "string" } },
         maxConcurrent: { type: "integer", minimum: 1 },
+        resourceGroup: { type: "string", minLength: 1, maxLength: 64 },
+        comfyui: {
+          type: "object",
+          additionalProperties: false,
+          properties: { workflowsDir: { type: "string", minLength: 1 } },
+        },
       },
     },
   },
@@ -192,8 +214,13 @@ export function resolveConfig(
     if (!services.some((s) => s.url.replace(/\/+$/, "") === url.replace(/\/+$/, "")))
       services.push({ url: checkUrl(url, "--service", ["http:", "https:"], problems) });
   }
-  for (const [i, s] of (stored.services ?? []).entries())
+  for (const [i, s] of (stored.services ?? []).entries()) {
     checkUrl(s.url, `services[${i}].url`, ["http:", "https:"], problems);
+    const dir = s.comfyui?.workflowsDir;
+    // The daemon may run as a service whose working directory is `/`.
+    if (dir !== undefined && !isAbsolute(dir))
+      problems.push(`services[${i}].comfyui.workflowsDir: ${JSON.stringify(dir)} must be absolute`);
+  }
   const statusPort =
     intFlag(flags.statusPort ?? env.CLUB_STATUS_PORT, "status port", 0, problems) ??
     stored.statusPort ??
@@ -217,5 +244,7 @@ export function resolveConfig(
     rescanMs: rescanSeconds * 1000,
     connections,
     gpus: stored.gpus ?? [],
+    resourceGroups: stored.resourceGroups ?? {},
+    queueSize: stored.queueSize ?? 32,
   };
 }

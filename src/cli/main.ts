@@ -4,10 +4,13 @@ import { UserError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { configCommand } from "./config.ts";
 import { detectCommand } from "./detect.ts";
+import { doctorCommand } from "./doctor.ts";
 import { modelsCommand } from "./models.ts";
 import { printError } from "./output.ts";
 import { relayCommand } from "./relay.ts";
+import { serviceCommand } from "./service.ts";
 import { startCommand } from "./start.ts";
+import { statusCommand } from "./status.ts";
 
 export function program(): Command {
   return new Command("club-provider")
@@ -18,6 +21,9 @@ export function program(): Command {
     .addCommand(startCommand())
     .addCommand(modelsCommand())
     .addCommand(detectCommand())
+    .addCommand(statusCommand())
+    .addCommand(doctorCommand())
+    .addCommand(serviceCommand())
     .addCommand(relayCommand())
     .addCommand(configCommand())
     .exitOverride();

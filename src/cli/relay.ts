@@ -1,4 +1,6 @@
 /** `club-provider relay`: serve the club's public API and accept provider tunnels. */
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { Command } from "commander";
 import { createLogger } from "../log.ts";
 import { loadKeys } from "../relay/keys.ts";
@@ -10,7 +12,14 @@ interface RelayFlags {
   port: string;
   keys?: string;
   heartbeat: string;
+  dataDir?: string;
   logLevel?: string;
+}
+
+/** `$XDG_DATA_HOME/club-provider/relay`, or `~/.local/share/club-provider/relay`. */
+export function defaultDataDir(): string {
+  const base = process.env.XDG_DATA_HOME || join(homedir(), ".local", "share");
+  return join(base, "club-provider", "relay");
 }
 
 export function relayCommand(): Command {
@@ -23,6 +32,10 @@ export function relayCommand(): Command {
       'JSON file mapping each API key to its member: {"<key>": "<member>"} (or CLUB_RELAY_KEYS=key=member,...)',
     )
     .option("--heartbeat <seconds>", "heartbeat interval providers are asked to keep", "15")
+    .option(
+      "--data-dir <dir>",
+      "where async jobs, batches, workflow runs and their results are kept (default $XDG_DATA_HOME/club-provider/relay or ~/.local/share/club-provider/relay)",
+    )
     .option("--log-level <level>", "trace, debug, info, warn or error")
     .action(async (opts: RelayFlags) => {
       const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
@@ -41,6 +54,7 @@ export function relayCommand(): Command {
         keys,
         log,
         heartbeatMs: Number(opts.heartbeat) * 1000,
+        dataDir: opts.dataDir ?? defaultDataDir(),
       });
       started.relay = relay;
       process.stdout.write(

@@ -88,6 +88,17 @@ export function startCommand(): Command {
         process.exit(1);
       });
       await daemon.start();
+      // SIGHUP: read the settings again and apply what can change without dropping the tunnel.
+      process.on("SIGHUP", () => {
+        log.info("SIGHUP: reloading settings");
+        const failed = (err: unknown): void =>
+          log.error("settings not reloaded: %s", (err as Error).message);
+        try {
+          daemon.reload(resolveConfig(openStore().store, process.env, flags)).catch(failed);
+        } catch (err) {
+          failed(err);
+        }
+      });
       const ready = daemon.catalog.services.filter((s) => s.status === "ready");
       if (ready.length === 0) {
         const tried = daemon.catalog.services

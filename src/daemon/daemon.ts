@@ -9,6 +9,7 @@ import type { Logger } from "../log.ts";
 import { UserError } from "../errors.ts";
 import type { Config } from "../config.ts";
 import { discover, type Catalog, type DiscoverOptions } from "../discovery/catalog.ts";
+import { Capacity } from "../gateway/capacity.ts";
 import { createGateway, type Gateway, type RequestDoneInfo } from "../gateway/gateway.ts";
 import {
   detectHardware,
@@ -64,6 +65,8 @@ export class Daemon extends EventEmitter {
       providerName: this.config.name,
       log: this.log,
       onRequestDone: (info) => this.#requestDone(info),
+      onEngineFailure: () => this.#rescanSoon(),
+      load: new Capacity({ queueSize: this.config.queueSize, groups: this.config.resourceGroups }),
     });
     this.metrics = new DaemonMetrics(this);
   }
@@ -132,10 +135,10 @@ export class Daemon extends EventEmitter {
         this.recentErrors.add("tunnel", `tunnel ${i} lost: ${reason}`);
         this.emit("disconnected", reason);
       });
-      tunnel.on("retry", (delay: number, reason?: string) => {
+      tunnel.on("retry", (_delay: number, reason: string) => {
+        // A lost tunnel was recorded once; retries while the relay is away would bury it.
         if (tunnel.connects === 0)
-          this.recentErrors.add("tunnel", `tunnel ${i} cannot reach the relay: ${reason ?? "?"}`);
-        else this.log.debug({ delay }, "tunnel %d reconnecting", i);
+          this.recentErrors.add("tunnel", `tunnel ${i} cannot reach the relay: ${reason}`);
       });
       tunnel.on("refused", (err: UserError) => {
         this.recentErrors.add("tunnel", err.message);
@@ -148,6 +151,39 @@ export class Daemon extends EventEmitter {
       this.#statusServer = await startStatusServer(this, config.statusPort, this.log);
     this.#rescanTimer = setInterval(() => void this.rescan(), config.rescanMs);
     this.#rescanTimer.unref();
+  }
+
+  #rescanQueued: Promise<void> | null = null;
+
+  /** A re-scan soon, at most one at a time: an engine just failed, so mark it down quickly. */
+  #rescanSoon(): void {
+    if (this.#rescanQueued) return;
+    this.#rescanQueued = this.rescan().finally(() => (this.#rescanQueued = null));
+  }
+
+  /**
+   * Apply new settings without dropping the tunnel (SIGHUP): engines, limits and GPU overrides
+   * take effect now; the relay, key, name and connection count need a restart.
+   */
+  async reload(next: Config): Promise<void> {
+    const needsRestart = (["relayUrl", "apiKey", "name", "connections"] as const).filter(
+      (k) => next[k] !== this.config[k],
+    );
+    if (needsRestart.length)
+      this.log.warn(
+        "settings that need a restart changed and were not applied: %s",
+        needsRestart.join(", "),
+      );
+    Object.assign(this.config, {
+      services: next.services,
+      autodetect: next.autodetect,
+      gpus: next.gpus,
+      resourceGroups: next.resourceGroups,
+      queueSize: next.queueSize,
+    });
+    this.gateway.load.configure({ queueSize: next.queueSize, groups: next.resourceGroups });
+    await this.rescan();
+    this.log.info("settings reloaded");
   }
 
   /** Probe the engines again; a changed manifest goes out with an immediate heartbeat. */
@@ -196,11 +232,16 @@ export class Daemon extends EventEmitter {
     for (const s of this.catalog.services)
       services[s.name] = {
         in_flight: this.gateway.load.inFlight(s.name),
-        queued: 0,
+        queued: this.gateway.load.queued(s.name),
         up: s.status === "ready",
       };
     const gpus = this.#gpuMonitor?.current() ?? [];
-    return { in_flight: this.gateway.load.total, queued: 0, services, gpus };
+    return {
+      in_flight: this.gateway.load.total,
+      queued: this.gateway.load.totalQueued,
+      services,
+      gpus,
+    };
   }
 
   ready(): boolean {
@@ -220,6 +261,8 @@ export class Daemon extends EventEmitter {
       })),
       in_flight: this.gateway.load.total,
       queued: this.heartbeat().queued,
+      // Each request in flight, with its engine's progress on long jobs (images, video, music).
+      jobs: this.gateway.progress.list(),
       services: this.catalog.services.map((s) => ({
         name: s.name,
         engine: s.adapter.name,

@@ -1,15 +1,26 @@
 /**
  * The daemon's status server, on loopback only: `/healthz`, `/ready` (200 while a tunnel is
- * up) and `/status` (JSON, what `club-provider status` and `models` read).
+ * up), `/status` (JSON, what `club-provider status` and `models` read) and `/metrics`
+ * (Prometheus text).
  */
 import http from "node:http";
 import type { Logger } from "../log.ts";
+import { METRICS_CONTENT_TYPE } from "./metrics.ts";
 
+/** What the status server reports on; the daemon in production, a stub in tests. */
 export interface StatusSource {
   ready(): boolean;
   status(): unknown;
+  /** The Prometheus exposition; `/metrics` answers 404 without it. */
+  readonly metrics?: { render(): string };
 }
 
+/**
+ * Starts the server on `127.0.0.1:port` (0 picks a free port). Resolves with null, after a
+ * warning that says how to fix it, when the port is taken: the daemon runs on without it.
+ * @example
+ * const server = await startStatusServer(daemon, 8790, log);
+ */
 export async function startStatusServer(
   source: StatusSource,
   port: number,
@@ -28,11 +39,16 @@ export async function startStatusServer(
         "text/plain",
       );
     else if (path === "/status") reply(200, JSON.stringify(source.status(), null, 2));
+    else if (path === "/metrics" && source.metrics)
+      reply(200, source.metrics.render(), METRICS_CONTENT_TYPE);
     else
       reply(
         404,
         JSON.stringify({
-          error: { message: `no status endpoint ${path}`, type: "not_found_error" },
+          error: {
+            message: `no status endpoint ${path}; try /healthz, /ready, /status or /metrics`,
+            type: "not_found_error",
+          },
         }),
       );
   });

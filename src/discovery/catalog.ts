@@ -2,7 +2,13 @@
  * The catalog: every local service the daemon knows, with its state and models, and the
  * manifest and model cards it advertises. `discover` builds a fresh one on every scan.
  */
-import type { Adapter, DiscoveredModel, ServiceInfo, Upstream } from "../../adapters/adapter.ts";
+import type {
+  Adapter,
+  ComfyUISettings,
+  DiscoveredModel,
+  ServiceInfo,
+  Upstream,
+} from "../../adapters/adapter.ts";
 import { adapters as allAdapters } from "../../adapters/index.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import {
@@ -27,6 +33,10 @@ export interface ServiceConfig {
   /** Advertised id → the engine's served id (or the id derived from it); replaces the derived id. */
   aliases?: Record<string, string>;
   maxConcurrent?: number;
+  /** Services on one GPU share a group: their requests queue together (`resourceGroups` sizes it). */
+  resourceGroup?: string;
+  /** ComfyUI only: where the operator's workflow files are (an absolute path). */
+  comfyui?: ComfyUISettings;
 }
 
 /** A local service as the daemon sees it. Only `ready` services are advertised. */
@@ -43,6 +53,8 @@ export interface Service {
   reason: string;
   /** Parallel requests to send it: config `maxConcurrent`, else what the engine reports, else 1. */
   maxConcurrent: number;
+  /** The resource group from config; a service without one is a group of its own. */
+  resourceGroup?: string;
 }
 
 function commonFeatures(models: DiscoveredModel[]): Feature[] {
@@ -105,6 +117,7 @@ export class Catalog {
           type,
           features: commonFeatures(models),
           max_concurrent: service.maxConcurrent,
+          ...(service.resourceGroup ? { resource_group: service.resourceGroup } : {}),
           models: models.map(manifestModel),
         });
       }

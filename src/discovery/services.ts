@@ -96,6 +96,7 @@ export async function resolveService(
   const config = "config" in from ? from.config : undefined;
   const url = ("config" in from ? from.config.url : from.url).replace(/\/+$/, "");
   const upstream: Upstream = config?.apiKey ? { url, apiKey: config.apiKey } : { url };
+  if (config?.comfyui) upstream.comfyui = config.comfyui;
   const probe = await probeUrl(upstream, {
     engine: config?.engine,
     timeoutMs: ctx.timeoutMs,
@@ -104,7 +105,14 @@ export async function resolveService(
   if (!probe.adapter && !config) return undefined;
   const adapter = probe.adapter ?? guessAdapter(url, config?.engine, ctx.adapters);
   const name = config?.name ?? `${adapter.name}-${portOf(url)}`;
-  const base = { name, adapter, upstream, info: null, maxConcurrent: config?.maxConcurrent ?? 1 };
+  const base = {
+    name,
+    adapter,
+    upstream,
+    info: null,
+    maxConcurrent: config?.maxConcurrent ?? 1,
+    ...(config?.resourceGroup ? { resourceGroup: config.resourceGroup } : {}),
+  };
   if (!probe.adapter) return { ...base, status: "down", reason: probe.result.reason };
   if (probe.result.status === "loading")
     return { ...base, status: "loading", reason: probe.result.reason };

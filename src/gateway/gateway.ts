@@ -17,7 +17,9 @@ import {
   type Endpoint,
 } from "../protocol/index.ts";
 import { readLimited, sendJson, type GatewayRequest, type GatewayResponse } from "./http.ts";
-import { LoadTracker } from "./load.ts";
+import { Capacity, type Release } from "./capacity.ts";
+import { limitBody, unsafeImageUrl } from "./safety.ts";
+import { ProgressRegistry } from "./progress.ts";
 
 export interface GatewayOptions {
   /** The current catalog; re-read on every request so re-scans take effect at once. */
@@ -25,7 +27,14 @@ export interface GatewayOptions {
   /** Provider name, the `owned_by` of this rig's model cards. */
   providerName: string;
   log: Logger;
-  load?: LoadTracker;
+  /** Concurrency limits and queues; one per daemon, so limits hold across tunnels. */
+  load?: Capacity;
+  /** Largest multipart or raw upload accepted (default 1 GiB). */
+  maxUploadBytes?: number;
+  /** An engine could not be reached or broke off: the daemon re-scans to mark it down. */
+  onEngineFailure?: (service: string) => void;
+  /** Requests in flight and their engines' progress (the daemon's `/status`). */
+  progress?: ProgressRegistry;
   /** Largest JSON body accepted (default 64 MiB). */
   maxJsonBytes?: number;
   /** Called once per served request, where its log line is written (metrics, recent errors). */
@@ -45,7 +54,10 @@ export interface RequestDoneInfo {
   aborted: boolean;
 }
 
-export type Gateway = ((req: GatewayRequest, res: GatewayResponse) => void) & { load: LoadTracker };
+export type Gateway = ((req: GatewayRequest, res: GatewayResponse) => void) & {
+  load: Capacity;
+  progress: ProgressRegistry;
+};
 
 const KNOWN_PATHS = new Set(ENDPOINTS.map((e) => e.path));
 const PASS_HEADERS = ["content-type", "accept"] as const;
@@ -61,7 +73,9 @@ function error(
 
 export function createGateway(options: GatewayOptions): Gateway {
   const { log } = options;
-  const load = options.load ?? new LoadTracker();
+  const load = options.load ?? new Capacity();
+  const maxUpload = options.maxUploadBytes ?? 1024 * 1024 * 1024;
+  const progress = options.progress ?? new ProgressRegistry();
   const maxJson = options.maxJsonBytes ?? 64 * 1024 * 1024;
   const started = Math.floor(Date.now() / 1000);
 
@@ -129,6 +143,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     const { service, model } = found;
     if (json) json.model = model.servedId;
+    const unsafe =
+      json && endpoint.path === "/v1/chat/completions" ? unsafeImageUrl(json) : undefined;
+    if (unsafe) return error(res, 400, "invalid_request_error", unsafe);
 
     const headers: Record<string, string> = {};
     for (const name of PASS_HEADERS) {
@@ -138,11 +155,18 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (json) headers["content-type"] = "application/json";
 
     const abort = new AbortController();
-    const end = load.begin(service.name);
+    let release: Release | undefined;
+    const job = progress.begin({
+      request_id: requestId,
+      model: model.id,
+      endpoint: endpoint.path,
+      service: service.name,
+    });
     let bytes = 0;
     res.on("close", () => {
       if (!res.writableFinished) abort.abort();
-      end();
+      release?.();
+      job.end();
       log.info(
         {
           requestId,
@@ -171,19 +195,38 @@ export function createGateway(options: GatewayOptions): Gateway {
       });
     });
 
+    const slot = load.acquire(service, abort.signal);
+    if (!slot) {
+      req.resume();
+      const retry = load.retryAfter(service);
+      const message = `${options.providerName} is at capacity for ${model.id} (${load.inFlight(service.name)} running, ${load.queued(service.name)} waiting): retry in ${retry} s`;
+      return sendJson(res, 429, envelope("rate_limit_error", message), {
+        "retry-after": String(retry),
+      });
+    }
+    try {
+      release = await slot;
+    } catch {
+      return; // the consumer left while waiting
+    }
+    const upload = json ? undefined : limitBody(req, maxUpload);
     let reply;
     try {
       reply = await service.adapter.execute({
         endpoint,
         path: url.pathname + url.search,
         headers,
-        ...(json ? { json } : { stream: req }),
+        ...(upload ? { stream: upload } : json ? { json } : {}),
         model,
         upstream: service.upstream,
         signal: abort.signal,
+        progress: job.report,
       });
     } catch (err) {
       if (abort.signal.aborted) return;
+      if (upload?.exceeded)
+        return error(res, 413, "request_too_large", `upload is larger than ${maxUpload} bytes`);
+      if (err instanceof UpstreamError) options.onEngineFailure?.(service.name);
       const message =
         err instanceof UpstreamError
           ? err.message
@@ -202,10 +245,13 @@ export function createGateway(options: GatewayOptions): Gateway {
     res.writeHead(reply.status, reply.headers);
     reply.body.on("data", (chunk: Buffer) => (bytes += chunk.length));
     pipeline(reply.body, res, (err) => {
-      if (err && !abort.signal.aborted) {
+      if (!err || abort.signal.aborted) return;
+      // undici's errors (UND_ERR_*) mean the engine broke off; others, that the consumer left.
+      if ((err as { code?: string }).code?.startsWith("UND_ERR")) {
         log.warn({ requestId, err: describeError(err) }, "engine stream broke off");
-        res.destroy();
+        options.onEngineFailure?.(service.name);
       }
+      res.destroy();
     });
   }
 
@@ -218,6 +264,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     });
   }) as Gateway;
   gateway.load = load;
+  gateway.progress = progress;
   return gateway;
 }
 

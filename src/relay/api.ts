@@ -16,6 +16,7 @@ import {
 } from "../protocol/index.ts";
 import { BodyError, parseJsonObject, readBody } from "./body.ts";
 import { forward } from "./forward.ts";
+import type { Work } from "./jobs/work.ts";
 import { KeyRing } from "./keys.ts";
 import { MultipartError, MultipartFilter, boundaryOf } from "./multipart.ts";
 import type { Registry } from "./registry.ts";
@@ -27,16 +28,18 @@ export interface ApiOptions {
   log: Logger;
   /** Largest JSON body accepted (default 64 MiB: chat with inline images). */
   maxJsonBytes?: number;
+  /** Async jobs, batches and workflows; without it they are answered 503 `async_disabled`. */
+  work?: Work;
 }
 
-/** Paths of the relay's long-running work, answered `async_disabled` until the relay has jobs. */
+/** Paths of the relay's long-running work, handed to `work` (answered `async_disabled` without). */
 const ASYNC_PREFIXES = ["/v1/jobs", "/v1/batches", "/v1/workflows"];
 const KNOWN_PATHS = new Set(ENDPOINTS.map((e) => e.path));
 
 export function createApi(
   options: ApiOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void {
-  const { keys, registry, log } = options;
+  const { keys, registry, log, work } = options;
   const maxJson = options.maxJsonBytes ?? 64 * 1024 * 1024;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -70,6 +73,10 @@ export function createApi(
       return;
     }
     if (ASYNC_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`))) {
+      if (work) {
+        await work.handle(req, res, member, url);
+        return;
+      }
       sendError(
         res,
         503,
@@ -105,7 +112,8 @@ export function createApi(
     if (endpoint.body === "json") {
       const json = parseJsonObject(await readBody(req, maxJson));
       if (json.async === true) {
-        if (endpoint.async)
+        if (endpoint.async && work) await work.submit(req, res, member, endpoint, json);
+        else if (endpoint.async)
           sendError(
             res,
             503,

@@ -4,12 +4,23 @@
  * (RST_STREAM), which the daemon turns into an abort of the local request.
  */
 import http2, { type IncomingHttpHeaders } from "node:http2";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
 import { pipeline, type Readable } from "node:stream";
 import type { Logger } from "../log.ts";
 import { HEADER_MODEL, HEADER_REQUEST_ID, HOP_BY_HOP, envelope } from "../protocol/index.ts";
 import type { ProviderLink } from "./provider-link.ts";
-import { sendError } from "./respond.ts";
+
+/**
+ * Where a forwarded answer goes: a consumer's `ServerResponse`, or any writable with the few
+ * response members `forward` uses (an async job's result sink). Destroying it cancels the stream.
+ */
+export interface ForwardSink extends NodeJS.WritableStream {
+  readonly headersSent: boolean;
+  readonly writableEnded: boolean;
+  writeHead(status: number, headers: Record<string, string | string[]>): unknown;
+  flushHeaders(): void;
+  destroy(): unknown;
+}
 
 export interface ForwardRequest {
   link: ProviderLink;
@@ -20,9 +31,24 @@ export interface ForwardRequest {
   body: Buffer | Readable | null;
   model: string;
   requestId: string;
-  req: IncomingMessage;
-  res: ServerResponse;
+  /** The consumer's request, when there is one (an async job has none). */
+  req?: IncomingMessage;
+  res: ForwardSink;
   log: Logger;
+}
+
+/** Answers with the club's envelope, or cuts the answer off once headers are out (as `sendError`). */
+function sendUpstreamError(res: ForwardSink, message: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify(envelope("upstream_error", message));
+  res.writeHead(502, {
+    "content-type": "application/json",
+    "content-length": String(Buffer.byteLength(body)),
+  });
+  res.end(body);
 }
 
 /** Response headers worth passing on: everything but pseudo and hop-by-hop headers. */
@@ -92,10 +118,8 @@ export function forward(f: ForwardRequest): Promise<void> {
       finish();
       if (res.writableEnded) return;
       if (!responded) {
-        sendError(
+        sendUpstreamError(
           res,
-          502,
-          "upstream_error",
           link.session.destroyed
             ? `provider ${link.name} disconnected before answering`
             : `provider ${link.name} failed before answering (stream reset ${String(stream.rstCode)})`,
@@ -112,7 +136,7 @@ export function forward(f: ForwardRequest): Promise<void> {
       if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
       finish();
     });
-    f.req.on("error", () => {
+    f.req?.on("error", () => {
       if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
     });
   });

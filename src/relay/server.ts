@@ -8,6 +8,8 @@ import { WebSocketServer } from "ws";
 import type { Logger } from "../log.ts";
 import { CONNECT_PATH, CloseCode, TUNNEL_SUBPROTOCOL } from "../protocol/index.ts";
 import { createApi } from "./api.ts";
+import { createWork } from "./jobs/work.ts";
+import type { JobLimits } from "./jobs/types.ts";
 import { KeyRing } from "./keys.ts";
 import { ProviderLink } from "./provider-link.ts";
 import { Registry } from "./registry.ts";
@@ -22,6 +24,13 @@ export interface RelayOptions {
   /** How long a new provider connection may take to say hello (default 10 s). */
   helloTimeoutMs?: number;
   maxJsonBytes?: number;
+  /**
+   * Where async jobs, batches, workflow runs and results are kept (created if missing; one relay
+   * per directory). Without it they are kept in memory and lost when the relay stops.
+   */
+  dataDir?: string;
+  /** Bounds and timings of async work (tests shorten them). */
+  jobLimits?: Partial<JobLimits>;
 }
 
 export interface Relay {
@@ -46,10 +55,19 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   const { keys, log } = options;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const registry = new Registry();
+  // Jobs that were running when the relay stopped are queued again; they wait for providers.
+  const work = await createWork({
+    registry,
+    log,
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    ...(options.jobLimits ? { limits: options.jobLimits } : {}),
+    ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
+  });
   const api = createApi({
     keys,
     registry,
     log,
+    work,
     ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
   });
   const server = http.createServer({ keepAliveTimeout: 65_000 }, api);
@@ -93,6 +111,9 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port ?? 8787, options.host ?? "127.0.0.1", () => resolve());
+  }).catch(async (err: unknown) => {
+    await work.close();
+    throw err;
   });
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : 0;
@@ -105,6 +126,8 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     port,
     registry,
     async close() {
+      // First: running jobs are reset at their providers and saved as queued.
+      await work.close();
       for (const link of registry.all()) link.close(CloseCode.goingAway, "relay shutting down");
       for (const ws of wss.clients) ws.terminate();
       wss.close();

@@ -53,7 +53,7 @@ export interface TunnelClientOptions {
 export type TunnelState = "idle" | "connecting" | "connected" | "waiting" | "refused" | "stopped";
 
 /**
- * Events: `connected` (WelcomeMessage), `disconnected` (reason string), `retry` (delay ms),
+ * Events: `connected` (WelcomeMessage), `disconnected` (reason string), `retry` (delay ms, reason),
  * `refused` (UserError: the key or version was rejected; no more retries).
  */
 export class TunnelClient extends EventEmitter {
@@ -209,7 +209,7 @@ export class TunnelClient extends EventEmitter {
         wasConnected ? "tunnel lost: %s; reconnecting" : "cannot reach the relay: %s; retrying",
         reason,
       );
-      this.emit("retry", delay);
+      this.emit("retry", delay, reason);
       this.#timer = setTimeout(() => this.#connect(), delay);
     });
   }

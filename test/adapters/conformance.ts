@@ -70,6 +70,11 @@ export interface ConformanceOptions {
   loading?: boolean;
   /** False when the engine takes no API key. */
   apiKey?: boolean;
+  /**
+   * False when the engine has no way to be told a call was given up (say why where it is set):
+   * the abort case then checks only that the call rejects.
+   */
+  cancel?: boolean;
 }
 
 const signal = (): AbortSignal => AbortSignal.timeout(5_000);
@@ -187,6 +192,20 @@ export function describeAdapterConformance(name: string, options: ConformanceOpt
         expect(fake.inFlight).toBe(0);
         expect(fake.completed).toBe(0);
         await expect(readBytes(reply.body)).rejects.toThrow();
+      });
+    } else if (options.cancel === false) {
+      it("rejects when the call is aborted while the engine works", async () => {
+        const { fake, upstream } = await start();
+        const model = await firstModel(upstream);
+        const controller = new AbortController();
+        fake.pauseGenerations();
+        const arrived = once(fake, "request");
+        const pending = adapter.execute(calls.execute.call(upstream, model, controller.signal));
+        pending.catch(() => undefined); // checked below
+        await arrived;
+        controller.abort();
+        await expect(pending).rejects.toThrow();
+        expect(fake.completed).toBe(0);
       });
     } else {
       it("closes the upstream connection when the call is aborted while the engine works", async () => {

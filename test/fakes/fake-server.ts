@@ -85,6 +85,11 @@ export abstract class FakeServer extends EventEmitter<FakeEvents> {
     return this.url;
   }
 
+  /** The listening server, for fakes that also take WebSocket upgrades (ComfyUI's `/ws`). */
+  protected get httpServer(): Server {
+    return this.server;
+  }
+
   get url(): string {
     const { port } = this.server.address() as AddressInfo;
     return `http://127.0.0.1:${port}`;

@@ -1,0 +1,139 @@
+/**
+ * `club-provider status`: what the running daemon is doing, read from its status server
+ * (loopback): tunnels, services, models, load, GPU figures and the last errors.
+ */
+import { Command } from "commander";
+import { openStore, resolveConfig } from "../config.ts";
+import { fetchStatus } from "../daemon/status-server.ts";
+import type { RecentError } from "../daemon/recent-errors.ts";
+import { UserError } from "../errors.ts";
+import type { GpuLoad, ModelCard } from "../protocol/index.ts";
+import { print, table } from "./output.ts";
+
+/** The parts of `/status` this command prints. */
+export interface DaemonStatus {
+  name: string;
+  version: string;
+  started?: number;
+  relay: string;
+  tunnels: { state: string; connects: number; connection_id: string | null }[];
+  in_flight: number;
+  queued?: number;
+  services: {
+    name: string;
+    engine: string;
+    url: string;
+    status: string;
+    reason: string;
+    in_flight: number;
+    max_concurrent: number;
+  }[];
+  gpu_load?: GpuLoad[];
+  models: ModelCard[];
+  recent_errors?: RecentError[];
+}
+
+/** "3d 4h", "5m 10s": how long ago, roughly. */
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const parts: [number, string][] = [
+    [Math.floor(s / 86400), "d"],
+    [Math.floor((s % 86400) / 3600), "h"],
+    [Math.floor((s % 3600) / 60), "m"],
+    [s % 60, "s"],
+  ];
+  const first = parts.findIndex(([n]) => n > 0);
+  if (first < 0) return "0s";
+  return parts
+    .slice(first, first + 2)
+    .map(([n, u]) => `${n}${u}`)
+    .join(" ");
+}
+
+const dash = (n: number | null, unit: string): string => (n === null ? "-" : `${n}${unit}`);
+
+/** The status as a person reads it. */
+export function renderStatus(s: DaemonStatus, now = Date.now()): string {
+  const up = s.tunnels.filter((t) => t.state === "connected").length;
+  const lines = [
+    `club-provider ${s.version}, provider "${s.name}"` +
+      (s.started === undefined ? "" : `, up ${duration(now / 1000 - s.started)}`),
+    `relay:     ${s.relay}`,
+    `ready:     ${up > 0 ? "yes" : "NO"} (${up} of ${s.tunnels.length} tunnel${s.tunnels.length === 1 ? "" : "s"} connected)`,
+    `requests:  ${s.in_flight} in flight, ${s.queued ?? 0} queued`,
+    "",
+    table(
+      ["TUNNEL", "STATE", "CONNECTS", "CONNECTION"],
+      s.tunnels.map((t, i) => [String(i), t.state, String(t.connects), t.connection_id ?? "-"]),
+    ),
+    "",
+  ];
+  if (s.services.length)
+    lines.push(
+      table(
+        ["SERVICE", "ENGINE", "URL", "STATUS", "IN FLIGHT", "DETAIL"],
+        s.services.map((v) => [
+          v.name,
+          v.engine,
+          v.url,
+          v.status,
+          `${v.in_flight}/${v.max_concurrent}`,
+          v.reason,
+        ]),
+      ),
+    );
+  else lines.push("No model server found: start one, or add it with --service http://HOST:PORT.");
+  lines.push(
+    "",
+    s.models.length
+      ? `models (${s.models.length}): ${s.models.map((m) => `${m.id} [${m.service_type}]`).join(", ")}`
+      : "models: none advertised",
+  );
+  if (s.gpu_load?.length)
+    lines.push(
+      "",
+      table(
+        ["GPU", "UTIL", "VRAM USED", "TEMP", "POWER"],
+        s.gpu_load.map((g) => [
+          String(g.index),
+          dash(g.utilization_pct, "%"),
+          dash(g.vram_used_mb, " MiB"),
+          dash(g.temperature_c, "°C"),
+          dash(g.power_w, " W"),
+        ]),
+      ),
+    );
+  const errors = s.recent_errors ?? [];
+  lines.push("", errors.length ? "recent errors (oldest first):" : "recent errors: none");
+  for (const e of errors)
+    lines.push(`  ${e.time}  ${e.kind}  ${e.message}${e.count > 1 ? ` (×${e.count})` : ""}`);
+  return lines.join("\n");
+}
+
+/** The `status` command. */
+export function statusCommand(): Command {
+  return new Command("status")
+    .description("show what the running daemon is doing (read from its loopback status server)")
+    .option("--json", "print the status server's /status JSON as is")
+    .option("--status-port <port>", "status port of the daemon (default 8790, or CLUB_STATUS_PORT)")
+    .action(async (opts: { json?: boolean; statusPort?: string }) => {
+      const config = resolveConfig(
+        openStore().store,
+        process.env,
+        opts.statusPort ? { statusPort: opts.statusPort } : {},
+      );
+      if (config.statusPort === 0)
+        throw new UserError(
+          "status_off",
+          "the status server is turned off (status port 0): pass the daemon's port with --status-port",
+        );
+      const status = (await fetchStatus(config.statusPort, 3000)) as DaemonStatus | null;
+      if (!status)
+        throw new UserError(
+          "no_daemon",
+          `no daemon answers on 127.0.0.1:${config.statusPort}. Start one (\`club-provider start\`, ` +
+            "or `systemctl start club-provider` for the service), or pass the port it uses with --status-port.",
+        );
+      print(opts.json ? JSON.stringify(status, null, 2) : renderStatus(status));
+    });
+}

@@ -1,0 +1,207 @@
+/**
+ * Batches: up to 256 requests submitted together, checked up front (all or none), one job each.
+ * A batch's status and counts are derived from its jobs; cancelling it cancels those not done.
+ */
+import type { Logger } from "../../log.ts";
+import { describeError } from "../../errors.ts";
+import { newId, nextSeq, seenSeq } from "./ids.ts";
+import type { JobSystem } from "./jobs.ts";
+import { jobRequest, type JobRequest } from "./request.ts";
+import { makeRoom } from "./retention.ts";
+import type { JobStore } from "./store.ts";
+import {
+  JOB_STATUSES,
+  MAX_BATCH,
+  isTerminal,
+  type BatchRecord,
+  type JobLimits,
+  type JobRecord,
+  type JobStatus,
+} from "./types.ts";
+import { seconds } from "./view.ts";
+import { WorkError } from "./work-error.ts";
+
+/** The items of a batch submission, or a 400 naming every bad one. */
+export function batchRequests(
+  body: Record<string, unknown>,
+  maxBodyBytes: number,
+): { requests: JobRequest[]; customIds: (string | null)[] } {
+  const items = body.requests;
+  if (!Array.isArray(items) || items.length === 0 || items.length > MAX_BATCH)
+    throw new WorkError(
+      400,
+      "invalid_request_error",
+      `"requests" must be a list of 1 to ${MAX_BATCH} {"endpoint", "body"} objects`,
+    );
+  const problems: string[] = [];
+  const requests: JobRequest[] = [];
+  const customIds: (string | null)[] = [];
+  items.forEach((item: unknown, i) => {
+    const {
+      endpoint,
+      body: itemBody,
+      custom_id: customId,
+    } = (item ?? {}) as Record<string, unknown>;
+    const checked = jobRequest(endpoint, itemBody, maxBodyBytes);
+    if (typeof checked === "string") problems.push(`requests[${i}]: ${checked}`);
+    else requests.push(checked);
+    if (customId !== undefined && (typeof customId !== "string" || customId.length > 128))
+      problems.push(`requests[${i}]: "custom_id" must be a string of at most 128 characters`);
+    customIds.push(typeof customId === "string" ? customId : null);
+  });
+  if (problems.length > 0) {
+    const shown = problems.slice(0, 20).join("; ");
+    const more = problems.length > 20 ? ` (and ${problems.length - 20} more)` : "";
+    throw new WorkError(
+      400,
+      "invalid_request_error",
+      `the batch was refused, nothing was queued: ${shown}${more}`,
+    );
+  }
+  return { requests, customIds };
+}
+
+export class Batches {
+  readonly #batches = new Map<string, BatchRecord>();
+  readonly #keys = new Map<string, string>();
+
+  constructor(
+    private readonly jobs: JobSystem,
+    private readonly store: JobStore,
+    private readonly limits: JobLimits,
+    private readonly log: Logger,
+  ) {}
+
+  load(batches: BatchRecord[]): void {
+    for (const batch of batches) {
+      seenSeq(batch.seq);
+      this.#batches.set(batch.id, batch);
+      if (batch.idempotency_key)
+        this.#keys.set(`${batch.member}\n${batch.idempotency_key}`, batch.id);
+    }
+  }
+
+  /** Queues a batch; a repeated idempotency key gets the existing batch (`replayed`). */
+  async submit(
+    member: string,
+    body: Record<string, unknown>,
+    key?: string,
+  ): Promise<{ batch: BatchRecord; replayed: boolean }> {
+    const { requests, customIds } = batchRequests(body, this.limits.maxBodyBytes);
+    await makeRoom(this.jobs, member, requests.length, this.limits);
+    // From here on nothing awaits until the batch is known, so a repeated key cannot slip in.
+    const known = key === undefined ? undefined : this.#keys.get(`${member}\n${key}`);
+    const existing = known === undefined ? undefined : this.#batches.get(known);
+    if (existing) return { batch: existing, replayed: true };
+    this.jobs.checkRoom(member, requests.length);
+    const id = newId("batch");
+    const { jobs, saved } = this.jobs.enqueue(member, requests, { batchId: id });
+    const batch: BatchRecord = {
+      kind: "batch",
+      id,
+      seq: nextSeq(),
+      member,
+      created: Date.now(),
+      jobs: jobs.map((j) => j.id),
+      custom_ids: customIds,
+      ...(key === undefined ? {} : { idempotency_key: key }),
+    };
+    this.#batches.set(id, batch);
+    if (key !== undefined) this.#keys.set(`${member}\n${key}`, id);
+    await Promise.all([saved, this.store.save(batch)]);
+    this.log.info(
+      { batch: id, member, jobs: jobs.length },
+      "batch %s queued %d job(s)",
+      id,
+      jobs.length,
+    );
+    return { batch, replayed: false };
+  }
+
+  get(member: string, id: string): BatchRecord | undefined {
+    const batch = this.#batches.get(id);
+    return batch?.member === member ? batch : undefined;
+  }
+
+  /** The member's batches, newest first. */
+  list(member: string): BatchRecord[] {
+    return [...this.#batches.values()]
+      .filter((b) => b.member === member)
+      .sort((a, b) => b.seq - a.seq);
+  }
+
+  /** Cancels every job of the batch that has not finished; resolves to how many. */
+  async cancel(batch: BatchRecord): Promise<number> {
+    let canceled = 0;
+    for (const job of this.#jobsOf(batch)) if (this.jobs.cancel(job)) canceled++;
+    batch.canceled = Date.now();
+    await this.store.save(batch);
+    return canceled;
+  }
+
+  /** The public shape: status, counts by job state, and (`detail`) each job's id and state. */
+  view(batch: BatchRecord, detail: boolean): Record<string, unknown> {
+    const jobs = this.#jobsOf(batch);
+    const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+    let finished = 0;
+    for (const job of jobs) {
+      counts[job.status]++;
+      finished = Math.max(finished, job.finished ?? 0);
+    }
+    const active = counts.QUEUED + counts.PROCESSING;
+    const status =
+      active > 0
+        ? "RUNNING"
+        : counts.PROCESSED === jobs.length
+          ? "DONE"
+          : counts.PROCESSED > 0
+            ? "PARTIAL"
+            : batch.canceled === undefined
+              ? "FAILED"
+              : "CANCELED";
+    return {
+      id: batch.id,
+      object: "inference.batch",
+      status,
+      created: seconds(batch.created),
+      finished_at: active > 0 ? null : seconds(finished || batch.created),
+      canceled_at: seconds(batch.canceled),
+      total: batch.jobs.length,
+      counts,
+      ...(detail
+        ? {
+            jobs: jobs.map((j) => ({
+              id: j.id,
+              custom_id: batch.custom_ids[batch.jobs.indexOf(j.id)] ?? null,
+              status: j.status,
+              endpoint: j.endpoint,
+              model: j.model,
+            })),
+          }
+        : {}),
+    };
+  }
+
+  /** Deletes batches (and their jobs) finished longer than the retention ago. */
+  async prune(now: number): Promise<void> {
+    for (const batch of this.#batches.values()) {
+      const jobs = this.#jobsOf(batch);
+      if (jobs.some((j) => !isTerminal(j.status))) continue;
+      const finished = Math.max(batch.created, ...jobs.map((j) => j.finished ?? 0));
+      if (now - finished < this.limits.retainMs) continue;
+      this.#batches.delete(batch.id);
+      if (batch.idempotency_key) this.#keys.delete(`${batch.member}\n${batch.idempotency_key}`);
+      await Promise.all(jobs.map((j) => this.jobs.forget(j)))
+        .then(() => this.store.remove(batch.id))
+        .catch((err: unknown) =>
+          this.log.error({ err: describeError(err) }, "pruning a batch failed"),
+        );
+    }
+  }
+
+  #jobsOf(batch: BatchRecord): JobRecord[] {
+    return batch.jobs
+      .map((id) => this.jobs.byId(id))
+      .filter((j): j is JobRecord => j !== undefined);
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * How many jobs a provider takes at once: each service's `max_concurrent` from its manifest
+ * (as the hosted club gates async work). Synchronous requests are not counted, as there.
+ */
+import type { ServiceType } from "../../protocol/index.ts";
+import type { ProviderLink } from "../provider-link.ts";
+import type { Registry } from "../registry.ts";
+
+/** The service on `link` that serves `model` for `type`: a key for its slots, and their number. */
+export function serviceSlot(
+  link: ProviderLink,
+  model: string,
+  type: ServiceType,
+): { key: string; capacity: number } | undefined {
+  for (const host of link.manifest?.hosts ?? [])
+    for (const service of host.services)
+      if (service.type === type && service.models.some((m) => m.id === model))
+        return {
+          key: `${link.id}/${host.id}/${service.name}`,
+          capacity: Math.max(1, service.max_concurrent),
+        };
+  return undefined;
+}
+
+/** Jobs running per service slot key. */
+export class Slots {
+  readonly #used = new Map<string, number>();
+
+  used(key: string): number {
+    return this.#used.get(key) ?? 0;
+  }
+
+  take(key: string): void {
+    this.#used.set(key, this.used(key) + 1);
+  }
+
+  give(key: string): void {
+    const n = this.used(key) - 1;
+    if (n > 0) this.#used.set(key, n);
+    else this.#used.delete(key);
+  }
+}
+
+/**
+ * The provider to run a job on: the registry's pick among the member's providers whose service
+ * has a free slot. `"busy"` when some provider serves the model but all are full; undefined when
+ * none serves it.
+ */
+export function pickForJob(
+  registry: Registry,
+  slots: Slots,
+  member: string,
+  model: string,
+  type: ServiceType,
+): ProviderLink | "busy" | undefined {
+  const full = new Set<ProviderLink>();
+  for (const link of registry.all()) {
+    if (link.member !== member || !link.routable) continue;
+    const slot = serviceSlot(link, model, type);
+    if (slot && slots.used(slot.key) >= slot.capacity) full.add(link);
+  }
+  return registry.pick(member, model, type, full) ?? (full.size > 0 ? "busy" : undefined);
+}

@@ -1,0 +1,88 @@
+/** What the long-running work routes share: JSON answers, lists, keys and the public base URL. */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { parseJsonObject, readBody } from "../body.ts";
+import { LIST_DEFAULT, LIST_MAX } from "./types.ts";
+import { WorkError } from "./work-error.ts";
+
+/** Writes a JSON answer. */
+export function reply(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    ...headers,
+  });
+  res.end(body);
+}
+
+/** The header marking an answer that an idempotency key replayed. */
+export const REPLAYED = { "idempotent-replayed": "true" };
+
+/**
+ * The base of URLs handed back (`result_url`): the request's Host, over https when a proxy in
+ * front says so with `X-Forwarded-Proto`.
+ */
+export function baseUrl(req: IncomingMessage): string {
+  const proto = req.headers["x-forwarded-proto"] === "https" ? "https" : "http";
+  return `${proto}://${req.headers.host ?? "127.0.0.1"}`;
+}
+
+/** The `Idempotency-Key` header, checked: 1-255 visible characters. */
+export function idempotencyKey(req: IncomingMessage): string | undefined {
+  const key = req.headers["idempotency-key"];
+  if (key === undefined) return undefined;
+  if (typeof key !== "string" || !/^[\x21-\x7e]{1,255}$/.test(key))
+    throw new WorkError(
+      400,
+      "invalid_request_error",
+      "Idempotency-Key must be 1 to 255 visible ASCII characters",
+    );
+  return key;
+}
+
+/** A JSON object body; an empty body is `{}` (approve and reject take an optional note). */
+export async function readJson(
+  req: IncomingMessage,
+  limit: number,
+): Promise<Record<string, unknown>> {
+  const buf = await readBody(req, limit);
+  return buf.length === 0 ? {} : parseJsonObject(buf);
+}
+
+/**
+ * One page of a newest-first list: `?limit=` (default 20, at most 100) items after the id in
+ * `?after=`, with `has_more`.
+ */
+export function page<T extends { id: string }>(
+  items: T[],
+  url: URL,
+  view: (item: T) => unknown,
+): Record<string, unknown> {
+  const raw = url.searchParams.get("limit");
+  const limit = raw === null ? LIST_DEFAULT : Number(raw);
+  if (!Number.isInteger(limit) || limit < 1 || limit > LIST_MAX)
+    throw new WorkError(
+      400,
+      "invalid_request_error",
+      `?limit= must be a whole number from 1 to ${LIST_MAX}`,
+    );
+  const after = url.searchParams.get("after");
+  const from = after === null ? 0 : items.findIndex((i) => i.id === after) + 1;
+  const slice = items.slice(from, from + limit);
+  return { object: "list", data: slice.map(view), has_more: from + limit < items.length };
+}
+
+/** Throws a 405 unless the method is the one the route takes. */
+export function allow(req: IncomingMessage, method: "GET" | "POST", path: string): void {
+  if (req.method !== method)
+    throw new WorkError(
+      405,
+      "invalid_request_error",
+      `${req.method ?? "?"} is not allowed on ${path}; use ${method}`,
+    );
+}

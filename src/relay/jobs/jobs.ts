@@ -1,0 +1,237 @@
+/**
+ * The job queue: the jobs and their states. Submission (with per-member idempotency and
+ * bounds), cancel and retry, retries with backoff when an attempt fails, and what a relay stop
+ * does to running jobs; `dispatcher.ts` decides when and where they run. Every state change is
+ * saved to the store; `settled` is emitted when a job reaches a terminal state (workflows listen).
+ */
+import { EventEmitter } from "node:events";
+import type { Logger } from "../../log.ts";
+import { describeError } from "../../errors.ts";
+import type { ProviderLink } from "../provider-link.ts";
+import type { Registry } from "../registry.ts";
+import type { Attempt, Outcome } from "./attempt.ts";
+import { Dispatcher } from "./dispatcher.ts";
+import { seenSeq } from "./ids.ts";
+import { newJob, type JobOrigin, type JobRequest } from "./request.ts";
+import { dropResult } from "./results.ts";
+import type { JobStore } from "./store.ts";
+import {
+  isTerminal,
+  type JobError,
+  type JobLimits,
+  type JobRecord,
+  type JobStatus,
+} from "./types.ts";
+import { WorkError, conflict } from "./work-error.ts";
+
+export interface JobSystemOptions {
+  store: JobStore;
+  registry: Registry;
+  limits: JobLimits;
+  log: Logger;
+}
+
+export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
+  readonly #o: JobSystemOptions;
+  readonly #jobs = new Map<string, JobRecord>();
+  /** QUEUED jobs in the order they (re)entered the queue. */
+  readonly #queue = new Set<JobRecord>();
+  readonly #keys = new Map<string, string>();
+  readonly #dispatcher: Dispatcher;
+
+  constructor(options: JobSystemOptions) {
+    super();
+    this.#o = options;
+    const { registry, limits, log, store } = options;
+    this.#dispatcher = new Dispatcher({
+      registry,
+      limits,
+      log,
+      resultsDir: store.resultsDir,
+      hooks: {
+        queue: () => this.#queue,
+        started: (job, link, attempt) => this.#started(job, link, attempt),
+        settled: (job, outcome) => this.#settled(job, outcome),
+        expired: (job) =>
+          this.#finish(job, "FAILED", {
+            type: "no_provider",
+            message: `no online provider served model ${JSON.stringify(job.model)} for ${job.endpoint} within ${Math.round(limits.noProviderTimeoutMs / 1000)} s`,
+          }),
+      },
+    });
+  }
+
+  /** Takes the stored jobs. Jobs that were running when the relay stopped are queued again. */
+  load(jobs: JobRecord[]): void {
+    for (const job of jobs.sort((a, b) => a.seq - b.seq)) {
+      seenSeq(job.seq);
+      this.#jobs.set(job.id, job);
+      if (job.idempotency_key) this.#keys.set(`${job.member}\n${job.idempotency_key}`, job.id);
+      if (job.status === "PROCESSING") {
+        job.status = "QUEUED";
+        job.attempts = Math.max(0, job.attempts - 1); // the relay's stop was not the job's fault
+        job.queued = Date.now();
+        this.#save(job);
+      }
+      if (job.status === "QUEUED") this.#queue.add(job);
+    }
+    this.kick();
+  }
+
+  /** A job by id, whoever owns it. */
+  byId(id: string): JobRecord | undefined {
+    return this.#jobs.get(id);
+  }
+
+  /** Every job, for listings and pruning. */
+  all(): IterableIterator<JobRecord> {
+    return this.#jobs.values();
+  }
+
+  /** The job an idempotency key already made for this member, if any. */
+  replay(member: string, key: string | undefined): JobRecord | undefined {
+    const id = key === undefined ? undefined : this.#keys.get(`${member}\n${key}`);
+    return id === undefined ? undefined : this.#jobs.get(id);
+  }
+
+  /** Throws a 429 `WorkError` unless `member` may queue `count` more jobs. */
+  checkRoom(member: string, count: number): void {
+    const { maxActivePerMember: max } = this.#o.limits;
+    let active = 0;
+    for (const job of this.#queue) if (job.member === member) active++;
+    active += this.#dispatcher.running.count(member);
+    if (active + count > max)
+      throw new WorkError(
+        429,
+        "rate_limit_error",
+        `${active} of your jobs are queued or running and ${count} more would pass the limit of ${max}: wait for some to finish`,
+      );
+  }
+
+  /**
+   * Queues checked requests at once and starts saving them: `jobs` are known (and count against
+   * the member's room) before `saved` resolves. Saves are queued before anything can dispatch,
+   * which waits for a later tick.
+   */
+  enqueue(
+    member: string,
+    requests: JobRequest[],
+    origin: JobOrigin = {},
+  ): { jobs: JobRecord[]; saved: Promise<unknown> } {
+    const jobs = requests.map((r) => newJob(member, r, origin));
+    const saved = Promise.all(jobs.map((job) => this.#o.store.save(job)));
+    for (const job of jobs) {
+      this.#jobs.set(job.id, job);
+      if (job.idempotency_key) this.#keys.set(`${member}\n${job.idempotency_key}`, job.id);
+      this.#queue.add(job);
+    }
+    this.kick();
+    return { jobs, saved };
+  }
+
+  /** Cancels a queued or running job (a running one's stream is reset); false when finished. */
+  cancel(job: JobRecord): boolean {
+    if (isTerminal(job.status)) return false;
+    this.#dispatcher.abort(job.id);
+    this.#finish(job, "CANCELED");
+    return true;
+  }
+
+  /** Queues a FAILED or CANCELED job again with its attempts reset. */
+  async retry(job: JobRecord): Promise<void> {
+    if (job.status !== "FAILED" && job.status !== "CANCELED")
+      throw conflict(`job ${job.id} is ${job.status}: only FAILED or CANCELED jobs can be retried`);
+    this.checkRoom(job.member, 1);
+    await dropResult(this.#o.store.resultsDir, job.id);
+    delete job.error;
+    delete job.result;
+    delete job.started;
+    delete job.finished;
+    delete job.not_before;
+    delete job.provider;
+    Object.assign(job, { status: "QUEUED", attempts: 0, queued: Date.now() });
+    await this.#o.store.save(job);
+    this.#queue.add(job);
+    this.kick();
+  }
+
+  /** Deletes a finished job and its result (retention). */
+  async forget(job: JobRecord): Promise<void> {
+    if (!isTerminal(job.status)) return;
+    this.#jobs.delete(job.id);
+    if (job.idempotency_key) this.#keys.delete(`${job.member}\n${job.idempotency_key}`);
+    await Promise.all([this.#o.store.remove(job.id), dropResult(this.#o.store.resultsDir, job.id)]);
+  }
+
+  /** Looks at the queue soon: after submissions, finished attempts and ticks. */
+  kick(): void {
+    this.#dispatcher.kick();
+  }
+
+  /** Stops dispatching; running jobs are reset at their providers and saved as QUEUED. */
+  async close(): Promise<void> {
+    await this.#dispatcher.close((id) => {
+      const job = this.#jobs.get(id);
+      if (job?.status !== "PROCESSING") return;
+      // The relay's stop is not the job's fault: the attempt does not count.
+      Object.assign(job, { status: "QUEUED", attempts: job.attempts - 1, queued: Date.now() });
+      this.#save(job);
+    });
+  }
+
+  #started(job: JobRecord, link: ProviderLink, attempt: Attempt): void {
+    this.#queue.delete(job);
+    delete job.not_before;
+    Object.assign(job, {
+      status: "PROCESSING",
+      attempts: job.attempts + 1,
+      started: Date.now(),
+      provider: link.name,
+      request_id: attempt.requestId,
+    });
+    this.#save(job);
+  }
+
+  #settled(job: JobRecord, outcome: Outcome): void {
+    // Canceled meanwhile, or the relay is stopping: the job's state is decided already.
+    if (outcome.kind === "aborted" || job.status !== "PROCESSING") return;
+    const { limits, log } = this.#o;
+    if (outcome.kind === "done") {
+      job.result = outcome.result;
+      this.#finish(job, "PROCESSED");
+    } else if (outcome.retry && job.attempts < limits.maxAttempts && !this.#dispatcher.closed) {
+      const delay = Math.min(limits.backoffMs * 2 ** (job.attempts - 1), limits.backoffMaxMs);
+      Object.assign(job, { status: "QUEUED", queued: Date.now(), not_before: Date.now() + delay });
+      job.error = outcome.error;
+      log.warn({ job: job.id, error: outcome.error, delay }, "job attempt failed; retrying");
+      this.#save(job);
+      this.#queue.add(job);
+    } else this.#finish(job, "FAILED", outcome.error);
+  }
+
+  #finish(job: JobRecord, status: JobStatus, error?: JobError): void {
+    this.#queue.delete(job);
+    this.#dispatcher.forget(job.id);
+    job.status = status;
+    job.finished = Date.now();
+    delete job.not_before;
+    if (error) job.error = error;
+    else if (status === "PROCESSED") delete job.error;
+    this.#o.log.info(
+      { job: job.id, member: job.member, model: job.model, status, error },
+      "job %s %s",
+      job.id,
+      status,
+    );
+    this.#save(job);
+    this.emit("settled", job);
+  }
+
+  #save(job: JobRecord): void {
+    this.#o.store
+      .save(job)
+      .catch((err: unknown) =>
+        this.#o.log.error({ err: describeError(err), job: job.id }, "saving a job failed"),
+      );
+  }
+}

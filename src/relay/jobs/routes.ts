@@ -1,0 +1,144 @@
+/**
+ * The public routes of jobs and batches: `"async": true` submissions, `/v1/jobs…` and
+ * `/v1/batches…`. Refusals are thrown as `WorkError`s and answered by `work.ts`.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { pipeline } from "node:stream";
+import type { Endpoint } from "../../protocol/index.ts";
+import type { Batches } from "./batches.ts";
+import { REPLAYED, allow, baseUrl, idempotencyKey, page, readJson, reply } from "./http.ts";
+import type { JobSystem } from "./jobs.ts";
+import { jobRequest } from "./request.ts";
+import { openResult } from "./results.ts";
+import { makeRoom } from "./retention.ts";
+import { JOB_STATUSES, isTerminal, type JobLimits, type JobStatus } from "./types.ts";
+import { jobView } from "./view.ts";
+import { WorkError, conflict, notFound } from "./work-error.ts";
+
+export interface JobRouteContext {
+  jobs: JobSystem;
+  batches: Batches;
+  resultsDir: string;
+  limits: JobLimits;
+  maxJsonBytes: number;
+}
+
+/** `POST <endpoint>` with `"async": true`: 202 and the job (the same job again for a repeated key). */
+export async function submitAsync(
+  c: JobRouteContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  member: string,
+  endpoint: Endpoint,
+  json: Record<string, unknown>,
+): Promise<void> {
+  const key = idempotencyKey(req);
+  const checked = jobRequest(endpoint.path, json, c.limits.maxBodyBytes);
+  if (typeof checked === "string") throw new WorkError(400, "invalid_request_error", checked);
+  await makeRoom(c.jobs, member, 1, c.limits);
+  // From here on nothing awaits until the job is queued, so a repeated key cannot slip in.
+  const known = c.jobs.replay(member, key);
+  if (known) return reply(res, 202, jobView(known, baseUrl(req)), REPLAYED);
+  c.jobs.checkRoom(member, 1);
+  const origin = key === undefined ? {} : { idempotencyKey: key };
+  const { jobs, saved } = c.jobs.enqueue(member, [checked], origin);
+  // The job as submitted: by the time it is saved it may already be running.
+  const view = jobs[0] && jobView(jobs[0], baseUrl(req));
+  await saved;
+  reply(res, 202, view);
+}
+
+/** `/v1/jobs`, `/v1/jobs/<id>`, `/v1/jobs/<id>/result`, `…/cancel`, `…/retry`. */
+export async function jobRoutes(
+  c: JobRouteContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  member: string,
+  url: URL,
+  parts: string[],
+): Promise<void> {
+  const base = baseUrl(req);
+  const [id, action, ...rest] = parts;
+  if (id === undefined) {
+    allow(req, "GET", url.pathname);
+    const status = url.searchParams.get("status")?.toUpperCase();
+    if (status !== undefined && !JOB_STATUSES.includes(status as JobStatus))
+      throw new WorkError(
+        400,
+        "invalid_request_error",
+        `?status= must be one of ${JOB_STATUSES.join(", ")}`,
+      );
+    const active = ["1", "true"].includes(url.searchParams.get("active") ?? "");
+    const mine = [...c.jobs.all()]
+      .filter((j) => j.member === member && (status === undefined || j.status === status))
+      .filter((j) => !active || !isTerminal(j.status))
+      .sort((a, b) => b.seq - a.seq);
+    return reply(
+      res,
+      200,
+      page(mine, url, (j) => jobView(j, base)),
+    );
+  }
+  const job = c.jobs.byId(id);
+  if (job?.member !== member || rest.length > 0) throw notFound("job", id);
+  if (action === undefined) {
+    allow(req, "GET", url.pathname);
+    return reply(res, 200, jobView(job, base));
+  }
+  if (action === "result") {
+    allow(req, "GET", url.pathname);
+    const result = job.result;
+    if (!result)
+      throw new WorkError(404, "not_found_error", `job ${id} has no result (it is ${job.status})`);
+    if (result.kind === "json") return reply(res, 200, result.value);
+    const stream = await openResult(c.resultsDir, id);
+    res.writeHead(200, { "content-type": result.content_type, "content-length": result.bytes });
+    pipeline(stream, res, () => undefined);
+    return;
+  }
+  allow(req, "POST", url.pathname);
+  req.resume();
+  if (action === "cancel") {
+    if (!c.jobs.cancel(job)) throw conflict(`job ${id} is already ${job.status}`);
+    return reply(res, 200, jobView(job, base));
+  }
+  if (action === "retry") {
+    await c.jobs.retry(job);
+    return reply(res, 202, jobView(job, base));
+  }
+  throw notFound("job route", `${id}/${action}`);
+}
+
+/** `/v1/batches`, `/v1/batches/<id>`, `/v1/batches/<id>/cancel` (and the hosted `POST /v1/batches/<id>`). */
+export async function batchRoutes(
+  c: JobRouteContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  member: string,
+  url: URL,
+  parts: string[],
+): Promise<void> {
+  const [id, action, ...rest] = parts;
+  if (id === undefined && req.method === "POST") {
+    const body = await readJson(req, c.maxJsonBytes);
+    const { batch, replayed } = await c.batches.submit(member, body, idempotencyKey(req));
+    return reply(res, 202, c.batches.view(batch, true), replayed ? REPLAYED : {});
+  }
+  if (id === undefined) {
+    allow(req, "GET", url.pathname);
+    return reply(
+      res,
+      200,
+      page(c.batches.list(member), url, (b) => c.batches.view(b, false)),
+    );
+  }
+  const batch = c.batches.get(member, id);
+  if (!batch || rest.length > 0 || (action !== undefined && action !== "cancel"))
+    throw notFound("batch", id);
+  if (action === undefined && req.method === "GET")
+    return reply(res, 200, c.batches.view(batch, true));
+  allow(req, "POST", url.pathname);
+  req.resume();
+  await c.batches.cancel(batch);
+  reply(res, 200, c.batches.view(batch, true));
+}

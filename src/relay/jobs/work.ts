@@ -1,0 +1,145 @@
+/**
+ * The relay's long-running work, put together: the store (a file log under the data directory,
+ * or memory), the job queue, batches and workflow runs, loaded and resumed at start, with the
+ * routes the public API hands them. `createRelay` makes one; `close()` saves and lets go.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger } from "../../log.ts";
+import { describeError } from "../../errors.ts";
+import type { Endpoint } from "../../protocol/index.ts";
+import type { Registry } from "../registry.ts";
+import { sendError } from "../respond.ts";
+import { workflowRoutes } from "../workflows/routes.ts";
+import { Workflows } from "../workflows/runs.ts";
+import type { RunRecord } from "../workflows/types.ts";
+import { Batches } from "./batches.ts";
+import { openFileStore } from "./file-store.ts";
+import { JobSystem } from "./jobs.ts";
+import { createMemoryStore } from "./memory-store.ts";
+import { pruneJobs } from "./retention.ts";
+import { batchRoutes, jobRoutes, submitAsync, type JobRouteContext } from "./routes.ts";
+import {
+  DEFAULT_LIMITS,
+  type BatchRecord,
+  type JobLimits,
+  type JobRecord,
+  type StoredRecord,
+} from "./types.ts";
+import { WorkError } from "./work-error.ts";
+
+export interface WorkOptions {
+  registry: Registry;
+  log: Logger;
+  /** Where jobs and results are kept; without it they live in memory and die with the relay. */
+  dataDir?: string;
+  limits?: Partial<JobLimits>;
+  /** Largest JSON body of a batch or run submission. */
+  maxJsonBytes?: number;
+}
+
+export interface Work {
+  /** Answers a request under `/v1/jobs`, `/v1/batches` or `/v1/workflows`. */
+  handle(req: IncomingMessage, res: ServerResponse, member: string, url: URL): Promise<void>;
+  /** Answers a JSON inference request that asked for `"async": true` with 202 and its job. */
+  submit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    member: string,
+    endpoint: Endpoint,
+    json: Record<string, unknown>,
+  ): Promise<void>;
+  close(): Promise<void>;
+}
+
+const PRUNE_EVERY_MS = 3_600_000;
+
+/** A path segment, decoded; a malformed escape stays as it is (and matches nothing). */
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+const of =
+  <T extends StoredRecord>(kind: T["kind"]) =>
+  (records: StoredRecord[]): T[] =>
+    records.filter((r): r is T => r.kind === kind);
+
+/**
+ * Opens the store, loads what it holds (jobs that were running are queued again) and starts
+ * the dispatcher.
+ * @example
+ * const work = await createWork({ registry, log, dataDir: "/var/lib/club-provider/relay" });
+ */
+export async function createWork(o: WorkOptions): Promise<Work> {
+  const { registry, log } = o;
+  const limits: JobLimits = { ...DEFAULT_LIMITS, ...o.limits };
+  const store = o.dataDir ? await openFileStore(o.dataDir, log) : await createMemoryStore();
+  const records = await store.load();
+  const jobs = new JobSystem({ store, registry, limits, log });
+  const batches = new Batches(jobs, store, limits, log);
+  const workflows = new Workflows(jobs, store, registry, limits, log);
+  const loaded = of<JobRecord>("job")(records);
+  const requeued = loaded.filter((j) => j.status === "PROCESSING").length;
+  jobs.load(loaded);
+  batches.load(of<BatchRecord>("batch")(records));
+  workflows.load(of<RunRecord>("run")(records));
+  log.info(
+    { dataDir: o.dataDir ?? null, jobs: loaded.length, requeued, records: records.length },
+    "job store %s: %d job(s), %d queued again",
+    o.dataDir ?? "in memory",
+    loaded.length,
+    requeued,
+  );
+
+  const prune = (): void => {
+    const now = Date.now();
+    Promise.all([pruneJobs(jobs, now, limits), batches.prune(now), workflows.prune(now)]).catch(
+      (err: unknown) => log.error({ err: describeError(err) }, "pruning old jobs failed"),
+    );
+  };
+  prune();
+  const timers = [
+    setInterval(() => jobs.kick(), limits.tickMs),
+    setInterval(prune, PRUNE_EVERY_MS),
+  ];
+  for (const t of timers) t.unref();
+
+  const maxJsonBytes = o.maxJsonBytes ?? 64 * 1024 * 1024;
+  const ctx: JobRouteContext = {
+    jobs,
+    batches,
+    resultsDir: store.resultsDir,
+    limits,
+    maxJsonBytes,
+  };
+  const answer = async (res: ServerResponse, run: () => Promise<void>): Promise<void> => {
+    try {
+      await run();
+    } catch (err) {
+      if (!(err instanceof WorkError)) throw err;
+      sendError(res, err.status, err.type, err.message);
+    }
+  };
+
+  return {
+    handle(req, res, member, url) {
+      const [, , area = "", ...rest] = url.pathname.split("/");
+      const parts = rest.filter((p) => p !== "").map(decodePart);
+      return answer(res, async () => {
+        if (area === "jobs") await jobRoutes(ctx, req, res, member, url, parts);
+        else if (area === "batches") await batchRoutes(ctx, req, res, member, url, parts);
+        else await workflowRoutes(workflows, maxJsonBytes, req, res, member, url, parts);
+      });
+    },
+    submit(req, res, member, endpoint, json) {
+      return answer(res, () => submitAsync(ctx, req, res, member, endpoint, json));
+    },
+    async close() {
+      for (const t of timers) clearInterval(t);
+      await jobs.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * The public routes of workflows: `/v1/workflows/templates` and `/v1/workflows/runs…`, with
+ * `…/cancel` and the gate decisions `…/steps/<step_id>/approve` and `…/reject` (optional JSON
+ * body `{"note": "…"}`).
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { REPLAYED, allow, baseUrl, idempotencyKey, page, readJson, reply } from "../jobs/http.ts";
+import { WorkError, notFound } from "../jobs/work-error.ts";
+import type { Workflows } from "./runs.ts";
+import { TEMPLATES } from "./catalog.ts";
+import { templateView } from "./templates.ts";
+import { RUN_STATUSES, type RunStatus } from "./types.ts";
+import { runView } from "./view.ts";
+
+/** Decision bodies are small: a note at most. */
+const DECISION_BYTES = 64 * 1024;
+
+export async function workflowRoutes(
+  workflows: Workflows,
+  maxJsonBytes: number,
+  req: IncomingMessage,
+  res: ServerResponse,
+  member: string,
+  url: URL,
+  parts: string[],
+): Promise<void> {
+  const base = baseUrl(req);
+  const [section, id, action, stepId, decision, ...rest] = parts;
+  if (section === "templates" && id === undefined) {
+    allow(req, "GET", url.pathname);
+    return reply(res, 200, { object: "list", data: TEMPLATES.map(templateView) });
+  }
+  if (section !== "runs") throw notFound("workflow route", url.pathname);
+  if (id === undefined && req.method === "POST") {
+    const body = await readJson(req, maxJsonBytes);
+    const { run, replayed } = await workflows.submit(member, body, idempotencyKey(req));
+    return reply(res, 202, runView(run, base), replayed ? REPLAYED : {});
+  }
+  if (id === undefined) {
+    allow(req, "GET", url.pathname);
+    const status = url.searchParams.get("status")?.toUpperCase();
+    if (status !== undefined && !RUN_STATUSES.includes(status as RunStatus))
+      throw new WorkError(
+        400,
+        "invalid_request_error",
+        `?status= must be one of ${RUN_STATUSES.join(", ")}`,
+      );
+    const runs = workflows.list(member).filter((r) => status === undefined || r.status === status);
+    return reply(
+      res,
+      200,
+      page(runs, url, (r) => runView(r, base)),
+    );
+  }
+  const run = workflows.get(member, id);
+  if (!run || rest.length > 0) throw notFound("workflow run", id);
+  if (action === undefined) {
+    allow(req, "GET", url.pathname);
+    return reply(res, 200, runView(run, base));
+  }
+  allow(req, "POST", url.pathname);
+  if (action === "cancel" && stepId === undefined) {
+    req.resume();
+    workflows.cancel(run);
+    return reply(res, 200, runView(run, base));
+  }
+  if (
+    action !== "steps" ||
+    stepId === undefined ||
+    (decision !== "approve" && decision !== "reject")
+  )
+    throw notFound("workflow route", url.pathname);
+  const { note } = await readJson(req, DECISION_BYTES);
+  if (note !== undefined && typeof note !== "string")
+    throw new WorkError(400, "invalid_request_error", '"note" must be text');
+  workflows.decide(run, stepId, decision === "approve", note);
+  reply(res, 200, runView(run, base));
+}

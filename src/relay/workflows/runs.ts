@@ -1,0 +1,223 @@
+/**
+ * Workflow runs inside the relay: a run advances whenever one of its jobs settles or a gate is
+ * decided, starting every step whose dependencies are DONE. A failed step fails the run; a
+ * rejected gate or a cancel ends it CANCELED. Either way its unfinished jobs are canceled (at
+ * the provider too) and the steps that never started are SKIPPED.
+ */
+import type { Logger } from "../../log.ts";
+import { describeError } from "../../errors.ts";
+import { newId, nextSeq, seenSeq } from "../jobs/ids.ts";
+import type { JobSystem } from "../jobs/jobs.ts";
+import type { JobStore } from "../jobs/store.ts";
+import type { JobError, JobLimits } from "../jobs/types.ts";
+import { WorkError, conflict } from "../jobs/work-error.ts";
+import type { Registry } from "../registry.ts";
+import { chooseModels, runRequest } from "./request.ts";
+import { dependencies, type Step } from "./spec.ts";
+import { collectStep, startStep, type StepContext } from "./steps.ts";
+import { isRunOver, type RunRecord, type StepState } from "./types.ts";
+
+/** Runs one member may have going at once. */
+export const MAX_ACTIVE_RUNS = 32;
+
+export class Workflows {
+  readonly #runs = new Map<string, RunRecord>();
+  readonly #keys = new Map<string, string>();
+
+  constructor(
+    private readonly jobs: JobSystem,
+    private readonly store: JobStore,
+    private readonly registry: Registry,
+    private readonly limits: JobLimits,
+    private readonly log: Logger,
+  ) {
+    jobs.on("settled", (job) => {
+      const run = job.run_id === undefined ? undefined : this.#runs.get(job.run_id);
+      if (run) this.#advance(run);
+    });
+  }
+
+  /** Takes the stored runs (after the jobs) and moves on those a restart interrupted. */
+  load(runs: RunRecord[]): void {
+    for (const run of runs) {
+      seenSeq(run.seq);
+      this.#runs.set(run.id, run);
+      if (run.idempotency_key) this.#keys.set(`${run.member}\n${run.idempotency_key}`, run.id);
+    }
+    for (const run of runs) this.#advance(run);
+  }
+
+  /** Starts a run from a template or a spec; a repeated idempotency key gets the existing run. */
+  async submit(
+    member: string,
+    body: Record<string, unknown>,
+    key?: string,
+  ): Promise<{ run: RunRecord; replayed: boolean }> {
+    const known =
+      key === undefined ? undefined : this.#runs.get(this.#keys.get(`${member}\n${key}`) ?? "");
+    if (known) return { run: known, replayed: true };
+    const request = runRequest(body);
+    const active = this.list(member).filter((r) => !isRunOver(r.status)).length;
+    if (active >= MAX_ACTIVE_RUNS)
+      throw new WorkError(
+        429,
+        "rate_limit_error",
+        `you have ${active} workflow runs going; the limit is ${MAX_ACTIVE_RUNS}`,
+      );
+    const models = {
+      ...request.models,
+      ...chooseModels(request.spec, request.models, this.registry.cards(member)),
+    };
+    const run: RunRecord = {
+      kind: "run",
+      id: newId("run"),
+      seq: nextSeq(),
+      member,
+      created: Date.now(),
+      status: "PENDING",
+      ...(request.template === undefined ? {} : { template: request.template }),
+      spec: request.spec,
+      inputs: request.inputs,
+      models,
+      steps: request.spec.steps.map((s) => ({ id: s.id, status: "PENDING" })),
+      ...(key === undefined ? {} : { idempotency_key: key }),
+    };
+    this.#runs.set(run.id, run);
+    if (key !== undefined) this.#keys.set(`${member}\n${key}`, run.id);
+    await this.store.save(run);
+    this.log.info(
+      { run: run.id, member, template: run.template },
+      "workflow run %s started",
+      run.id,
+    );
+    this.#advance(run);
+    return { run, replayed: false };
+  }
+
+  get(member: string, id: string): RunRecord | undefined {
+    const run = this.#runs.get(id);
+    return run?.member === member ? run : undefined;
+  }
+
+  /** The member's runs, newest first. */
+  list(member: string): RunRecord[] {
+    return [...this.#runs.values()]
+      .filter((r) => r.member === member)
+      .sort((a, b) => b.seq - a.seq);
+  }
+
+  cancel(run: RunRecord): void {
+    if (isRunOver(run.status)) throw conflict(`run ${run.id} is already ${run.status}`);
+    this.#end(run, "CANCELED", { type: "canceled", message: "the run was canceled" });
+  }
+
+  /** Approves or rejects a gate that is AWAITING; a rejection ends the run CANCELED. */
+  decide(run: RunRecord, stepId: string, approve: boolean, note: string | undefined): void {
+    const state = run.steps.find((s) => s.id === stepId);
+    const step = run.spec.steps.find((s) => s.id === stepId);
+    if (!state || !step)
+      throw new WorkError(404, "not_found_error", `run ${run.id} has no step "${stepId}"`);
+    if (step.kind !== "gate") throw conflict(`step "${stepId}" is a ${step.kind} step, not a gate`);
+    if (state.status !== "AWAITING" || isRunOver(run.status))
+      throw conflict(`step "${stepId}" is ${state.status}, not AWAITING a decision`);
+    const output = { approved: approve, ...(note === undefined ? {} : { note }) };
+    Object.assign(state, { status: approve ? "DONE" : "CANCELED", output, finished: Date.now() });
+    this.log.info(
+      { run: run.id, step: stepId, approve },
+      "gate %s %s",
+      stepId,
+      approve ? "approved" : "rejected",
+    );
+    if (approve) this.#advance(run, true);
+    else
+      this.#end(run, "CANCELED", {
+        type: "rejected",
+        message: `step "${stepId}" was rejected${note ? `: ${note}` : ""}`,
+      });
+  }
+
+  /** Deletes runs (and their jobs) finished longer than the retention ago. */
+  async prune(now: number): Promise<void> {
+    for (const run of this.#runs.values()) {
+      if (!isRunOver(run.status) || now - (run.finished ?? now) < this.limits.retainMs) continue;
+      this.#runs.delete(run.id);
+      if (run.idempotency_key) this.#keys.delete(`${run.member}\n${run.idempotency_key}`);
+      const jobs = run.steps.flatMap((s) => s.jobs ?? []).map((id) => this.jobs.byId(id));
+      await Promise.all(jobs.filter((j) => j !== undefined).map((j) => this.jobs.forget(j)))
+        .then(() => this.store.remove(run.id))
+        .catch((err: unknown) =>
+          this.log.error({ err: describeError(err) }, "pruning a run failed"),
+        );
+    }
+  }
+
+  #context(run: RunRecord): StepContext {
+    return { run, jobs: this.jobs, limits: this.limits, resultsDir: this.store.resultsDir };
+  }
+
+  #advance(run: RunRecord, changed = false): void {
+    if (isRunOver(run.status)) return;
+    const ctx = this.#context(run);
+    const stateOf = (id: string): StepState | undefined => run.steps.find((s) => s.id === id);
+    for (let moved = true; moved;) {
+      moved = false;
+      for (const step of run.spec.steps) {
+        const state = stateOf(step.id);
+        if (!state) continue;
+        if (state.status === "RUNNING") moved = collectStep(ctx, step, state) || moved;
+        else if (state.status === "PENDING" && this.#ready(step, stateOf)) {
+          startStep(ctx, step, state);
+          moved = true;
+        }
+      }
+      changed ||= moved;
+    }
+    const failed = run.steps.find((s) => s.status === "FAILED");
+    if (failed) {
+      const why = failed.error?.message ?? "it failed";
+      this.#end(run, "FAILED", {
+        type: failed.error?.type ?? "step_failed",
+        message: `step "${failed.id}" failed: ${why}`,
+      });
+      return;
+    }
+    const status = run.steps.every((s) => s.status === "DONE")
+      ? "DONE"
+      : run.steps.some((s) => s.status === "AWAITING")
+        ? "AWAITING"
+        : "RUNNING";
+    if (status !== run.status) {
+      Object.assign(run, { status, ...(status === "DONE" ? { finished: Date.now() } : {}) });
+      changed = true;
+    }
+    if (changed) this.#save(run);
+  }
+
+  #ready(step: Step, stateOf: (id: string) => StepState | undefined): boolean {
+    return dependencies(step).every((id) => stateOf(id)?.status === "DONE");
+  }
+
+  #end(run: RunRecord, status: "FAILED" | "CANCELED", error: JobError): void {
+    // The status first: canceling jobs below re-enters `#advance`, which must see the run over.
+    Object.assign(run, { status, error, finished: Date.now() });
+    for (const state of run.steps) {
+      if (state.status === "PENDING") state.status = "SKIPPED";
+      if (state.status !== "RUNNING" && state.status !== "AWAITING") continue;
+      Object.assign(state, { status: "CANCELED", finished: Date.now() });
+      for (const id of state.jobs ?? []) {
+        const job = this.jobs.byId(id);
+        if (job) this.jobs.cancel(job);
+      }
+    }
+    this.log.info({ run: run.id, status, error }, "workflow run %s %s", run.id, status);
+    this.#save(run);
+  }
+
+  #save(run: RunRecord): void {
+    this.store
+      .save(run)
+      .catch((err: unknown) =>
+        this.log.error({ err: describeError(err), run: run.id }, "saving a run failed"),
+      );
+  }
+}

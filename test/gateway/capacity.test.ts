@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { Capacity, type Release } from "../../src/gateway/capacity.ts";
+
+const never = new AbortController().signal;
+
+describe("Capacity", () => {
+  it("runs up to maxConcurrent, queues the rest in order, and refuses past the queue", async () => {
+    const cap = new Capacity({ queueSize: 2 });
+    const svc = { name: "llm", maxConcurrent: 1 };
+    const first = await cap.acquire(svc, never)!;
+    const order: string[] = [];
+    const second = cap.acquire(svc, never)!.then((r) => (order.push("second"), r));
+    const third = cap.acquire(svc, never)!.then((r) => (order.push("third"), r));
+    expect(cap.acquire(svc, never)).toBeNull();
+    expect([cap.inFlight("llm"), cap.queued("llm"), cap.total, cap.totalQueued]).toEqual([
+      1, 2, 1, 2,
+    ]);
+    first();
+    const r2 = await second;
+    expect(order).toEqual(["second"]);
+    r2();
+    (await third)();
+    expect(order).toEqual(["second", "third"]);
+    expect([cap.inFlight("llm"), cap.queued("llm"), cap.total]).toEqual([0, 0, 0]);
+  });
+
+  it("lets a request leave the queue when its consumer goes away", async () => {
+    const cap = new Capacity();
+    const svc = { name: "llm", maxConcurrent: 1 };
+    const running = await cap.acquire(svc, never)!;
+    const leaving = new AbortController();
+    const waiting = cap.acquire(svc, leaving.signal)!;
+    leaving.abort();
+    await expect(waiting).rejects.toBeDefined();
+    expect(cap.queued("llm")).toBe(0);
+    running();
+    expect(cap.inFlight("llm")).toBe(0);
+  });
+
+  it("makes services of one resource group share a limit", async () => {
+    const cap = new Capacity({ groups: { gpu0: { maxConcurrent: 1 } } });
+    const a = { name: "chat", maxConcurrent: 4, resourceGroup: "gpu0" };
+    const b = { name: "images", maxConcurrent: 4, resourceGroup: "gpu0" };
+    const ra = await cap.acquire(a, never)!;
+    let granted: Release | undefined;
+    const pending = cap.acquire(b, never)!.then((r) => (granted = r));
+    await Promise.resolve();
+    expect(granted).toBeUndefined();
+    expect(cap.queued("images")).toBe(1);
+    ra();
+    await pending;
+    expect(cap.inFlight("images")).toBe(1);
+  });
+
+  it("counts a release once however often it is called", async () => {
+    const cap = new Capacity();
+    const release = await cap.acquire({ name: "x", maxConcurrent: 2 }, never)!;
+    release();
+    release();
+    expect(cap.total).toBe(0);
+  });
+
+  it("suggests a Retry-After that grows with the queue", async () => {
+    const cap = new Capacity({ queueSize: 10 });
+    const svc = { name: "x", maxConcurrent: 1 };
+    await cap.acquire(svc, never);
+    expect(cap.retryAfter(svc)).toBe(1);
+    for (let i = 0; i < 4; i++) void cap.acquire(svc, never);
+    expect(cap.retryAfter(svc)).toBe(4);
+  });
+});

@@ -1,0 +1,159 @@
+/**
+ * The gateway as a closed door: only public endpoints, only advertised models, only to the
+ * service that serves them, with no inbound credentials, private image URLs or oversize
+ * uploads getting through. Mounted on a plain loopback listener, in front of fake engines.
+ */
+import http from "node:http";
+import { once } from "node:events";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { discover, type Catalog } from "../../src/discovery/catalog.ts";
+import { Capacity } from "../../src/gateway/capacity.ts";
+import { createGateway } from "../../src/gateway/gateway.ts";
+import { silentLogger } from "../../src/log.ts";
+import { FakeLlamaServer } from "../fakes/llama-server.ts";
+import { FakeWhisperCpp } from "../fakes/whispercpp.ts";
+import { recording } from "../fakes/audio.ts";
+
+type Envelope = { error: { message: string; type: string } };
+
+let llama: FakeLlamaServer;
+let whisper: FakeWhisperCpp;
+let server: http.Server;
+let base: string;
+let catalog: Catalog;
+
+beforeAll(async () => {
+  llama = new FakeLlamaServer({ totalSlots: 1, tokens: ["ok"] });
+  whisper = new FakeWhisperCpp();
+  await Promise.all([llama.start(), whisper.start()]);
+  catalog = await discover({
+    services: [{ url: llama.url }, { url: whisper.url }],
+    autodetect: false,
+  });
+  const gateway = createGateway({
+    catalog: () => catalog,
+    providerName: "rig",
+    log: silentLogger,
+    load: new Capacity({ queueSize: 1 }),
+    maxUploadBytes: 64 * 1024,
+  });
+  server = http.createServer(gateway);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  server.close();
+  await Promise.all([llama.stop(), whisper.stop(), closeUpstreamPools()]);
+});
+
+async function post(
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Envelope }> {
+  const res = await fetch(base + path, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: (await res.json()) as Envelope };
+}
+
+const chat = { model: "tiny-qwen2-chat", messages: [{ role: "user", content: "hi" }] };
+
+describe("gateway: what it forwards", () => {
+  it("answers unknown paths and models with 404 without touching an engine", async () => {
+    const before = llama.requests.length + whisper.requests.length;
+    expect((await post("/props", {})).status).toBe(404);
+    expect((await post("/v1/embeddings", { model: "tiny-qwen2-chat", input: "x" })).status).toBe(
+      404,
+    );
+    expect((await fetch(`${base}/slots`)).status).toBe(404);
+    expect((await post("/v1/chat/completions", { ...chat, model: "other" })).status).toBe(404);
+    // A model of another type is not reachable through this endpoint either.
+    expect((await post("/v1/chat/completions", { ...chat, model: "whisper" })).status).toBe(404);
+    expect(llama.requests.length + whisper.requests.length).toBe(before);
+  });
+
+  it("passes no inbound credentials or hop-by-hop headers to the engine", async () => {
+    const res = await post("/v1/chat/completions", chat, {
+      authorization: "Bearer sk-consumer-secret",
+      cookie: "session=1",
+      "x-api-key": "sk-other",
+      "proxy-authorization": "Basic x",
+    });
+    expect(res.status).toBe(200);
+    const seen = llama.requests.at(-1)!.headers;
+    for (const h of ["authorization", "cookie", "x-api-key", "proxy-authorization"])
+      expect(seen[h]).toBeUndefined();
+  });
+
+  it("refuses image URLs that point at the rig or its network, before the engine sees them", async () => {
+    const before = llama.requests.length;
+    const res = await post("/v1/chat/completions", {
+      ...chat,
+      messages: [
+        {
+          role: "user",
+          content: [{ type: "image_url", image_url: { url: "http://192.168.1.1/admin.png" } }],
+        },
+      ],
+    });
+    expect(res.status).toBe(400);
+    expect(res.json.error.message).toMatch(/private address/);
+    expect(llama.requests.length).toBe(before);
+    const ok = await post("/v1/chat/completions", {
+      ...chat,
+      messages: [
+        {
+          role: "user",
+          content: [{ type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } }],
+        },
+      ],
+    });
+    expect(ok.status).toBe(200);
+  });
+
+  it("refuses an upload over the limit with 413", async () => {
+    const form = new FormData();
+    form.set("model", "whisper");
+    form.set("file", new Blob([recording(10)]), "long.wav");
+    // The relay names the model of a multipart request in a header; the gateway does not parse forms.
+    const res = await fetch(`${base}/v1/audio/transcriptions`, {
+      method: "POST",
+      body: form,
+      headers: { "x-club-model": "whisper" },
+    });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as Envelope).error.type).toBe("request_too_large");
+  });
+
+  it("queues past capacity and answers 429 with Retry-After past the queue", async () => {
+    llama.pauseGenerations();
+    const running = post("/v1/chat/completions", chat);
+    await new Promise<void>((resolve) => llama.once("request", () => resolve()));
+    const queued = post("/v1/chat/completions", chat);
+    let refused: Response | undefined;
+    await expect
+      .poll(async () => {
+        refused = await fetch(`${base}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(chat),
+        });
+        return refused.status;
+      })
+      .toBe(429);
+    expect(refused!.headers.get("retry-after")).toBe("1");
+    expect(((await refused!.json()) as Envelope).error.message).toMatch(
+      /at capacity .*1 running, 1 waiting/,
+    );
+    llama.resumeGenerations();
+    expect((await running).status).toBe(200);
+    expect((await queued).status).toBe(200);
+  });
+});

@@ -1,0 +1,191 @@
+/**
+ * A provider for tests of the relay's long-running work: the daemon's own tunnel client
+ * (`src/tunnel/client.ts`, real WebSocket and HTTP/2) with a handler that answers like media
+ * engines, for the types no daemon adapter serves yet (image, music, video), plus a scripted
+ * LLM for fast in-process workflow tests. Like the fake engines it records requests, holds
+ * answers behind a gate, and emits `client-closed` when the relay resets a stream.
+ */
+import { EventEmitter, once } from "node:events";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { silentLogger } from "../../../src/log.ts";
+import type { Manifest, ManifestService, ServiceType } from "../../../src/protocol/index.ts";
+import { TunnelClient } from "../../../src/tunnel/client.ts";
+
+/** One request as the rig received it. */
+export interface RigRequest {
+  path: string;
+  model: string;
+  body: Record<string, unknown>;
+}
+
+export interface MediaRigOptions {
+  relayUrl: string;
+  apiKey: string;
+  name?: string;
+  /** Models per service type; default one each of `image-1`, `music-1`, `video-1`. */
+  models?: Partial<Record<ServiceType, string[]>>;
+  /** Jobs each service takes at once (its manifest `max_concurrent`). */
+  maxConcurrent?: number;
+  /** What the LLM answers: the reply's text for a request. */
+  reply?: (body: Record<string, unknown>) => string;
+}
+
+/** A small valid PNG's first bytes plus a tag: what the fake image engine "draws". */
+export const PNG = Buffer.concat([Buffer.from("89504e470d0a1a0a", "hex"), Buffer.from("fake")]);
+/** Bytes of the fake video and music answers (sent in 4 chunks, through the gate). */
+export const VIDEO = Buffer.alloc(256 * 1024, 7);
+export const MUSIC = Buffer.alloc(64 * 1024, 3);
+
+const TYPES: Record<string, ServiceType> = {
+  "/v1/chat/completions": "llm",
+  "/v1/images/generations": "image",
+  "/v1/music/generations": "music",
+  "/v1/videos/generations": "video",
+  "/v1/audio/speech": "tts",
+};
+
+/** Whether the relay reset the stream (read through a call: TypeScript would narrow `res.closed`). */
+const gone = (res: Http2ServerResponse): boolean => res.closed;
+
+export class MediaRig extends EventEmitter<{
+  request: [RigRequest];
+  "client-closed": [RigRequest];
+}> {
+  readonly requests: RigRequest[] = [];
+  inFlight = 0;
+  /** Answers the next N requests with 500 (a failing engine). */
+  failNext = 0;
+  readonly #client: TunnelClient;
+  #gate: { promise: Promise<void>; open: () => void } | undefined;
+
+  constructor(readonly options: MediaRigOptions) {
+    super();
+    this.#client = new TunnelClient({
+      relayUrl: options.relayUrl.replace(/^http/, "ws"),
+      apiKey: options.apiKey,
+      provider: { name: options.name ?? "media1", version: "test" },
+      manifest: () => this.manifest(),
+      heartbeat: () => ({ in_flight: this.inFlight, queued: 0, services: {}, gpus: [] }),
+      onRequest: (req, res) => void this.#handle(req, res),
+      backoff: { baseMs: 50, maxMs: 500 },
+      log: silentLogger,
+    });
+  }
+
+  manifest(): Manifest {
+    const models = this.options.models ?? {
+      image: ["image-1"],
+      music: ["music-1"],
+      video: ["video-1"],
+    };
+    const services = Object.entries(models).map(([type, ids]): ManifestService => ({
+      name: `${type}-svc`,
+      engine: "other",
+      type: type as ServiceType,
+      features: [],
+      max_concurrent: this.options.maxConcurrent ?? 4,
+      models: ids.map((id) => ({
+        id,
+        input_modalities: ["text"],
+        output_modalities: [type === "llm" ? "text" : type],
+        features: [],
+        context_length: null,
+      })),
+    }));
+    const name = this.options.name ?? "media1";
+    return { schema_version: 1, agent: { name }, hosts: [{ id: "h1", gpus: [], services }] };
+  }
+
+  /** Connects and resolves once the relay welcomed the rig. */
+  async start(): Promise<void> {
+    const connected = once(this.#client, "connected");
+    this.#client.start();
+    await connected;
+  }
+
+  stop(): void {
+    this.resume();
+    this.#client.stop();
+  }
+
+  /** Holds every answer (before its first byte, and between chunks) until `resume()`. */
+  pause(): void {
+    if (this.#gate) return;
+    let open = (): void => undefined;
+    const promise = new Promise<void>((resolve) => (open = resolve));
+    this.#gate = { promise, open };
+  }
+
+  resume(): void {
+    this.#gate?.open();
+    this.#gate = undefined;
+  }
+
+  async #wait(): Promise<void> {
+    while (this.#gate) await this.#gate.promise;
+  }
+
+  async #handle(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as Record<
+      string,
+      unknown
+    >;
+    const path = req.url.split("?")[0] ?? "";
+    const recorded: RigRequest = { path, model: String(req.headers["x-club-model"]), body };
+    this.requests.push(recorded);
+    this.inFlight++;
+    let done = false;
+    res.on("close", () => {
+      this.inFlight--;
+      if (!done) this.emit("client-closed", recorded);
+    });
+    this.emit("request", recorded);
+    await this.#wait();
+    if (gone(res)) return;
+    if (typeof body.fail_with === "number") {
+      done = true;
+      const error = { message: `refused with ${body.fail_with}`, type: "invalid_request_error" };
+      return this.#json(res, body.fail_with, { error });
+    }
+    if (this.failNext > 0) {
+      this.failNext--;
+      done = true;
+      return this.#json(res, 500, {
+        error: { message: "the engine crashed", type: "server_error" },
+      });
+    }
+    const type = TYPES[path];
+    if (type === "image") {
+      done = true;
+      const data = [{ b64_json: PNG.toString("base64"), revised_prompt: body.prompt }];
+      return this.#json(res, 200, { created: 1, data });
+    }
+    if (type === "llm") {
+      done = true;
+      const content = this.options.reply?.(body) ?? "ok";
+      return this.#json(res, 200, {
+        id: "chatcmpl-rig",
+        object: "chat.completion",
+        model: recorded.model,
+        choices: [{ index: 0, finish_reason: "stop", message: { role: "assistant", content } }],
+      });
+    }
+    const bytes = type === "video" ? VIDEO : MUSIC;
+    res.writeHead(200, { "content-type": type === "video" ? "video/mp4" : "audio/wav" });
+    for (let i = 0; i < 4; i++) {
+      await this.#wait();
+      if (gone(res)) return;
+      res.write(bytes.subarray((i * bytes.length) / 4, ((i + 1) * bytes.length) / 4));
+    }
+    done = true;
+    res.end();
+  }
+
+  #json(res: Http2ServerResponse, status: number, value: unknown): void {
+    const text = JSON.stringify(value);
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(text);
+  }
+}
