@@ -70,6 +70,9 @@ export class BenchStack {
       String(this.#relayPort),
       "--keys",
       join(this.#dir, "keys.json"),
+      // The benchmark measures the path, not the per-key limit.
+      "--rate-limit",
+      "0",
     ];
     this.relay = startCli(args, this.#env());
     return until(`${this.targets.tunnel}/healthz`, (s) => s === 200);

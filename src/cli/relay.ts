@@ -12,6 +12,7 @@ interface RelayFlags {
   port: string;
   keys?: string;
   heartbeat: string;
+  rateLimit: string;
   dataDir?: string;
   logLevel?: string;
 }
@@ -32,6 +33,11 @@ export function relayCommand(): Command {
       'JSON file mapping each API key to its member: {"<key>": "<member>"} (or CLUB_RELAY_KEYS=key=member,...)',
     )
     .option("--heartbeat <seconds>", "heartbeat interval providers are asked to keep", "15")
+    .option(
+      "--rate-limit <n>",
+      "requests per second per key, bursts of twice that (0: no limit)",
+      "50",
+    )
     .option(
       "--data-dir <dir>",
       "where async jobs, batches, workflow runs and their results are kept (default $XDG_DATA_HOME/club-provider/relay or ~/.local/share/club-provider/relay)",
@@ -54,6 +60,7 @@ export function relayCommand(): Command {
         keys,
         log,
         heartbeatMs: Number(opts.heartbeat) * 1000,
+        rateLimit: Number(opts.rateLimit),
         dataDir: opts.dataDir ?? defaultDataDir(),
       });
       started.relay = relay;

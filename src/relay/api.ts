@@ -3,7 +3,7 @@
  * inference endpoint of the endpoint table, routed to a provider that serves the model.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { Logger } from "../log.ts";
 import { describeError } from "../errors.ts";
@@ -20,6 +20,7 @@ import type { Work } from "./jobs/work.ts";
 import { KeyRing } from "./keys.ts";
 import { MultipartError, MultipartFilter, boundaryOf } from "./multipart.ts";
 import type { Registry } from "./registry.ts";
+import type { RateLimiter } from "./rate-limit.ts";
 import { sendError, sendJson } from "./respond.ts";
 
 export interface ApiOptions {
@@ -30,6 +31,8 @@ export interface ApiOptions {
   maxJsonBytes?: number;
   /** Async jobs, batches and workflows; without it they are answered 503 `async_disabled`. */
   work?: Work;
+  /** Per-key request rate limit (429 beyond it). */
+  rateLimit?: RateLimiter;
 }
 
 /** Paths of the relay's long-running work, handed to `work` (answered `async_disabled` without). */
@@ -57,6 +60,22 @@ export function createApi(
         401,
         "authentication_error",
         "missing or invalid API key: send Authorization: Bearer <key>",
+      );
+      return;
+    }
+    // Buckets are keyed by the key's digest, so raw keys are not kept around.
+    const bearer = KeyRing.bearer(req.headers.authorization) ?? "";
+    const wait = options.rateLimit?.take(createHash("sha256").update(bearer).digest("base64"));
+    if (wait) {
+      req.resume();
+      sendError(
+        res,
+        429,
+        "rate_limit_error",
+        `too many requests for this key: retry in ${wait} s`,
+        {
+          "retry-after": String(wait),
+        },
       );
       return;
     }

@@ -8,6 +8,7 @@ import { WebSocketServer } from "ws";
 import type { Logger } from "../log.ts";
 import { CONNECT_PATH, CloseCode, TUNNEL_SUBPROTOCOL } from "../protocol/index.ts";
 import { createApi } from "./api.ts";
+import { RateLimiter } from "./rate-limit.ts";
 import { createWork } from "./jobs/work.ts";
 import type { JobLimits } from "./jobs/types.ts";
 import { KeyRing } from "./keys.ts";
@@ -24,6 +25,8 @@ export interface RelayOptions {
   /** How long a new provider connection may take to say hello (default 10 s). */
   helloTimeoutMs?: number;
   maxJsonBytes?: number;
+  /** Requests per second per key, with a burst of twice that (default 50; 0 turns it off). */
+  rateLimit?: number;
   /**
    * Where async jobs, batches, workflow runs and results are kept (created if missing; one relay
    * per directory). Without it they are kept in memory and lost when the relay stops.
@@ -69,6 +72,9 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     log,
     work,
     ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
+    ...(options.rateLimit === 0
+      ? {}
+      : { rateLimit: new RateLimiter({ perSecond: options.rateLimit ?? 50 }) }),
   });
   const server = http.createServer({ keepAliveTimeout: 65_000 }, api);
   // Generations may be silent for minutes before the first byte: no request timeout.

@@ -34,6 +34,9 @@ async function startRelay(home: string, port: number): Promise<{ relay: CliProce
       join(home, "keys.json"),
       "--heartbeat",
       "2",
+      // Tests fire bursts of hundreds of requests; the limit itself is tested in test/relay.
+      "--rate-limit",
+      "0",
     ],
     { home },
   );

@@ -1,0 +1,52 @@
+/**
+ * Per-key request rate limits: a token bucket per key digest, refilled continuously. A key
+ * over its rate gets 429 with `Retry-After`; buckets of idle keys are dropped.
+ */
+export interface RateLimitOptions {
+  /** Sustained requests per second per key (default 50). */
+  perSecond?: number;
+  /** Requests a key may make at once after being idle (default 2 × perSecond). */
+  burst?: number;
+  now?: () => number;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+export class RateLimiter {
+  readonly perSecond: number;
+  readonly burst: number;
+  readonly #now: () => number;
+  readonly #buckets = new Map<string, Bucket>();
+
+  constructor(options: RateLimitOptions = {}) {
+    this.perSecond = options.perSecond ?? 50;
+    this.burst = options.burst ?? 2 * this.perSecond;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Takes one request from `key`'s bucket: 0 when allowed, else the seconds to wait. */
+  take(key: string): number {
+    const now = this.#now();
+    const bucket = this.#buckets.get(key) ?? { tokens: this.burst, at: now };
+    bucket.tokens = Math.min(
+      this.burst,
+      bucket.tokens + ((now - bucket.at) / 1000) * this.perSecond,
+    );
+    bucket.at = now;
+    this.#buckets.set(key, bucket);
+    if (this.#buckets.size > 10_000) this.#sweep(now);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil((1 - bucket.tokens) / this.perSecond));
+  }
+
+  #sweep(now: number): void {
+    for (const [key, b] of this.#buckets)
+      if (now - b.at > (this.burst / this.perSecond) * 1000) this.#buckets.delete(key);
+  }
+}
