@@ -8,7 +8,7 @@ import type http from "node:http";
 import type { Logger } from "../log.ts";
 import { UserError } from "../errors.ts";
 import type { Config } from "../config.ts";
-import { discover, type Catalog, type DiscoverOptions } from "../discovery/catalog.ts";
+import { Catalog, discover, type DiscoverOptions } from "../discovery/catalog.ts";
 import { Capacity } from "../gateway/capacity.ts";
 import { createGateway, type Gateway, type RequestDoneInfo } from "../gateway/gateway.ts";
 import {
@@ -189,12 +189,26 @@ export class Daemon extends EventEmitter {
   /** Probe the engines again; a changed manifest goes out with an immediate heartbeat. */
   async rescan(): Promise<void> {
     const previous = this.catalog as Catalog | undefined;
-    const catalog = await discover({
+    const found = await discover({
       services: this.config.services,
       autodetect: this.config.autodetect,
       log: this.log,
       ...this.#opts.discovery,
     });
+    // An engine busy with our own requests may be too slow to answer a probe in time: that is
+    // not a dead engine (a dead one refuses connections, and its requests fail at once).
+    const catalog = new Catalog(
+      found.services.map((s) => {
+        const before = previous?.services.find((p) => p.name === s.name);
+        const busy = this.gateway.load.inFlight(s.name) > 0;
+        return before?.status === "ready" &&
+          s.status !== "ready" &&
+          busy &&
+          /no answer within/.test(s.reason)
+          ? before
+          : s;
+      }),
+    );
     this.catalog = catalog;
     for (const s of catalog.services) {
       const before = previous?.services.find((p) => p.name === s.name);
