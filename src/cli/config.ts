@@ -13,6 +13,8 @@ const KEYS = [
   "statusPort",
   "heartbeatSeconds",
   "gpus",
+  "resourceGroups",
+  "queueSize",
   "localKey",
 ] as const;
 const SECRET = new Set(["apiKey", "localKey"]);

@@ -19,6 +19,7 @@ import { forward } from "./forward.ts";
 import type { Work } from "./jobs/work.ts";
 import { KeyRing } from "./keys.ts";
 import { MultipartError, MultipartFilter, boundaryOf } from "./multipart.ts";
+import type { ProviderLink } from "./provider-link.ts";
 import type { Registry } from "./registry.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 import { sendError, sendJson } from "./respond.ts";
@@ -175,7 +176,7 @@ export function createApi(
       sendError(res, 400, "invalid_request_error", `"model" is required on ${endpoint.path}`);
       return;
     }
-    const link = registry.pick(member, model, endpoint.serviceType);
+    let link = registry.pick(member, model, endpoint.serviceType);
     if (!link) {
       if (body && !Buffer.isBuffer(body)) body.destroy();
       sendError(
@@ -188,18 +189,33 @@ export function createApi(
     }
     const requestId = `req_${randomBytes(12).toString("hex")}`;
     const started = Date.now();
-    await forward({
-      link,
-      method: endpoint.method,
-      path: url.pathname + url.search,
-      headers,
-      body,
-      model,
-      requestId,
-      req,
-      res,
-      log,
-    });
+    // A provider at capacity answers 429; a buffered body can go to another one that serves it.
+    const tried = new Set<ProviderLink>();
+    for (;;) {
+      tried.add(link);
+      const next = Buffer.isBuffer(body)
+        ? registry.pick(member, model, endpoint.serviceType, tried)
+        : undefined;
+      const outcome = await forward({
+        link,
+        method: endpoint.method,
+        path: url.pathname + url.search,
+        headers,
+        body,
+        model,
+        requestId,
+        req,
+        res,
+        log,
+        ...(next ? { retryOn: (status: number) => status === 429 } : {}),
+      });
+      if (outcome !== "retry" || !next) break;
+      log.debug(
+        { requestId, from: link.name, to: next.name },
+        "provider at capacity; trying another",
+      );
+      link = next;
+    }
     log.info(
       {
         requestId,

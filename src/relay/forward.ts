@@ -35,6 +35,11 @@ export interface ForwardRequest {
   req?: IncomingMessage;
   res: ForwardSink;
   log: Logger;
+  /**
+   * Statuses for which the caller will try another provider (a full daemon's 429): such an
+   * answer is dropped, nothing reaches `res`, and `forward` resolves `"retry"`.
+   */
+  retryOn?: (status: number) => boolean;
 }
 
 /** Answers with the club's envelope, or cuts the answer off once headers are out (as `sendError`). */
@@ -66,7 +71,7 @@ function responseHeaders(
 }
 
 /** Forward one request; resolves when the exchange is over, however it ended. */
-export function forward(f: ForwardRequest): Promise<void> {
+export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
   const { link, res } = f;
   return new Promise((resolve) => {
     const buffered = Buffer.isBuffer(f.body);
@@ -85,11 +90,12 @@ export function forward(f: ForwardRequest): Promise<void> {
     let responded = false;
     let sse = false;
     let done = false;
+    let retry = false;
     const finish = (): void => {
       if (done) return;
       done = true;
       link.inFlight--;
-      resolve();
+      resolve(retry ? "retry" : "done");
     };
 
     if (buffered) stream.end(f.body);
@@ -101,6 +107,11 @@ export function forward(f: ForwardRequest): Promise<void> {
     stream.on("response", (headers) => {
       responded = true;
       const status = Number(headers[":status"]);
+      if (f.retryOn?.(status)) {
+        retry = true;
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        return;
+      }
       sse = (headers["content-type"] ?? "").startsWith("text/event-stream");
       res.writeHead(status, responseHeaders(headers, f.requestId));
       res.flushHeaders();
@@ -116,7 +127,7 @@ export function forward(f: ForwardRequest): Promise<void> {
     );
     stream.on("close", () => {
       finish();
-      if (res.writableEnded) return;
+      if (retry || res.writableEnded) return;
       if (!responded) {
         sendUpstreamError(
           res,
@@ -133,6 +144,7 @@ export function forward(f: ForwardRequest): Promise<void> {
     });
 
     res.on("close", () => {
+      if (retry) return;
       if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
       finish();
     });
