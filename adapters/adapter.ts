@@ -51,6 +51,8 @@ export interface ServiceInfo {
   /** Parallel requests the engine itself reports (llama.cpp slots); null when it does not say. */
   maxConcurrent: number | null;
   models: DiscoveredModel[];
+  /** What the operator should know, shown with the service (ComfyUI: workflows skipped, why). */
+  notes?: string[];
 }
 
 /** One inference call, already routed to a model of this adapter's service. */

@@ -5,7 +5,7 @@
  * workflow file (the operator's directory, then the shipped templates) names the model id it
  * serves, and a model is advertised only while every node class and every file its workflows
  * fix (checkpoint, LoRA, VAE…) is installed, as `/object_info/{class}` lists them. Workflows
- * that cannot run are named in the service's label, or its reason when none can.
+ * that cannot run are named, with why, in the service's notes (its reason when none can).
  *
  * Serves `images/generations` and `images/edits` (`{created, data: [{b64_json}]}`) and
  * `videos/generations` (the video file, streamed). Progress comes from ComfyUI's WebSocket;
@@ -74,13 +74,14 @@ export default function comfyui(): Adapter {
         "upstream_no_models",
         `ComfyUI ${version} can run none of the workflows: ${skipped.join("; ") || "none is installed"} (see docs/comfyui-workflows.md)`,
       );
-    const note = skipped.length ? `; skipped ${skipped.join("; ")}` : "";
-    return {
+    const info: ServiceInfo = {
       engine: "other",
-      label: `ComfyUI ${version}${note}`,
+      label: `ComfyUI ${version}`,
       maxConcurrent: 1,
       models: [...usable.values()].map(card),
     };
+    if (skipped.length) info.notes = skipped.map((why) => `skipped ${why}`);
+    return info;
   }
 
   async function execute(call: EngineCall): Promise<EngineReply> {

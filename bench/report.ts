@@ -18,7 +18,7 @@ interface Stat {
 export interface Results {
   rps: Record<Path, Record<number, Stat & { rps: number; errors: number }>>;
   ttfb: Partial<Record<Path, Stat>>;
-  chunks: Partial<Record<Path, { alone: Stat & { max: number }; beside: Stat & { max: number } }>>;
+  chunks: Partial<Record<Path, Record<"alone" | "beside" | "besideSlow", Stat & { max: number }>>>;
   bulk: Partial<Record<Path, number[]>>;
   cpu: Record<"relay" | "daemon", { msPerRequest: number; msPerMiB: number }>;
   rss: Record<"idle" | "relayIdle" | "underLoad" | "bulk" | "slowConsumer" | "afterLoad", number>;
@@ -80,6 +80,7 @@ export function renderResults(r: Results): string {
     p === "direct" ? "-" : f((r.ttfb[p]?.p50 ?? NaN) - (r.ttfb.direct?.p50 ?? NaN)),
     `${f(r.chunks[p]?.alone.p50)} / ${f(r.chunks[p]?.alone.p99)}`,
     `${f(r.chunks[p]?.beside.p50)} / ${f(r.chunks[p]?.beside.p99)} / ${f(r.chunks[p]?.beside.max)}`,
+    `${f(r.chunks[p]?.besideSlow.p50)} / ${f(r.chunks[p]?.besideSlow.p99)}`,
     f(median(r.bulk[p] ?? []), 0),
     f(Math.max(...(r.bulk[p] ?? [NaN])), 0),
   ]);
@@ -168,6 +169,7 @@ export function renderResults(r: Results): string {
         "added TTFB p50",
         "chunk delay p50 / p99 alone",
         "beside 100 MiB p50 / p99 / max",
+        "beside 100 MiB read at 20 MiB/s p50 / p99",
         "bulk MiB/s (median of 3)",
         "best",
       ],

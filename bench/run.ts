@@ -122,7 +122,23 @@ async function main(): Promise<void> {
         intervalMs: 10,
       });
       await bulk;
-      r.chunks[path] = { alone, beside };
+      // The same beside a transfer its consumer reads at 20 MiB/s: flow control, not CPU, bounds it.
+      const paced = load<unknown>({
+        ...job(path),
+        kind: "slow",
+        bytes: BULK,
+        bytesPerSecond: 20 * 1048576,
+        durationMs: 3000,
+      });
+      await sleep(400);
+      const besideSlow = await load<Chunks>({
+        ...job(path),
+        kind: "chunks",
+        chunks: 200,
+        intervalMs: 10,
+      });
+      await paced;
+      r.chunks[path] = { alone, beside, besideSlow };
     }
 
     log("slow consumer: 1 MiB/s for 5 s of a 1 GiB response");

@@ -85,7 +85,9 @@ function label(graph: Graph, node: unknown): string {
 
 /** The error of an `execution_error` message (from the socket or `/history`). */
 export function executionError(data: Record<string, unknown>): UpstreamError {
-  const where = `${str(data.node_type) ?? "a node"} (node ${String(data.node_id ?? "?")})`;
+  const id = data.node_id;
+  const node = typeof id === "string" || typeof id === "number" ? String(id) : "?";
+  const where = `${str(data.node_type) ?? "a node"} (node ${node})`;
   const why = str(data.exception_message)?.trim() || "no message; see ComfyUI's log";
   return new UpstreamError("upstream_job_failed", `ComfyUI failed in ${where}: ${why}`);
 }

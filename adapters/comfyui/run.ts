@@ -66,15 +66,25 @@ async function historyEntry(
   return obj(entry);
 }
 
+/** Whether a `/queue` list holds `id` (entries are `[number, prompt_id, …]`). */
+function holds(list: unknown, id: string): boolean {
+  return arr(list).some((e) => (Array.isArray(e) ? e[1] : obj(e).prompt_id) === id);
+}
+
+/** Whether ComfyUI's queue still has `id`, running or waiting. */
+async function queued(upstream: Upstream, id: string, signal: AbortSignal): Promise<boolean> {
+  const queue = obj((await getJson(upstream, "/queue", signal, 30_000)).json);
+  return holds(queue.queue_running, id) || holds(queue.queue_pending, id);
+}
+
 /** Removes `id` from ComfyUI's queue, or interrupts it if it runs. Best effort. */
 export async function cancelPrompt(upstream: Upstream, id: string): Promise<void> {
   const signal = AbortSignal.timeout(5_000);
-  const holds = (list: unknown): boolean =>
-    arr(list).some((e) => (Array.isArray(e) ? e[1] : obj(e).prompt_id) === id);
   try {
     const queue = obj((await getJson(upstream, "/queue", signal)).json);
-    if (holds(queue.queue_pending)) await postJson(upstream, "/queue", { delete: [id] }, signal);
-    else if (holds(queue.queue_running))
+    if (holds(queue.queue_pending, id))
+      await postJson(upstream, "/queue", { delete: [id] }, signal);
+    else if (holds(queue.queue_running, id))
       await postJson(upstream, "/interrupt", { prompt_id: id }, signal);
   } catch {
     // ComfyUI gone or slow: the prompt runs to its end and its files stay in its output folder.
@@ -121,6 +131,15 @@ export async function runGraph(call: EngineCall, graph: Graph): Promise<Record<s
       if (socket.outcome?.kind === "failed") throw socket.outcome.error;
       const entry = await Promise.race([historyEntry(call.upstream, id, call.signal), aborted]);
       if (entry) return entry;
+      // Without the socket, a prompt neither queued nor in the history was lost (a restart).
+      if (socket.outcome?.kind === "lost" && !(await queued(call.upstream, id, call.signal))) {
+        const again = await historyEntry(call.upstream, id, call.signal);
+        if (again) return again;
+        throw new UpstreamError(
+          "upstream_job_failed",
+          "ComfyUI lost the prompt: it is neither queued nor done (was ComfyUI restarted?)",
+        );
+      }
       const wait = socket.outcome ? pollMs() : pollMs() * SOCKET_POLL_FACTOR;
       await Promise.race([
         new Promise<void>((resolve) => {

@@ -189,8 +189,14 @@ export class Daemon extends EventEmitter {
   /** Probe the engines again; a changed manifest goes out with an immediate heartbeat. */
   async rescan(): Promise<void> {
     const previous = this.catalog as Catalog | undefined;
+    // Once an engine is recognised, later scans ask only its adapter: under load a probe may time
+    // out, and another adapter must not then claim the same URL under other model ids.
+    const services = this.config.services.map((c) => {
+      const known = previous?.ready.find((p) => p.upstream.url === c.url.replace(/\/+$/, ""));
+      return c.engine || !known ? c : { ...c, engine: known.adapter.name };
+    });
     const found = await discover({
-      services: this.config.services,
+      services,
       autodetect: this.config.autodetect,
       log: this.log,
       ...this.#opts.discovery,
@@ -201,12 +207,9 @@ export class Daemon extends EventEmitter {
       found.services.map((s) => {
         const before = previous?.services.find((p) => p.name === s.name);
         const busy = this.gateway.load.inFlight(s.name) > 0;
-        return before?.status === "ready" &&
-          s.status !== "ready" &&
-          busy &&
-          /no answer within/.test(s.reason)
-          ? before
-          : s;
+        // Only a refused connection proves a busy engine dead; anything else may be load.
+        const gone = /nothing listening/.test(s.reason);
+        return before?.status === "ready" && s.status !== "ready" && busy && !gone ? before : s;
       }),
     );
     this.catalog = catalog;

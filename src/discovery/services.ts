@@ -128,6 +128,7 @@ export async function resolveService(
   }
   const { info, unmatched } = applyAliases(described, config?.aliases);
   let reason = probe.result.reason;
+  if (info.notes?.length) reason += `; ${info.notes.join("; ")}`;
   if (unmatched.length > 0) {
     const list = unmatched.map((a) => JSON.stringify(a)).join(", ");
     reason += `; alias ${list} matches no model it serves`;

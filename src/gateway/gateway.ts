@@ -164,7 +164,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     });
     let bytes = 0;
     res.on("close", () => {
-      if (!res.writableFinished) abort.abort();
+      // Not `writableFinished`: HTTP/2's compatibility response reports it true for a stream
+      // the relay reset, so a consumer who left before the answer began was never noticed.
+      const cut = !res.writableEnded;
+      if (cut) abort.abort();
       release?.();
       job.end();
       log.info(
@@ -176,7 +179,7 @@ export function createGateway(options: GatewayOptions): Gateway {
           status: res.statusCode,
           ms: Math.round(performance.now() - t0),
           bytes,
-          ...(res.writableFinished ? {} : { aborted: true }),
+          ...(cut ? { aborted: true } : {}),
         },
         "%s %s %d",
         endpoint.method,
@@ -191,7 +194,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         status: res.statusCode,
         ms: performance.now() - t0,
         bytes,
-        aborted: !res.writableFinished,
+        aborted: cut,
       });
     });
 

@@ -100,14 +100,17 @@ describe("comfyui adapter", () => {
       ["sdxl", "image", ["text", "image"]],
     ]);
     expect(info.maxConcurrent).toBe(1);
-    expect(info.label).toMatch(/^ComfyUI 0\.3\.99-fake; skipped /);
-    expect(info.label).toContain(
-      'missing.json: CheckpointLoaderSimple.ckpt_name "not-here.safetensors" is not installed',
+    expect(info.label).toBe("ComfyUI 0.3.99-fake");
+    const notes = info.notes!.join("\n");
+    expect(notes).toContain(
+      "skipped " +
+        join(dir, "missing.json") +
+        ': CheckpointLoaderSimple.ckpt_name "not-here.safetensors" is not installed',
     );
-    expect(info.label).toContain(
+    expect(notes).toContain(
       'ui.json: "workflow" is in the UI format: export it with "Save (API Format)"',
     );
-    expect(info.label).toContain("broken.json: ");
+    expect(notes).toContain("broken.json: ");
   });
 
   it("is down, saying why, when no workflow can run", async () => {
@@ -230,6 +233,20 @@ describe("comfyui adapter", () => {
     const { up } = await upstream(fake);
     const reply = await adapter.execute(jsonCall(IMAGES, up, sdxl, { prompt: "no socket" }));
     expect(about(images(await readBytes(reply.body))[0]!.b64_json!).prompt).toBe("no socket");
+  });
+
+  it("gives up on a prompt ComfyUI lost (a restart) when it has no socket to say so", async () => {
+    const fake = new FakeComfyUI();
+    fake.acceptSockets = false;
+    const { up } = await upstream(fake);
+    fake.pauseGenerations();
+    const arrived = once(fake, "request");
+    const pending = adapter.execute(jsonCall(IMAGES, up, sdxl, { prompt: "lost" }));
+    pending.catch(() => undefined);
+    await arrived;
+    fake.queue.forget();
+    fake.resumeGenerations();
+    await expect(pending).rejects.toThrow("ComfyUI lost the prompt: it is neither queued nor done");
   });
 
   it("deletes a prompt that waits in ComfyUI's queue when its call is aborted", async () => {

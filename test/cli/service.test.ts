@@ -27,7 +27,10 @@ describe("club-provider service", () => {
   it("--dry-run prints the unit and changes nothing", async () => {
     const root = freshRoot();
     const { code, output } = await cli(
-      ["service", "install", "--root", root, "--relay", "wss://club.example", "--dry-run"],
+      [
+        ...["service", "install", "--root", root, "--relay", "wss://club.example", "--dry-run"],
+        ...["--bin", "/home/alice/club-provider/bin/club-provider"],
+      ],
       { CLUB_API_KEY: KEY },
     );
     expect(code, output).toBe(0);
@@ -35,6 +38,9 @@ describe("club-provider service", () => {
     expect(output).toContain("would write the API key to /etc/club-provider/key (0600");
     expect(output).toMatch(
       /^ {4}ExecStart=\S+ \S+ start --api-key-file \/etc\/club-provider\/key/m,
+    );
+    expect(output).toContain(
+      "warning: /home/alice/club-provider/bin/club-provider is under /home, which the service cannot see (ProtectHome=yes)",
     );
     expect(output).not.toContain(KEY);
     expect(readdirSync(root)).toEqual([]);

@@ -26,7 +26,8 @@ describe("probeUrl", () => {
     const outcome = await probeUrl({ url: await start(new FakeLlamaServer()) });
     expect(outcome.adapter?.name).toBe("llamacpp");
     expect(outcome.result.status).toBe("ready");
-    expect(outcome.tried.map((t) => t.adapter.name)).toEqual(["llamacpp"]);
+    // Dia and Hunyuan3D come first: they alone can tell their own busy silence (adapters/index.ts).
+    expect(outcome.tried.map((t) => t.adapter.name)).toEqual(["dia", "hunyuan3d", "llamacpp"]);
   });
 
   it("falls through to the generic adapter and keeps what each one concluded", async () => {

@@ -55,6 +55,10 @@ export class FakeAceStep extends FakeServer {
   }
 
   protected async handle(req: RecordedRequest, body: Body, res: ServerResponse): Promise<void> {
+    await Promise.resolve(this.#route(req, body, res));
+  }
+
+  #route(req: RecordedRequest, body: Body, res: ServerResponse): void {
     const url = new URL(req.path, "http://fake");
     const b = (body.kind === "json" ? body.value : {}) as Record<string, unknown>;
     if (req.method === "GET" && url.pathname === "/health")

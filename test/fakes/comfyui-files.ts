@@ -174,7 +174,8 @@ export function saveOutputs(
   for (const [id, node] of Object.entries(graph)) {
     const video = node.class_type === "SaveVideo";
     const count = node.class_type === "SaveImage" ? batch : video ? 1 : 0;
-    const prefix = String(node.inputs.filename_prefix ?? "ComfyUI");
+    const given = node.inputs.filename_prefix;
+    const prefix = typeof given === "string" ? given : "ComfyUI";
     const cut = prefix.lastIndexOf("/");
     const subfolder = cut < 0 ? "" : prefix.slice(0, cut);
     const saved: { filename: string; subfolder: string; type: string }[] = [];

@@ -41,6 +41,9 @@ export interface QueueHost {
 
 export const STEPS = 4;
 
+/** Read through a function: a job's state changes while its run awaits. */
+const running = (job: Job): boolean => job.state === "running";
+
 export class JobQueue {
   readonly jobs: Job[] = [];
   readonly history = new Map<string, Record<string, unknown>>();
@@ -88,6 +91,14 @@ export class JobQueue {
     this.host.cancelled(job);
   }
 
+  /** A restart: every unfinished prompt is gone, with no history and no message. */
+  forget(): void {
+    for (const job of this.jobs) {
+      if (job.state === "running") this.host.running(-1);
+      if (job.state === "running" || job.state === "pending") job.state = "cancelled";
+    }
+  }
+
   async #drain(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
@@ -116,7 +127,7 @@ export class JobQueue {
     const failure = this.host.takeFailure();
     for (let step = 1; step <= STEPS; step++) {
       await this.host.beforeToken();
-      if (job.state !== "running") return;
+      if (!running(job)) return; // interrupted while it waited at the gate
       say("progress", { value: step, max: STEPS, node: sampler });
       if (failure && step === 2) {
         job.state = "failed";

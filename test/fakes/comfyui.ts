@@ -195,12 +195,16 @@ export class FakeComfyUI extends FakeServer {
     }).formData();
     const image = form.get("image");
     if (!image || typeof image === "string") return void res.writeHead(400).end();
-    const subfolder = String(form.get("subfolder") ?? "");
+    const field = (name: string, fallback: string): string => {
+      const value = form.get(name);
+      return typeof value === "string" ? value : fallback;
+    };
+    const subfolder = field("subfolder", "");
     this.uploads.set(
       subfolder ? `${subfolder}/${image.name}` : image.name,
       Buffer.from(await image.arrayBuffer()),
     );
-    json(res, 200, { name: image.name, subfolder, type: String(form.get("type") ?? "input") });
+    json(res, 200, { name: image.name, subfolder, type: field("type", "input") });
   }
 
   #view(url: URL, res: ServerResponse): void {

@@ -11,12 +11,14 @@ import { ResultSink, closed } from "./result-sink.ts";
 import { commitResult, dropResult, readPartHead, readPartJson, resultPaths } from "./results.ts";
 import type { JobError, JobLimits, JobRecord, JobResult } from "./types.ts";
 
+/** How an attempt ended: the result, a failure (worth retrying or not), or an abort. */
 export type Outcome =
   | { kind: "done"; result: JobResult }
   | { kind: "failed"; retry: boolean; error: JobError }
   /** Stopped by `abort`: the caller already decided what becomes of the job. */
   | { kind: "aborted" };
 
+/** One attempt under way. */
 export interface Attempt {
   readonly requestId: string;
   done: Promise<Outcome>;
@@ -24,6 +26,7 @@ export interface Attempt {
   abort(): void;
 }
 
+/** What an attempt needs: the job, the provider, where results go, and the bounds. */
 export interface AttemptOptions {
   job: JobRecord;
   link: ProviderLink;

@@ -61,6 +61,11 @@ export function batchRequests(
   return { requests, customIds };
 }
 
+/**
+ * The batches of the relay's members, kept in the store beside their jobs.
+ * @example
+ * const { batch } = await batches.submit("alice", { requests: [{ endpoint: "/v1/chat/completions", body }] });
+ */
 export class Batches {
   readonly #batches = new Map<string, BatchRecord>();
   readonly #keys = new Map<string, string>();

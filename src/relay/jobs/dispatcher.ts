@@ -14,6 +14,7 @@ import { RunningAttempts } from "./running.ts";
 import type { JobLimits, JobRecord } from "./types.ts";
 import type { ProviderLink } from "../provider-link.ts";
 
+/** What the dispatcher asks of, and tells, the queue. */
 export interface DispatchHooks {
   /** The QUEUED jobs, in queue order. */
   queue(): Iterable<JobRecord>;
@@ -25,6 +26,7 @@ export interface DispatchHooks {
   expired(job: JobRecord): void;
 }
 
+/** The dispatcher's inputs. */
 export interface DispatcherOptions {
   registry: Registry;
   limits: JobLimits;
@@ -33,6 +35,12 @@ export interface DispatcherOptions {
   hooks: DispatchHooks;
 }
 
+/**
+ * Runs queued jobs on providers; `kick()` after anything that may let one start.
+ * @example
+ * const dispatcher = new Dispatcher({ registry, limits, log, resultsDir, hooks });
+ * dispatcher.kick();
+ */
 export class Dispatcher {
   readonly running = new RunningAttempts();
   readonly #o: DispatcherOptions;

@@ -18,8 +18,3 @@ export function nextSeq(): number {
 export function seenSeq(seq: number): void {
   last = Math.max(last, seq);
 }
-
-/** Whether `id` looks like one of ours, so malformed ids are refused before any look-up. */
-export function isId(id: string): boolean {
-  return /^(job|batch|run)_[0-9a-f]{24}$/.test(id);
-}

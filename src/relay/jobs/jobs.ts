@@ -24,6 +24,7 @@ import {
 } from "./types.ts";
 import { WorkError, conflict } from "./work-error.ts";
 
+/** The queue's inputs: where jobs are kept, who serves them, and the bounds. */
 export interface JobSystemOptions {
   store: JobStore;
   registry: Registry;
@@ -31,6 +32,12 @@ export interface JobSystemOptions {
   log: Logger;
 }
 
+/**
+ * The relay's async jobs. Events: `settled` (a job reached PROCESSED, FAILED or CANCELED).
+ * @example
+ * jobs.checkRoom("alice", 1);
+ * const { jobs: [job], saved } = jobs.enqueue("alice", [request]);
+ */
 export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
   readonly #o: JobSystemOptions;
   readonly #jobs = new Map<string, JobRecord>();

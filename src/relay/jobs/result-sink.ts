@@ -8,6 +8,7 @@ import { Writable } from "node:stream";
 import { ClubError } from "../../errors.ts";
 import type { ForwardSink } from "../forward.ts";
 
+/** A `ForwardSink` writing the answer's body to `path`, at most `limit` bytes. */
 export class ResultSink extends Writable implements ForwardSink {
   status = 0;
   headers: Record<string, string | string[]> = {};

@@ -15,6 +15,7 @@ import { JOB_STATUSES, isTerminal, type JobLimits, type JobStatus } from "./type
 import { jobView } from "./view.ts";
 import { WorkError, conflict, notFound } from "./work-error.ts";
 
+/** What the job and batch routes work with. */
 export interface JobRouteContext {
   jobs: JobSystem;
   batches: Batches;
@@ -91,7 +92,9 @@ export async function jobRoutes(
     if (!result)
       throw new WorkError(404, "not_found_error", `job ${id} has no result (it is ${job.status})`);
     if (result.kind === "json") return reply(res, 200, result.value);
-    const stream = await openResult(c.resultsDir, id);
+    const stream = await openResult(c.resultsDir, id).catch(() => {
+      throw new WorkError(404, "not_found_error", `the result of job ${id} is gone`);
+    });
     res.writeHead(200, { "content-type": result.content_type, "content-length": result.bytes });
     pipeline(stream, res, () => undefined);
     return;

@@ -8,6 +8,7 @@ interface Entry {
   slot: string | undefined;
 }
 
+/** The running attempts, by job id, with counts per member and per service slot. */
 export class RunningAttempts {
   /** Jobs per service slot; `pickForJob` reads it. */
   readonly slots = new Slots();

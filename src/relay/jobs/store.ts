@@ -5,6 +5,7 @@
  */
 import type { StoredRecord } from "./types.ts";
 
+/** Where jobs, batches and runs are kept; see the file comment for the two drivers. */
 export interface JobStore {
   /** Directory holding one file per byte result; see `results.ts`. */
   readonly resultsDir: string;

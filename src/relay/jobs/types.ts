@@ -6,6 +6,7 @@
 /** A job's life: queued, running at a provider, then one of the three terminal states. */
 export type JobStatus = "QUEUED" | "PROCESSING" | "PROCESSED" | "FAILED" | "CANCELED";
 
+/** Every job status, in life order (for `?status=` and batch counts). */
 export const JOB_STATUSES: readonly JobStatus[] = [
   "QUEUED",
   "PROCESSING",
@@ -43,6 +44,7 @@ export interface StoredRecord {
   idempotency_key?: string;
 }
 
+/** One async job: a request for a provider, its state, and in the end its result or error. */
 export interface JobRecord extends StoredRecord {
   kind: "job";
   /** Public path of the endpoint, e.g. `/v1/chat/completions`. */
@@ -67,6 +69,7 @@ export interface JobRecord extends StoredRecord {
   run_id?: string;
 }
 
+/** A batch: the jobs of one submission, in request order. */
 export interface BatchRecord extends StoredRecord {
   kind: "batch";
   jobs: string[];
@@ -105,6 +108,7 @@ export interface JobLimits {
   tickMs: number;
 }
 
+/** The bounds a relay uses unless told otherwise (see docs/jobs.md). */
 export const DEFAULT_LIMITS: JobLimits = {
   maxActivePerMember: 1024,
   maxStoredPerMember: 10_000,

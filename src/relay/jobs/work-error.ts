@@ -2,6 +2,7 @@
 import { ClubError } from "../../errors.ts";
 import type { ErrorType } from "../../protocol/index.ts";
 
+/** Answered by `work.ts` as the club's error envelope with `status` and `type`. */
 export class WorkError extends ClubError {
   constructor(
     readonly status: number,

@@ -27,6 +27,7 @@ import {
 } from "./types.ts";
 import { WorkError } from "./work-error.ts";
 
+/** What `createWork` needs. */
 export interface WorkOptions {
   registry: Registry;
   log: Logger;
@@ -37,6 +38,7 @@ export interface WorkOptions {
   maxJsonBytes?: number;
 }
 
+/** The long-running work as the public API uses it. */
 export interface Work {
   /** Answers a request under `/v1/jobs`, `/v1/batches` or `/v1/workflows`. */
   handle(req: IncomingMessage, res: ServerResponse, member: string, url: URL): Promise<void>;

@@ -26,6 +26,7 @@ const ask = (prompt: string): Record<string, unknown> => ({
   ],
 });
 
+/** The five templates of the club's API, in its order. */
 export const TEMPLATES: readonly Template[] = [
   {
     key: "illustrated-story",

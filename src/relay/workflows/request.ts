@@ -9,6 +9,7 @@ import { STEP_TYPES, validateSpec, type Spec, type StepType } from "./spec.ts";
 import { TEMPLATES } from "./catalog.ts";
 import type { Template } from "./templates.ts";
 
+/** A checked run request: the spec to run (a template's, expanded), its inputs and models. */
 export interface RunRequest {
   template?: string;
   spec: Spec;

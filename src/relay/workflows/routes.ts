@@ -15,6 +15,7 @@ import { runView } from "./view.ts";
 /** Decision bodies are small: a note at most. */
 const DECISION_BYTES = 64 * 1024;
 
+/** Answers a request under `/v1/workflows`; `parts` are the path segments after it. */
 export async function workflowRoutes(
   workflows: Workflows,
   maxJsonBytes: number,

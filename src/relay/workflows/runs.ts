@@ -20,6 +20,12 @@ import { isRunOver, type RunRecord, type StepState } from "./types.ts";
 /** Runs one member may have going at once. */
 export const MAX_ACTIVE_RUNS = 32;
 
+/**
+ * The relay's workflow runs.
+ * @example
+ * const { run } = await workflows.submit("alice", { template: "image-variations", inputs });
+ * workflows.decide(run, "review", true, "looks good");
+ */
 export class Workflows {
   readonly #runs = new Map<string, RunRecord>();
   readonly #keys = new Map<string, string>();

@@ -15,8 +15,10 @@ export const STEP_TYPES = {
   music: "/v1/music/generations",
   video: "/v1/videos/generations",
 } as const;
+/** A step's modality: `chat`, `completion`, `image`, `tts`, `music` or `video`. */
 export type StepType = keyof typeof STEP_TYPES;
 
+/** The inline transforms (`transforms.ts`). */
 export const TRANSFORM_OPS = [
   "passthrough",
   "pluck",
@@ -37,6 +39,7 @@ interface StepBase {
   /** Steps that must be DONE first, beyond those the step's templates refer to. */
   needs?: string[];
 }
+/** One job. */
 export interface InferenceStep extends StepBase {
   kind: "inference";
   type: StepType;
@@ -45,6 +48,7 @@ export interface InferenceStep extends StepBase {
   /** Parse the LLM's reply as JSON (code fences and surrounding prose are tolerated). */
   extract?: "json";
 }
+/** One job per item of a list. */
 export interface MapStep extends Omit<InferenceStep, "kind"> {
   kind: "map";
   /** A list, usually `{{steps.<id>.output…}}`: one job per item. */
@@ -52,10 +56,12 @@ export interface MapStep extends Omit<InferenceStep, "kind"> {
   /** Use at most this many items (a number or an expression). */
   limit?: number | string;
 }
+/** Waits (AWAITING) until a person approves or rejects it. */
 export interface GateStep extends StepBase {
   kind: "gate";
   message?: string;
 }
+/** Reshapes data inside the relay; no provider involved. */
 export interface TransformStep extends StepBase {
   kind: "transform";
   op: TransformOp;
@@ -64,7 +70,9 @@ export interface TransformStep extends StepBase {
   separator?: string;
   size?: number;
 }
+/** Any step of a spec. */
 export type Step = InferenceStep | MapStep | GateStep | TransformStep;
+/** A workflow: its steps, run as their dependencies allow. */
 export interface Spec {
   steps: Step[];
 }

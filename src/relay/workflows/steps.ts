@@ -15,6 +15,7 @@ import { render, type Scope } from "./templating.ts";
 import { applyTransform } from "./transforms.ts";
 import type { RunRecord, StepState } from "./types.ts";
 
+/** What running a step needs: its run, the job queue, the bounds, the results directory. */
 export interface StepContext {
   run: RunRecord;
   jobs: JobSystem;

@@ -14,6 +14,7 @@ export interface TemplateInput {
   max?: number;
 }
 
+/** A curated workflow: a spec over named inputs. */
 export interface Template {
   key: string;
   title: string;

@@ -26,6 +26,7 @@ export interface Scope {
   jobResult(jobId: string): unknown;
 }
 
+/** An expression that could not be evaluated; the message names it. */
 export class RenderError extends Error {}
 
 const EXPR = /\{\{\s*([^{}]*?)\s*\}\}/g;
