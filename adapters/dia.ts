@@ -88,7 +88,7 @@ export default function dia(): Adapter {
     path: string,
     json: Record<string, unknown>,
     type: string,
-  ) {
+  ): Promise<EngineReply> {
     return longReply(call, type, async () => {
       call.progress?.(null, "generating");
       const end = busy.begin(call.upstream.url);

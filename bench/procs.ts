@@ -5,11 +5,14 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { sleep } from "./common.ts";
 import type { Job } from "./load.ts";
 
 export const ROOT = resolve(import.meta.dirname, "..");
-export const BIN = resolve(ROOT, "bin/club-provider");
+/** The built CLI (`dist/`), as the installed package and the service run it; `npm run bench` builds it. */
+export const DIST_MAIN = resolve(ROOT, "dist/src/cli/main.js");
+const RUN_DIST = `import(${JSON.stringify(pathToFileURL(DIST_MAIN).href)}).then((m) => m.main([process.argv[0], "club-provider", ...process.argv.slice(1)]))`;
 const TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 
 /** A child process and how to end it. */
@@ -65,11 +68,11 @@ export async function startServer(
   return { ...proc, port };
 }
 
-/** Runs the real CLI; its log lines go to /dev/null, as a quiet terminal would take them. */
+/** Runs the real CLI (built); its log lines go to /dev/null, as a quiet terminal would take them. */
 export function startCli(args: string[], env: Record<string, string>): Proc {
   // BENCH_NODE_ARGS reaches the relay and the daemon only, e.g. "--cpu-prof" to profile them.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, "-e", RUN_DIST, "--", ...args], {
     env: { PATH: process.env.PATH ?? "", CLUB_LOG_FORMAT: "json", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });

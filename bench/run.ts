@@ -3,9 +3,18 @@
  * process on loopback. Prints a table and rewrites the results section of BENCHMARKS.md.
  * Bounded in time: about two minutes on a 2-core machine.
  */
+import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { median, sleep } from "./common.ts";
-import { cpuSeconds, load, machineBusySeconds, ownCpuSeconds, peakRss, rssMiB } from "./procs.ts";
+import {
+  DIST_MAIN,
+  cpuSeconds,
+  load,
+  machineBusySeconds,
+  ownCpuSeconds,
+  peakRss,
+  rssMiB,
+} from "./procs.ts";
 import { writeReport, type Results, type Path } from "./report.ts";
 import { BenchStack, KEY } from "./stack.ts";
 
@@ -32,6 +41,8 @@ function log(line: string): void {
 }
 
 async function main(): Promise<void> {
+  if (!existsSync(DIST_MAIN))
+    throw new Error(`${DIST_MAIN} is missing: run \`npm run bench\`, which builds it first`);
   const t0 = performance.now();
   const [busy0, own0] = [machineBusySeconds(), ownCpuSeconds()];
   const stack = new BenchStack();
