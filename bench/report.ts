@@ -2,6 +2,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
 import { resolve } from "node:path";
+import * as prettier from "prettier";
 import { CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW } from "../src/tunnel/h2-settings.ts";
 import { median } from "./common.ts";
 import { ROOT } from "./procs.ts";
@@ -196,8 +197,8 @@ export function renderResults(r: Results): string {
   ].join("\n");
 }
 
-/** Prints the results and puts them between the markers of BENCHMARKS.md. */
-export function writeReport(r: Results): void {
+/** Prints the results and puts them between the markers of BENCHMARKS.md, formatted as the repo's Prettier would. */
+export async function writeReport(r: Results): Promise<void> {
   const section = renderResults(r);
   process.stdout.write(`${section}\n`);
   const file = resolve(ROOT, "BENCHMARKS.md");
@@ -208,6 +209,7 @@ export function writeReport(r: Results): void {
     a >= 0 && b > a
       ? `${text.slice(0, a + START.length)}\n${section}\n${text.slice(b)}`
       : `${text.trimEnd()}\n\n${START}\n${section}\n${END}\n`;
-  writeFileSync(file, next);
+  const options = (await prettier.resolveConfig(file)) ?? {};
+  writeFileSync(file, await prettier.format(next, { ...options, filepath: file }));
   process.stderr.write(`bench: results written to ${file}\n`);
 }

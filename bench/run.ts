@@ -46,7 +46,12 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const [busy0, own0] = [machineBusySeconds(), ownCpuSeconds()];
   const stack = new BenchStack();
-  await stack.start();
+  try {
+    await stack.start();
+  } catch (err) {
+    await stack.stop();
+    throw err;
+  }
   const { targets } = stack;
   const job = (path: Path) => ({ url: targets[path], ...(path === "tunnel" ? { key: KEY } : {}) });
   const cpu = () => ({ relay: cpuSeconds(stack.relay.pid), daemon: cpuSeconds(stack.daemon.pid) });
@@ -188,7 +193,7 @@ async function main(): Promise<void> {
       `other processes used ${(r.otherLoad * 100).toFixed(0)}% of the CPU: figures are unreliable`,
     );
   log(`done in ${r.seconds.toFixed(0)} s; median reconnect ${median(r.reconnectMs).toFixed(0)} ms`);
-  writeReport(r);
+  await writeReport(r);
 }
 
 await main();

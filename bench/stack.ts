@@ -32,6 +32,8 @@ export class BenchStack {
   daemon!: Proc;
   upstream!: Proc & { port: number };
   proxy!: Proc & { port: number };
+  /** Every process started, so `stop` ends them even after a failed start. */
+  readonly #procs: Proc[] = [];
   targets!: Targets;
   readonly #dir = mkdtempSync(join(tmpdir(), "club-bench-"));
   #relayPort = 0;
@@ -39,8 +41,10 @@ export class BenchStack {
 
   async start(): Promise<void> {
     this.upstream = await startServer("upstream.ts");
+    this.#procs.push(this.upstream);
     const upstreamUrl = `http://127.0.0.1:${this.upstream.port}`;
     this.proxy = await startServer("proxy.ts", [upstreamUrl]);
+    this.#procs.push(this.proxy);
     [this.#relayPort, this.#statusPort] = [await freePort(), await freePort()];
     writeFileSync(join(this.#dir, "keys.json"), JSON.stringify({ [KEY]: "bench" }));
     writeFileSync(join(this.#dir, "key.txt"), KEY, { mode: 0o600 });
@@ -75,6 +79,7 @@ export class BenchStack {
       "0",
     ];
     this.relay = startCli(args, this.#env());
+    this.#procs.push(this.relay);
     return until(`${this.targets.tunnel}/healthz`, (s) => s === 200);
   }
 
@@ -84,6 +89,7 @@ export class BenchStack {
     args.push("--api-key-file", join(this.#dir, "key.txt"), "--name", "bench", "--no-autodetect");
     args.push("--status-port", String(this.#statusPort));
     this.daemon = startCli(args, this.#env());
+    this.#procs.push(this.daemon);
     await this.registered();
   }
 
@@ -96,6 +102,6 @@ export class BenchStack {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.daemon, this.relay, this.proxy, this.upstream].map((p) => p.stop()));
+    await Promise.all(this.#procs.map((p) => p.stop()));
   }
 }
