@@ -4,8 +4,7 @@
  * the types of the files engines answer with.
  */
 import { randomUUID } from "node:crypto";
-import { Transform, type Readable, type TransformCallback } from "node:stream";
-import { Response } from "undici";
+import { Readable, Transform, type TransformCallback } from "node:stream";
 import { ClubError } from "../src/errors.ts";
 import type { EngineCall } from "./adapter.ts";
 import { formBoundary } from "./multipart.ts";
@@ -34,7 +33,7 @@ class Limit extends Transform {
 }
 
 /** One part of a form: its text, or its file. */
-export type FormValue = string | File;
+export type FormValue = NonNullable<ReturnType<FormData["get"]>>;
 
 /**
  * The parts of `call`'s multipart body, read whole (at most `limit` bytes). Rejects with
@@ -53,7 +52,11 @@ export async function readForm(
   call.stream.on("error", (err) => limited.destroy(err));
   let form;
   try {
-    const response = new Response(limited, { headers: { "content-type": type ?? "" } });
+    // Node's own Response (loaded on first use), not undici's: importing undici's entry point
+    // costs the daemon's idle memory (see openai-style.ts).
+    const response = new Response(Readable.toWeb(limited) as ReadableStream, {
+      headers: { "content-type": type ?? "" },
+    });
     // Deprecated for servers because it reads the body whole; here that is the point (the
     // engine needs the file before it starts), and `limit` bounds it.
     // eslint-disable-next-line @typescript-eslint/no-deprecated

@@ -2,8 +2,9 @@
  * The shared helper for engines that speak OpenAI over HTTP: one keep-alive undici pool per
  * upstream origin, forwarding of one call, and a small JSON getter for probes.
  */
+import { createRequire } from "node:module";
 import type { Readable } from "node:stream";
-import { Pool } from "undici";
+import type { Pool as PoolType } from "undici";
 import { UpstreamError } from "../src/errors.ts";
 import { HOP_BY_HOP } from "../src/protocol/index.ts";
 import type { EngineCall, EngineReply, Upstream } from "./adapter.ts";
@@ -20,6 +21,28 @@ const GENERIC: EngineLabel = { name: "the model server", hint: "is it running?" 
 const CONNECT_TIMEOUT_MS = 3_000;
 /** Response headers kept from the engine; everything else stays on the rig. */
 const REPLY_HEADERS = ["content-type", "content-length", "cache-control", "x-request-id"];
+
+/**
+ * undici's `Pool` by itself. The package's entry point also loads fetch, WebSocket and cookies,
+ * and through them Node's own bundled copy of undici: about 9 MiB of the daemon's idle memory
+ * for code it never runs. This loads the pool and adds the request API to it, as the entry
+ * point does. The deep paths are not public API, so a release that moves them falls back to
+ * the entry point.
+ */
+const Pool = ((): typeof PoolType => {
+  const require = createRequire(import.meta.url);
+  try {
+    const pool = require("undici/lib/dispatcher/pool.js") as typeof PoolType;
+    const api = require("undici/lib/api/index.js") as object;
+    const dispatcher = require("undici/lib/dispatcher/dispatcher.js") as { prototype: object };
+    Object.assign(dispatcher.prototype, api);
+    if (typeof pool.prototype.request !== "function") throw new Error("no request API");
+    return pool;
+  } catch {
+    return (require("undici") as { Pool: typeof PoolType }).Pool;
+  }
+})();
+type Pool = PoolType;
 
 const pools = new Map<string, Pool>();
 

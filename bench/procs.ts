@@ -37,8 +37,16 @@ function wrap(child: ChildProcess, name: string): Proc {
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const gone = new Promise((r) => child.once("exit", r));
-      child.kill("SIGKILL");
-      await gone;
+      // A profiled process must exit on its own to write its profile; others are killed.
+      if (process.env.BENCH_NODE_ARGS?.includes("--cpu-prof")) {
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        await gone;
+        clearTimeout(timer);
+      } else {
+        child.kill("SIGKILL");
+        await gone;
+      }
     },
   };
 }

@@ -63,7 +63,11 @@ export class BenchStack {
   }
 
   #env(): Record<string, string> {
-    return { HOME: this.#dir, XDG_CONFIG_HOME: join(this.#dir, "config") };
+    return {
+      HOME: this.#dir,
+      XDG_CONFIG_HOME: join(this.#dir, "config"),
+      ...(process.env.CLUB_LOG_LEVEL ? { CLUB_LOG_LEVEL: process.env.CLUB_LOG_LEVEL } : {}),
+    };
   }
 
   /** Starts the relay; resolves (with the time) once it answers. */

@@ -70,7 +70,13 @@ const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
     const b = body.bench ?? {};
     if (b.bytes) void bulk(res, b.bytes);
     else if (body.stream) void paced(res, b.chunks ?? 1, b.interval_ms ?? 0);
-    else res.writeHead(200, { "content-type": "application/json" }).end(SMALL);
+    else
+      res
+        .writeHead(200, {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(SMALL),
+        })
+        .end(SMALL);
   });
 });
 server.headersTimeout = 0;

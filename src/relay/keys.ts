@@ -2,12 +2,12 @@
  * The relay's API keys: each key belongs to one member. Keys are held only as SHA-256 digests
  * and compared in constant time, so neither memory dumps nor response timing reveal them.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { UserError } from "../errors.ts";
 
 function digest(key: string): Buffer {
-  return createHash("sha256").update(key, "utf8").digest();
+  return hash("sha256", key, "buffer");
 }
 
 export class KeyRing {

@@ -50,6 +50,26 @@ export interface TunnelClientOptions {
   log: Logger;
 }
 
+/**
+ * A client must mask every frame it sends, so that script in a browser cannot make a plain-HTTP
+ * intermediary see bytes of its choosing (RFC 6455 §10.3). Masking costs a pass over every byte
+ * in JavaScript on both ends (ws skips it for an all-zero key), about half the daemon's CPU on
+ * bulk transfers. No intermediary can read a TLS connection, and none sits on loopback, so
+ * there the key is zero; a plain `ws://` to another host keeps random keys.
+ */
+export function unmaskedIsSafe(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  return protocol === "wss:" || isLoopback(hostname);
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
 export type TunnelState = "idle" | "connecting" | "connected" | "waiting" | "refused" | "stopped";
 
 /**
@@ -124,6 +144,7 @@ export class TunnelClient extends EventEmitter {
       perMessageDeflate: false,
       handshakeTimeout: 10_000,
       maxPayload: 16 * 1024 * 1024,
+      ...(unmaskedIsSafe(url) ? { generateMask: zeroMask } : {}),
     });
     this.#ws = ws;
     let duplex: WsDuplex | null = null;

@@ -3,7 +3,7 @@
  * one does (`forward`), but the answer lands in a file. The outcome says whether the job is
  * done, failed for good, or worth another attempt.
  */
-import { randomBytes } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { Logger } from "../../log.ts";
 import { forward } from "../forward.ts";
 import type { ProviderLink } from "../provider-link.ts";
@@ -110,7 +110,7 @@ async function settle(o: AttemptOptions, sink: ResultSink): Promise<Outcome> {
  */
 export function startAttempt(o: AttemptOptions): Attempt {
   const { job, link } = o;
-  const requestId = `req_${randomBytes(12).toString("hex")}`;
+  const requestId = `req_${randomUUID().replaceAll("-", "")}`;
   const sink = new ResultSink(resultPaths(o.resultsDir, job.id).part, o.limits.maxResultBytes);
   const state = { aborted: false };
   const ms = o.limits.attemptTimeoutMs;
