@@ -10,7 +10,6 @@ export default tseslint.config(
       "node_modules/",
       "bin/club-provider",
       "eslint.config.js",
-      "bench/**/*.mjs",
     ],
   },
   js.configs.recommended,

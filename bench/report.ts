@@ -22,7 +22,10 @@ export interface Results {
   chunks: Partial<Record<Path, Record<"alone" | "beside" | "besideSlow", Stat & { max: number }>>>;
   bulk: Partial<Record<Path, number[]>>;
   cpu: Record<"relay" | "daemon", { msPerRequest: number; msPerMiB: number }>;
-  rss: Record<"idle" | "relayIdle" | "underLoad" | "bulk" | "slowConsumer" | "afterLoad", number>;
+  rss: Record<
+    "idle" | "relayIdle" | "underLoad" | "bulk" | "slowIdle" | "slowConsumer" | "afterLoad",
+    number
+  >;
   reconnectMs: number[];
   seconds: number;
   /** Share of the machine's CPU used by other processes during the run (0..1). */
@@ -89,7 +92,7 @@ export function renderResults(r: Results): string {
   const chunkP99 = r.chunks.tunnel?.beside.p99 ?? NaN;
   const ratio = (r.rps.tunnel[16]?.rps ?? NaN) / (r.rps.proxy[16]?.rps ?? NaN);
   const bulk = median(r.bulk.tunnel ?? []);
-  const slowGrowth = r.rss.slowConsumer - r.rss.idle;
+  const slowGrowth = r.rss.slowConsumer - r.rss.slowIdle;
   const reconnect = Math.max(...r.reconnectMs);
   const targets = tableMd(
     ["target", "measured", "verdict"],
@@ -189,8 +192,9 @@ export function renderResults(r: Results): string {
     ),
     "",
     `Daemon RSS (MiB): idle ${f(r.rss.idle, 1)}, peak at concurrency 256 ${f(r.rss.underLoad, 1)}, ` +
-      `peak during bulk ${f(r.rss.bulk, 1)}, peak with a slow consumer (1 MiB/s of a 1 GiB response, 5 s) ` +
-      `${f(r.rss.slowConsumer, 1)}, after load ${f(r.rss.afterLoad, 1)}. Relay RSS idle ${f(r.rss.relayIdle, 1)}.`,
+      `peak during bulk ${f(r.rss.bulk, 1)}, after load ${f(r.rss.afterLoad, 1)}; a freshly started ` +
+      `daemon idle ${f(r.rss.slowIdle, 1)}, its peak with a slow consumer (1 MiB/s of a 1 GiB ` +
+      `response, 5 s) ${f(r.rss.slowConsumer, 1)}. Relay RSS idle ${f(r.rss.relayIdle, 1)}.`,
     "",
     `Re-registration after a relay restart (ms from the new relay answering to the model being listed), ` +
       `${r.reconnectMs.length} restarts: ${r.reconnectMs.map((x) => f(x, 0)).join(", ")}.`,

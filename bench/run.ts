@@ -61,7 +61,15 @@ async function main(): Promise<void> {
     chunks: {},
     bulk: {},
     cpu: { relay: { msPerRequest: 0, msPerMiB: 0 }, daemon: { msPerRequest: 0, msPerMiB: 0 } },
-    rss: { idle: 0, relayIdle: 0, underLoad: 0, bulk: 0, slowConsumer: 0, afterLoad: 0 },
+    rss: {
+      idle: 0,
+      relayIdle: 0,
+      underLoad: 0,
+      bulk: 0,
+      slowIdle: 0,
+      slowConsumer: 0,
+      afterLoad: 0,
+    },
     reconnectMs: [],
     seconds: 0,
     otherLoad: 0,
@@ -157,7 +165,15 @@ async function main(): Promise<void> {
       r.chunks[path] = { alone, beside, besideSlow };
     }
 
-    log("slow consumer: 1 MiB/s for 5 s of a 1 GiB response");
+    await sleep(1000);
+    r.rss.afterLoad = rssMiB(stack.daemon.pid);
+
+    // A fresh daemon, so the figure is what a slow consumer costs, not what earlier load left.
+    log("slow consumer: 1 MiB/s for 5 s of a 1 GiB response, on a freshly started daemon");
+    await stack.daemon.stop();
+    await stack.startDaemon();
+    await sleep(1000);
+    r.rss.slowIdle = rssMiB(stack.daemon.pid);
     const slow = load<unknown>({
       ...job("tunnel"),
       kind: "slow",
@@ -166,8 +182,6 @@ async function main(): Promise<void> {
       durationMs: 5000,
     });
     r.rss.slowConsumer = (await peakRss(stack.daemon.pid, slow)).peak;
-    await sleep(1000);
-    r.rss.afterLoad = rssMiB(stack.daemon.pid);
 
     for (let i = 0; i < CYCLES; i++) {
       log(`relay restart ${i + 1}/${CYCLES}`);
