@@ -4,13 +4,7 @@ import tseslint from "typescript-eslint";
 
 export default tseslint.config(
   {
-    ignores: [
-      "dist/",
-      "coverage/",
-      "node_modules/",
-      "bin/club-provider",
-      "eslint.config.js",
-    ],
+    ignores: ["dist/", "coverage/", "node_modules/", "bin/club-provider", "eslint.config.js"],
   },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,

@@ -3,8 +3,9 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    // The real-engine tier needs a built llama-server: `npm run test:real`.
-    exclude: ["test/real/**", "node_modules/**"],
+    // The real-engine tier needs a built llama-server (`npm run test:real`); the long fault
+    // tier takes minutes (`npm run test:long`).
+    exclude: ["test/real/**", "test/long/**", "node_modules/**"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",

@@ -12,6 +12,7 @@ interface RelayFlags {
   port: string;
   keys?: string;
   heartbeat: string;
+  keepalive: string;
   rateLimit: string;
   dataDir?: string;
   logLevel?: string;
@@ -33,6 +34,11 @@ export function relayCommand(): Command {
       'JSON file mapping each API key to its member: {"<key>": "<member>"} (or CLUB_RELAY_KEYS=key=member,...)',
     )
     .option("--heartbeat <seconds>", "heartbeat interval providers are asked to keep", "15")
+    .option(
+      "--keepalive <seconds>",
+      "a streamed answer silent this long gets its 200 and an SSE comment this often until it begins (0: never)",
+      "15",
+    )
     .option(
       "--rate-limit <n>",
       "requests per second per key, bursts of twice that (0: no limit)",
@@ -60,6 +66,7 @@ export function relayCommand(): Command {
         keys,
         log,
         heartbeatMs: Number(opts.heartbeat) * 1000,
+        keepAliveMs: Number(opts.keepalive) * 1000,
         rateLimit: Number(opts.rateLimit),
         dataDir: opts.dataDir ?? defaultDataDir(),
       });

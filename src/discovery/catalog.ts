@@ -85,11 +85,20 @@ export class Catalog {
 
   /** The ready service and model for an advertised id; the first service wins on duplicates. */
   find(modelId: string): { service: Service; model: DiscoveredModel } | undefined {
+    return this.findAll(modelId)[0];
+  }
+
+  /**
+   * Every ready service that serves an advertised id, in scan order: two engines may load the
+   * same model (one per GPU), and the gateway sends each request to one that has room.
+   */
+  findAll(modelId: string): { service: Service; model: DiscoveredModel }[] {
+    const found: { service: Service; model: DiscoveredModel }[] = [];
     for (const service of this.ready) {
       const model = service.info?.models.find((m) => m.id === modelId);
-      if (model) return { service, model };
+      if (model) found.push({ service, model });
     }
-    return undefined;
+    return found;
   }
 
   /**

@@ -85,6 +85,24 @@ export class Capacity {
     });
   }
 
+  /**
+   * Of several services that serve one model, the one a request should go to: the first whose
+   * group has a free slot, else the one with the shortest queue (the first on a tie).
+   */
+  choose<S extends CapacityService>(services: readonly S[]): S | undefined {
+    let best: S | undefined;
+    let shortest = Infinity;
+    for (const service of services) {
+      const group = this.#group(service);
+      if (group.running < group.limit) return service;
+      if (group.queue.length < shortest) {
+        best = service;
+        shortest = group.queue.length;
+      }
+    }
+    return best;
+  }
+
   inFlight(service: string): number {
     return this.#inFlight.get(service) ?? 0;
   }

@@ -59,6 +59,8 @@ export type Gateway = ((req: GatewayRequest, res: GatewayResponse) => void) & {
   progress: ProgressRegistry;
 };
 
+/** Answers up to this size with a declared length are read whole before they are sent. */
+const WHOLE_REPLY_BYTES = 256 * 1024;
 const KNOWN_PATHS = new Set(ENDPOINTS.map((e) => e.path));
 const PASS_HEADERS = ["content-type", "accept"] as const;
 
@@ -131,8 +133,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (!modelId)
       return error(res, 400, "invalid_request_error", `"model" is required on ${endpoint.path}`);
 
-    const found = options.catalog().find(modelId);
-    if (!found || found.model.type !== endpoint.serviceType) {
+    const candidates = options
+      .catalog()
+      .findAll(modelId)
+      .filter((c) => c.model.type === endpoint.serviceType);
+    // Engines that serve the same model share its load: the request goes to one with room.
+    const chosen = load.choose(candidates.map((c) => c.service));
+    const found = candidates.find((c) => c.service === chosen);
+    if (!found) {
       req.resume();
       return error(
         res,
@@ -229,7 +237,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       if (abort.signal.aborted) return;
       if (upload?.exceeded)
         return error(res, 413, "request_too_large", `upload is larger than ${maxUpload} bytes`);
-      if (err instanceof UpstreamError) options.onEngineFailure?.(service.name);
+      // A job the engine ran and reported failed says nothing about whether it is up.
+      if (err instanceof UpstreamError && err.code !== "upstream_job_failed")
+        options.onEngineFailure?.(service.name);
       const message =
         err instanceof UpstreamError
           ? err.message
@@ -244,6 +254,31 @@ export function createGateway(options: GatewayOptions): Gateway {
         "upstream_error",
         `${service.adapter.displayName} answered ${reply.status}: ${upstreamMessage(text)}`,
       );
+    }
+    const length = Number(reply.headers["content-length"] ?? NaN);
+    if (length <= WHOLE_REPLY_BYTES) {
+      // A small answer of known size goes out whole: headers, body and end in one write, which
+      // over the tunnel is one WebSocket message instead of two or three.
+      let body;
+      try {
+        body = await readLimited(reply.body, WHOLE_REPLY_BYTES);
+      } catch (err) {
+        if (abort.signal.aborted) return;
+        options.onEngineFailure?.(service.name);
+        return error(
+          res,
+          502,
+          "upstream_error",
+          `${service.name} broke off: ${describeError(err)}`,
+        );
+      }
+      if (abort.signal.aborted) return;
+      if (body === null)
+        return error(res, 502, "upstream_error", `${service.name} sent more than it announced`);
+      bytes = body.length;
+      res.writeHead(reply.status, reply.headers);
+      res.end(body);
+      return;
     }
     res.writeHead(reply.status, reply.headers);
     reply.body.on("data", (chunk: Buffer) => (bytes += chunk.length));

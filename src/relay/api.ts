@@ -3,7 +3,7 @@
  * inference endpoint of the endpoint table, routed to a provider that serves the model.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { createHash, randomBytes } from "node:crypto";
+import { hash, randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { Logger } from "../log.ts";
 import { describeError } from "../errors.ts";
@@ -16,6 +16,7 @@ import {
 } from "../protocol/index.ts";
 import { BodyError, parseJsonObject, readBody } from "./body.ts";
 import { forward } from "./forward.ts";
+import { SSE_ENDPOINTS } from "./keepalive.ts";
 import type { Work } from "./jobs/work.ts";
 import { KeyRing } from "./keys.ts";
 import { MultipartError, MultipartFilter, boundaryOf } from "./multipart.ts";
@@ -34,6 +35,11 @@ export interface ApiOptions {
   work?: Work;
   /** Per-key request rate limit (429 beyond it). */
   rateLimit?: RateLimiter;
+  /**
+   * How long a streamed (SSE) answer may stay silent before the relay commits 200 and sends
+   * SSE comments, and how often it sends them then (default 15 s; 0 never).
+   */
+  keepAliveMs?: number;
 }
 
 /** Paths of the relay's long-running work, handed to `work` (answered `async_disabled` without). */
@@ -45,6 +51,7 @@ export function createApi(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const { keys, registry, log, work } = options;
   const maxJson = options.maxJsonBytes ?? 64 * 1024 * 1024;
+  const keepAliveMs = options.keepAliveMs ?? 15_000;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://relay");
@@ -66,7 +73,7 @@ export function createApi(
     }
     // Buckets are keyed by the key's digest, so raw keys are not kept around.
     const bearer = KeyRing.bearer(req.headers.authorization) ?? "";
-    const wait = options.rateLimit?.take(createHash("sha256").update(bearer).digest("base64"));
+    const wait = options.rateLimit?.take(hash("sha256", bearer, "base64"));
     if (wait) {
       req.resume();
       sendError(
@@ -129,6 +136,7 @@ export function createApi(
     }
     let model: unknown;
     let body: Buffer | Readable | null = null;
+    let streamed = false;
     if (endpoint.body === "json") {
       const json = parseJsonObject(await readBody(req, maxJson));
       if (json.async === true) {
@@ -150,6 +158,7 @@ export function createApi(
         return;
       }
       model = json.model;
+      streamed = json.stream === true && SSE_ENDPOINTS.has(endpoint.path);
       body = Buffer.from(JSON.stringify(stripClubFields(json)));
       headers["content-type"] = "application/json";
     } else if (endpoint.body === "multipart") {
@@ -187,7 +196,7 @@ export function createApi(
       );
       return;
     }
-    const requestId = `req_${randomBytes(12).toString("hex")}`;
+    const requestId = `req_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
     const started = Date.now();
     // A provider at capacity answers 429; a buffered body can go to another one that serves it.
     const tried = new Set<ProviderLink>();
@@ -208,6 +217,7 @@ export function createApi(
         res,
         log,
         ...(next ? { retryOn: (status: number) => status === 429 } : {}),
+        ...(streamed && keepAliveMs > 0 ? { keepAliveMs } : {}),
       });
       if (outcome !== "retry" || !next) break;
       log.debug(

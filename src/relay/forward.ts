@@ -3,11 +3,12 @@
  * Bodies stream both ways under HTTP/2 flow control; a consumer who leaves cancels the stream
  * (RST_STREAM), which the daemon turns into an abort of the local request.
  */
-import http2, { type IncomingHttpHeaders } from "node:http2";
+import http2, { type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import type { IncomingMessage } from "node:http";
 import { pipeline, type Readable } from "node:stream";
 import type { Logger } from "../log.ts";
 import { HEADER_MODEL, HEADER_REQUEST_ID, HOP_BY_HOP, envelope } from "../protocol/index.ts";
+import { KeepAlive, errorEvent, refusalEvent } from "./keepalive.ts";
 import type { ProviderLink } from "./provider-link.ts";
 
 /**
@@ -40,6 +41,11 @@ export interface ForwardRequest {
    * answer is dropped, nothing reaches `res`, and `forward` resolves `"retry"`.
    */
   retryOn?: (status: number) => boolean;
+  /**
+   * The consumer asked for an SSE stream: after this long without an answer, commit 200 and
+   * send SSE comments until the answer begins (`keepalive.ts`). A retry is possible only before.
+   */
+  keepAliveMs?: number;
 }
 
 /** Answers with the club's envelope, or cuts the answer off once headers are out (as `sendError`). */
@@ -70,6 +76,18 @@ function responseHeaders(
   return out;
 }
 
+/**
+ * Resets a stream and drops what it still holds. A client stream whose answer arrived whole but
+ * unread (a refusal's body, there in the same batch as its headers) is destroyed, and says
+ * `close`, only once that data is read: reset as it is, it never closes, and a retry waiting
+ * for it never starts.
+ */
+function cancel(stream: ClientHttp2Stream, res: ForwardSink): void {
+  stream.unpipe(res);
+  stream.resume();
+  if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+}
+
 /** Forward one request; resolves when the exchange is over, however it ended. */
 export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
   const { link, res } = f;
@@ -91,9 +109,13 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
     let sse = false;
     let done = false;
     let retry = false;
+    const keepAlive = f.keepAliveMs ? new KeepAlive(res, f.requestId, f.keepAliveMs) : undefined;
+    /** The body of a refusal that came after the commit, to end the stream with. */
+    let refusal: { status: number; chunks: Buffer[]; size: number } | undefined;
     const finish = (): void => {
       if (done) return;
       done = true;
+      keepAlive?.stop();
       link.inFlight--;
       resolve(retry ? "retry" : "done");
     };
@@ -101,26 +123,45 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
     if (buffered) stream.end(f.body);
     else if (f.body)
       pipeline(f.body as Readable, stream, (err) => {
-        if (err && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+        if (err) cancel(stream, res);
       });
 
     stream.on("response", (headers) => {
       responded = true;
+      keepAlive?.stop();
       const status = Number(headers[":status"]);
-      if (f.retryOn?.(status)) {
-        retry = true;
-        stream.close(http2.constants.NGHTTP2_CANCEL);
+      sse = (headers["content-type"] ?? "").startsWith("text/event-stream");
+      if (keepAlive?.committed) {
+        // The consumer already has a 200: a stream goes on after the comments; anything else
+        // (the provider's refusal) becomes the stream's final error event.
+        if (status >= 300 || !sse) {
+          const r = (refusal = { status, chunks: [] as Buffer[], size: 0 });
+          stream.on("data", (chunk: Buffer) => {
+            if (r.size < 64 * 1024) r.chunks.push(chunk);
+            r.size += chunk.length;
+          });
+        } else stream.pipe(res, { end: false });
+        sse = true;
         return;
       }
-      sse = (headers["content-type"] ?? "").startsWith("text/event-stream");
+      if (f.retryOn?.(status)) {
+        retry = true;
+        cancel(stream, res);
+        return;
+      }
       res.writeHead(status, responseHeaders(headers, f.requestId));
-      res.flushHeaders();
+      // A body of unknown length may be slow to start (a stream): the consumer gets the headers
+      // now. One of known length is sent with its headers, in one write.
+      if (headers["content-length"] === undefined) res.flushHeaders();
       stream.pipe(res, { end: false });
     });
     // A session that dies also ends its streams' readable side: only an end while the session
-    // is alive and the stream was not reset is the provider's END_STREAM.
+    // is alive and the stream was not reset is the provider's END_STREAM. A refusal dropped for
+    // a retry ends too (`cancel` reads it away): the answer is the next provider's to give.
     stream.on("end", () => {
-      if (responded && !link.session.destroyed && !stream.rstCode) res.end();
+      if (retry || !responded || link.session.destroyed || stream.rstCode) return;
+      if (refusal) res.end(refusalEvent(link.name, refusal.status, Buffer.concat(refusal.chunks)));
+      else res.end();
     });
     stream.on("error", (err: Error) =>
       f.log.debug({ err: err.message, requestId: f.requestId }, "tunnel stream error"),
@@ -128,7 +169,12 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
     stream.on("close", () => {
       finish();
       if (retry || res.writableEnded) return;
-      if (!responded) {
+      if (!responded && keepAlive?.committed) {
+        const why = link.session.destroyed ? "disconnected" : "failed";
+        res.end(
+          errorEvent(envelope("upstream_error", `provider ${link.name} ${why} before answering`)),
+        );
+      } else if (!responded) {
         sendUpstreamError(
           res,
           link.session.destroyed
@@ -138,18 +184,17 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
       } else if (sse) {
         // An SSE consumer gets a final error event it can read, then the end of the stream.
         const why = link.session.destroyed ? "disconnected" : "failed";
-        const event = envelope("upstream_error", `provider ${link.name} ${why} mid-stream`);
-        res.end(`data: ${JSON.stringify(event)}\n\n`);
+        res.end(errorEvent(envelope("upstream_error", `provider ${link.name} ${why} mid-stream`)));
       } else res.destroy();
     });
 
     res.on("close", () => {
       if (retry) return;
-      if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      cancel(stream, res);
       finish();
     });
     f.req?.on("error", () => {
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      cancel(stream, res);
     });
   });
 }

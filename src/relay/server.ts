@@ -34,6 +34,8 @@ export interface RelayOptions {
   dataDir?: string;
   /** Bounds and timings of async work (tests shorten them). */
   jobLimits?: Partial<JobLimits>;
+  /** SSE comments on a streamed answer not begun yet, this often (default 15 s; 0 never). */
+  keepAliveMs?: number;
 }
 
 export interface Relay {
@@ -72,6 +74,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     log,
     work,
     ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
+    ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }),
     ...(options.rateLimit === 0
       ? {}
       : { rateLimit: new RateLimiter({ perSecond: options.rateLimit ?? 50 }) }),

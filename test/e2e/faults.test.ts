@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import { Agent, fetch as undiciFetch } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
+import { BulkEngine } from "../fakes/bulk-engine.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 import { freePort } from "../fakes/util.ts";
 import { runCli, scratchDir, writeSecret } from "./harness.ts";
@@ -197,44 +198,10 @@ describe("a slow consumer", () => {
   it("never makes the daemon or relay buffer a 100 MB body", async () => {
     // An OpenAI-compatible engine whose reply is 100 MB, produced only as fast as it is taken.
     const total = 100 * 1024 * 1024;
-    let produced = 0;
-    const engine = http.createServer((req, res) => {
-      if (req.url === "/v1/models") {
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end(
-          JSON.stringify({
-            object: "list",
-            data: [{ id: "bulk", object: "model", owned_by: "bulk-lab" }],
-          }),
-        );
-        return;
-      }
-      req.resume();
-      if (req.url !== "/v1/chat/completions") {
-        // Probes of other engines' paths get nothing: only the request under test counts.
-        res.writeHead(404).end();
-        return;
-      }
-      res.writeHead(200, { "content-type": "application/octet-stream" });
-      const chunk = Buffer.alloc(64 * 1024, 120);
-      const pump = (): void => {
-        while (produced < total) {
-          produced += chunk.length;
-          if (!res.write(chunk)) return void res.once("drain", pump);
-        }
-        res.end();
-      };
-      pump();
-    });
-    engine.listen(0, "127.0.0.1");
-    await once(engine, "listening");
-    cleanup.push(() => {
-      engine.closeAllConnections();
-      return new Promise((resolve) => engine.close(resolve));
-    });
-    const stack = await stackWith([
-      `http://127.0.0.1:${(engine.address() as { port: number }).port}`,
-    ]);
+    const engine = new BulkEngine(total);
+    await engine.start();
+    cleanup.push(() => engine.stop());
+    const stack = await stackWith([engine.url]);
     const pids = [stack.daemon.child.pid!, stack.relay.child.pid!];
     const before = pids.map(rssMiB);
 
@@ -256,15 +223,15 @@ describe("a slow consumer", () => {
       .poll(
         async () => {
           await new Promise((r) => setTimeout(r, 300));
-          const stalled = produced === last;
-          last = produced;
+          const stalled = engine.produced === last;
+          last = engine.produced;
           return stalled;
         },
         { timeout: 20_000, interval: 0 },
       )
       .toBe(true);
     const during = pids.map(rssMiB);
-    expect(produced).toBeLessThan(48 * 1024 * 1024);
+    expect(engine.produced).toBeLessThan(48 * 1024 * 1024);
     for (const [i, mb] of during.entries()) expect(mb - before[i]!).toBeLessThan(64);
     res.on("data", (chunk: Buffer) => (received += chunk.length));
     res.resume();

@@ -18,11 +18,19 @@ export interface Stack {
   client: OpenAI;
   /** Starts (again) a relay on the same port, e.g. after killing it. */
   restartRelay(): Promise<void>;
+  /**
+   * Starts (again) the stack's daemon: its home (stored settings) and engines, plus `args`.
+   * Another provider needs its own home and engines: `startProvider`.
+   */
   startDaemon(args?: string[]): Promise<CliProcess>;
   stop(): Promise<void>;
 }
 
-async function startRelay(home: string, port: number): Promise<{ relay: CliProcess; url: string }> {
+async function startRelay(
+  home: string,
+  port: number,
+  args: string[],
+): Promise<{ relay: CliProcess; url: string }> {
   const relay = runCli(
     [
       "relay",
@@ -37,6 +45,7 @@ async function startRelay(home: string, port: number): Promise<{ relay: CliProce
       // Tests fire bursts of hundreds of requests; the limit itself is tested in test/relay.
       "--rate-limit",
       "0",
+      ...args,
     ],
     { home },
   );
@@ -46,11 +55,15 @@ async function startRelay(home: string, port: number): Promise<{ relay: CliProce
   return { relay, url };
 }
 
-/** Starts relay and daemon serving `engineUrls`; `env` adds to the daemon's environment. */
+/**
+ * Starts relay and daemon serving `engineUrls`; `env` adds to the daemon's environment,
+ * `relayArgs` to the relay's flags.
+ */
 export async function startStack(
   engineUrls: string[],
   daemonArgs: string[] = [],
   env: Record<string, string> = {},
+  relayArgs: string[] = [],
 ): Promise<Stack> {
   const home = scratchDir();
   writeFileSync(
@@ -58,7 +71,7 @@ export async function startStack(
     JSON.stringify({ [ALICE_KEY]: "alice", [BOB_KEY]: "bob" }),
   );
   const keyFile = writeSecret(home, "key.txt", ALICE_KEY);
-  let { relay, url: relayUrl } = await startRelay(home, 0);
+  let { relay, url: relayUrl } = await startRelay(home, 0, relayArgs);
   const port = Number(new URL(relayUrl).port);
   const startDaemon = async (args: string[] = []): Promise<CliProcess> => {
     const daemon = runCli(
@@ -90,7 +103,7 @@ export async function startStack(
     daemon,
     client: new OpenAI({ baseURL: `${relayUrl}/v1`, apiKey: ALICE_KEY, maxRetries: 0 }),
     async restartRelay() {
-      ({ relay, url: relayUrl } = await startRelay(home, port));
+      ({ relay, url: relayUrl } = await startRelay(home, port, relayArgs));
       stack.relay = relay;
     },
     startDaemon,
@@ -99,4 +112,40 @@ export async function startStack(
     },
   };
   return stack;
+}
+
+/**
+ * Another provider of the same member on the stack's relay, with a home (stored settings) and
+ * engines of its own; `settings` are stored with `config set` before it starts.
+ */
+export async function startProvider(
+  stack: Stack,
+  name: string,
+  engineUrls: string[],
+  settings: Record<string, string> = {},
+): Promise<CliProcess> {
+  const home = scratchDir();
+  const keyFile = writeSecret(home, "key.txt", ALICE_KEY);
+  for (const [key, value] of Object.entries(settings)) {
+    const set = runCli(["config", "set", key, value], { home });
+    if ((await set.exited) !== 0) throw new Error(`config set ${key} failed:\n${set.output()}`);
+  }
+  const daemon = runCli(
+    [
+      "start",
+      "--relay",
+      stack.relayUrl.replace("http", "ws"),
+      "--api-key-file",
+      keyFile,
+      "--name",
+      name,
+      "--no-autodetect",
+      "--status-port",
+      "0",
+      ...engineUrls.flatMap((u) => ["--service", u]),
+    ],
+    { home },
+  );
+  await daemon.waitFor(/connected to the relay/);
+  return daemon;
 }

@@ -60,6 +60,21 @@ describe("Capacity", () => {
     expect(cap.total).toBe(0);
   });
 
+  it("chooses, among services of one model, the first with a free slot, else the shortest queue", async () => {
+    const cap = new Capacity({ queueSize: 4 });
+    const a = { name: "gpu0-llm", maxConcurrent: 1 };
+    const b = { name: "gpu1-llm", maxConcurrent: 1 };
+    expect(cap.choose([a, b])).toBe(a);
+    await cap.acquire(a, never);
+    expect(cap.choose([a, b])).toBe(b);
+    await cap.acquire(b, never);
+    // Both busy: the queues decide, the first on a tie.
+    expect(cap.choose([a, b])).toBe(a);
+    void cap.acquire(a, never);
+    expect(cap.choose([a, b])).toBe(b);
+    expect(cap.choose([])).toBeUndefined();
+  });
+
   it("suggests a Retry-After that grows with the queue", async () => {
     const cap = new Capacity({ queueSize: 10 });
     const svc = { name: "x", maxConcurrent: 1 };

@@ -110,7 +110,7 @@ async function settle(o: AttemptOptions, sink: ResultSink): Promise<Outcome> {
  */
 export function startAttempt(o: AttemptOptions): Attempt {
   const { job, link } = o;
-  const requestId = `req_${randomUUID().replaceAll("-", "")}`;
+  const requestId = `req_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
   const sink = new ResultSink(resultPaths(o.resultsDir, job.id).part, o.limits.maxResultBytes);
   const state = { aborted: false };
   const ms = o.limits.attemptTimeoutMs;

@@ -1,0 +1,43 @@
+/**
+ * `club-provider config`: the API key stored through the CLI lands in a file only its owner can
+ * read, and the CLI never prints it back whole. (A key *file* readable by others is refused:
+ * test/e2e/spine-faults.test.ts and test/cli/doctor.test.ts.)
+ */
+import { chmodSync, readFileSync, statSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { runCli, scratchDir } from "../e2e/harness.ts";
+
+const KEY = "sk-stored-cli-0123456789";
+
+async function config(home: string, ...args: string[]): Promise<string> {
+  const cli = runCli(["config", ...args], { home });
+  const code = await cli.exited;
+  expect(code, cli.output()).toBe(0);
+  return cli.output();
+}
+
+describe("config: the stored API key", () => {
+  it("is written to a mode 0600 file and shown only shortened", async () => {
+    const home = scratchDir();
+    const saved = await config(home, "set", "apiKey", KEY);
+    expect(saved.trim()).toBe("apiKey saved");
+    const path = (await config(home, "path")).trim();
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect((JSON.parse(readFileSync(path, "utf8")) as { apiKey?: string }).apiKey).toBe(KEY);
+    const one = await config(home, "get", "apiKey");
+    const all = await config(home, "get");
+    expect(one.trim()).toBe(`sk-s… (${KEY.length} characters)`);
+    expect(all).toContain("apiKey = sk-s…");
+    expect(one + all).not.toContain(KEY);
+  });
+
+  it("puts the file back to 0600 when a change is saved after someone loosened it", async () => {
+    const home = scratchDir();
+    await config(home, "set", "apiKey", KEY);
+    const path = (await config(home, "path")).trim();
+    chmodSync(path, 0o644);
+    await config(home, "set", "name", "rig1");
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(path, "utf8"))).toEqual({ apiKey: KEY, name: "rig1" });
+  });
+});

@@ -1,0 +1,82 @@
+/**
+ * A slow consumer reads a 100 MiB answer at 1 MiB/s (about 100 s) through the relay and the
+ * daemon: flow control holds the engine back, neither process buffers the body, and every byte
+ * arrives, in order. (test/e2e/faults.test.ts has the quick version: a consumer that stops.)
+ */
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import http from "node:http";
+import { afterAll, expect, it } from "vitest";
+import { BulkEngine } from "../fakes/bulk-engine.ts";
+import { ALICE_KEY, startStack, type Stack } from "../e2e/stack.ts";
+
+const MiB = 1024 * 1024;
+const TOTAL = 100 * MiB;
+const RATE = MiB; // bytes per second
+
+let stack: Stack | undefined;
+let engine: BulkEngine | undefined;
+
+afterAll(async () => {
+  await stack?.stop();
+  await engine?.stop();
+});
+
+/** Resident memory of a process, in MiB, from /proc. */
+function rssMiB(pid: number): number {
+  const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+  return Number(kb) / 1024;
+}
+
+it("streams 100 MiB to a consumer reading 1 MiB/s with daemon and relay memory bounded", async () => {
+  engine = new BulkEngine(TOTAL);
+  stack = await startStack([await engine.start()]);
+  const processes = { daemon: stack.daemon.child.pid!, relay: stack.relay.child.pid! };
+  const before = { daemon: rssMiB(processes.daemon), relay: rssMiB(processes.relay) };
+  const peak = { ...before };
+  let received = 0;
+  let ahead = 0; // the most the engine was ever ahead of the consumer
+  const sample = (): void => {
+    for (const name of ["daemon", "relay"] as const)
+      peak[name] = Math.max(peak[name], rssMiB(processes[name]));
+    ahead = Math.max(ahead, engine!.produced - received);
+  };
+  const sampler = setInterval(sample, 250);
+
+  try {
+    // node:http: a paused IncomingMessage stops reading its socket, as a slow client does.
+    const req = http.request(`${stack.relayUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ALICE_KEY}`, "content-type": "application/json" },
+    });
+    req.end(JSON.stringify({ model: "bulk", messages: [] }));
+    const [res] = (await once(req, "response")) as [http.IncomingMessage];
+    expect(res.statusCode).toBe(200);
+    const hash = createHash("sha256");
+    const started = performance.now();
+    // Read a chunk, then pause until 1 MiB/s is the average again.
+    res.on("data", (chunk: Buffer) => {
+      received += chunk.length;
+      hash.update(chunk);
+      const wait = started + (received / RATE) * 1000 - performance.now();
+      if (wait <= 0) return;
+      res.pause();
+      setTimeout(() => res.resume(), wait);
+    });
+    await once(res, "end");
+    sample();
+
+    expect(received).toBe(TOTAL);
+    expect(hash.digest("hex")).toBe(engine.digest());
+    // Bounded by the windows (4 MiB per stream, 32 MiB per tunnel) plus socket buffers.
+    expect(ahead).toBeLessThan(48 * MiB);
+    expect(peak.daemon - before.daemon).toBeLessThan(64);
+    expect(peak.relay - before.relay).toBeLessThan(64);
+    console.log(
+      `slow consumer: ${(performance.now() - started) / 1000} s; peak growth daemon +${(peak.daemon - before.daemon).toFixed(1)} MiB, relay +${(peak.relay - before.relay).toFixed(1)} MiB; engine at most ${(ahead / MiB).toFixed(1)} MiB ahead`,
+    );
+  } finally {
+    clearInterval(sampler);
+  }
+});
