@@ -34,6 +34,15 @@ function show(key: string, value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value, null, 2);
 }
 
+/** All of stdin, without the line break a shell or `echo` leaves at the end. */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
+}
+
 export function configCommand(): Command {
   const cmd = new Command("config").description("show or change stored settings");
   cmd
@@ -50,9 +59,14 @@ export function configCommand(): Command {
     });
   cmd
     .command("set <key> <value>")
-    .description("store a setting; JSON values (numbers, true/false, lists) are parsed")
-    .action((key: string, value: string) => {
+    .description(
+      "store a setting; JSON values (numbers, true/false, lists) are parsed; " +
+        "`-` reads the value from stdin (keeps a key off the command line and shell history)",
+    )
+    .action(async (key: string, given: string) => {
       const k = checkKey(key);
+      const value = given === "-" ? await readStdin() : given;
+      if (value === "") throw new UserError("config_value", `no value for ${k} on stdin`);
       let parsed: unknown = value;
       if (!["relayUrl", "apiKey", "name", "localKey"].includes(k)) {
         try {

@@ -20,6 +20,9 @@ export interface ToolOptions {
   timeoutMs: number;
 }
 
+/** Secrets the daemon may hold in its environment; no tool it runs needs them. */
+const SECRET_ENV: ReadonlySet<string> = new Set(["CLUB_API_KEY", "CLUB_RELAY_KEYS"]);
+
 /** A tool run that failed, for callers that prefer a rejection (the GPU monitor). */
 export class ToolError extends ClubError {
   constructor(
@@ -57,8 +60,11 @@ export function runTool(
   return new Promise((resolve) => {
     // Its own process group on POSIX, so a timeout kills the tool and anything it started.
     const group = process.platform !== "win32";
+    const env = Object.fromEntries(
+      Object.entries(options.env).filter(([name]) => !SECRET_ENV.has(name)),
+    );
     const child = spawn(command, args, {
-      env: options.env,
+      env,
       stdio: ["ignore", "pipe", "pipe"],
       detached: group,
       windowsHide: true,

@@ -3,7 +3,9 @@
  * read, and the CLI never prints it back whole. (A key *file* readable by others is refused:
  * test/e2e/spine-faults.test.ts and test/cli/doctor.test.ts.)
  */
+import { spawn } from "node:child_process";
 import { chmodSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCli, scratchDir } from "../e2e/harness.ts";
 
@@ -39,5 +41,21 @@ describe("config: the stored API key", () => {
     await config(home, "set", "name", "rig1");
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(JSON.parse(readFileSync(path, "utf8"))).toEqual({ apiKey: KEY, name: "rig1" });
+  });
+
+  it("reads the key from stdin with `-`, so it is never on a command line", async () => {
+    const home = scratchDir();
+    const child = spawn(process.execPath, ["bin/club-provider", "config", "set", "apiKey", "-"], {
+      env: { PATH: process.env.PATH ?? "", HOME: home, XDG_CONFIG_HOME: join(home, "config") },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (out += c.toString()));
+    child.stdin.end(`${KEY}\n`);
+    const code = await new Promise((r) => child.once("exit", r));
+    expect(code, out).toBe(0);
+    const path = (await config(home, "path")).trim();
+    expect((JSON.parse(readFileSync(path, "utf8")) as { apiKey?: string }).apiKey).toBe(KEY);
   });
 });

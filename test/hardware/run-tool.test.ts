@@ -29,6 +29,22 @@ describe("runTool", () => {
     });
   });
 
+  it("runs the tool without the daemon's secrets in its environment", async () => {
+    const env = {
+      PATH: process.env.PATH,
+      CLUB_API_KEY: "sk-secret",
+      CLUB_RELAY_KEYS: "{}",
+      KEEP: "1",
+    };
+    const r = await runTool("env", [], { env, timeoutMs: 3000 });
+    expect(r.ok).toBe(true);
+    const out = r.ok ? r.stdout : "";
+    expect(out).toContain("KEEP=1");
+    expect(out).not.toContain("CLUB_API_KEY");
+    expect(out).not.toContain("CLUB_RELAY_KEYS");
+    expect(env.CLUB_API_KEY).toBe("sk-secret");
+  });
+
   it("reports a missing tool", async () => {
     const fakes = fakeTools({});
     expect(await runTool("nope", [], { env: fakes.env, timeoutMs: 3000 })).toEqual({
