@@ -31,7 +31,10 @@ describe("frame masking", () => {
     });
     await once(wss, "listening");
     const raw: Buffer[] = [];
-    wss.on("connection", (_ws, req) => req.socket.on("data", (b: Buffer) => raw.push(b)));
+    // Ahead of ws's own listener, and copied: ws unmasks the received buffer in place.
+    wss.on("connection", (_ws, req) =>
+      req.socket.prependListener("data", (b: Buffer) => raw.push(Buffer.from(b))),
+    );
     const manifest: Manifest = { schema_version: 1, agent: { name: "mask" }, hosts: [] };
     const client = new TunnelClient({
       relayUrl: `ws://127.0.0.1:${(wss.address() as { port: number }).port}`,
@@ -47,9 +50,11 @@ describe("frame masking", () => {
     const first = Buffer.concat(raw);
     client.stop();
     wss.close();
-    // A client frame always has the mask bit; the key that follows is zero, so the JSON of
-    // the hello is readable as sent.
+    // A client frame always has the mask bit; the key that follows (after a 16-bit length for
+    // a hello this size) is zero, so the JSON of the hello is readable as sent.
     expect(first[1]! & 0x80).toBe(0x80);
+    expect(first[1]! & 0x7f).toBe(126);
+    expect([...first.subarray(4, 8)]).toEqual([0, 0, 0, 0]);
     expect(first.toString("latin1")).toContain('"type":"hello"');
   });
 });
