@@ -3,7 +3,7 @@
  * inference endpoint of the endpoint table, routed to a provider that serves the model.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { hash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { Logger } from "../log.ts";
 import { describeError } from "../errors.ts";
@@ -61,8 +61,8 @@ export function createApi(
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
       return;
     }
-    const member = keys.member(KeyRing.bearer(req.headers.authorization));
-    if (!member) {
+    const key = keys.lookup(KeyRing.bearer(req.headers.authorization));
+    if (!key) {
       sendError(
         res,
         401,
@@ -71,9 +71,8 @@ export function createApi(
       );
       return;
     }
-    // Buckets are keyed by the key's digest, so raw keys are not kept around.
-    const bearer = KeyRing.bearer(req.headers.authorization) ?? "";
-    const wait = options.rateLimit?.take(hash("sha256", bearer, "base64"));
+    const { member } = key;
+    const wait = options.rateLimit?.take(key.id);
     if (wait) {
       req.resume();
       sendError(

@@ -26,10 +26,19 @@ export class KeyRing {
 
   /** The member a key belongs to, or undefined. */
   member(key: string | undefined): string | undefined {
+    return this.lookup(key)?.member;
+  }
+
+  /**
+   * The member a key belongs to and a stable id of the key (its digest, hex), or undefined:
+   * per-key state such as rate limits is keyed by the id, so raw keys are not kept around.
+   */
+  lookup(key: string | undefined): { member: string; id: string } | undefined {
     if (!key) return undefined;
     const d = digest(key);
-    const entry = this.#byDigest.get(d.toString("hex"));
-    return entry && timingSafeEqual(entry.digest, d) ? entry.member : undefined;
+    const id = d.toString("hex");
+    const entry = this.#byDigest.get(id);
+    return entry && timingSafeEqual(entry.digest, d) ? { member: entry.member, id } : undefined;
   }
 
   /** The bearer token of an `Authorization` header, if it has one. */

@@ -86,3 +86,15 @@ export function allow(req: IncomingMessage, method: "GET" | "POST", path: string
       `${req.method ?? "?"} is not allowed on ${path}; use ${method}`,
     );
 }
+
+/** The `?status=` filter of a list, upper-cased; a 400 unless it is one of `statuses`. */
+export function statusFilter<S extends string>(url: URL, statuses: readonly S[]): S | undefined {
+  const status = url.searchParams.get("status")?.toUpperCase();
+  if (status !== undefined && !(statuses as readonly string[]).includes(status))
+    throw new WorkError(
+      400,
+      "invalid_request_error",
+      `?status= must be one of ${statuses.join(", ")}`,
+    );
+  return status as S | undefined;
+}

@@ -6,12 +6,21 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream";
 import type { Endpoint } from "../../protocol/index.ts";
 import type { Batches } from "./batches.ts";
-import { REPLAYED, allow, baseUrl, idempotencyKey, page, readJson, reply } from "./http.ts";
+import {
+  REPLAYED,
+  allow,
+  baseUrl,
+  idempotencyKey,
+  page,
+  readJson,
+  reply,
+  statusFilter,
+} from "./http.ts";
 import type { JobSystem } from "./jobs.ts";
 import { jobRequest } from "./request.ts";
 import { openResult } from "./results.ts";
 import { makeRoom } from "./retention.ts";
-import { JOB_STATUSES, isTerminal, type JobLimits, type JobStatus } from "./types.ts";
+import { JOB_STATUSES, isTerminal, type JobLimits } from "./types.ts";
 import { jobView } from "./view.ts";
 import { WorkError, conflict, notFound } from "./work-error.ts";
 
@@ -62,13 +71,7 @@ export async function jobRoutes(
   const [id, action, ...rest] = parts;
   if (id === undefined) {
     allow(req, "GET", url.pathname);
-    const status = url.searchParams.get("status")?.toUpperCase();
-    if (status !== undefined && !JOB_STATUSES.includes(status as JobStatus))
-      throw new WorkError(
-        400,
-        "invalid_request_error",
-        `?status= must be one of ${JOB_STATUSES.join(", ")}`,
-      );
+    const status = statusFilter(url, JOB_STATUSES);
     const active = ["1", "true"].includes(url.searchParams.get("active") ?? "");
     const mine = [...c.jobs.all()]
       .filter((j) => j.member === member && (status === undefined || j.status === status))

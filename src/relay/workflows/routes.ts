@@ -4,12 +4,21 @@
  * body `{"note": "…"}`).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { REPLAYED, allow, baseUrl, idempotencyKey, page, readJson, reply } from "../jobs/http.ts";
+import {
+  REPLAYED,
+  allow,
+  baseUrl,
+  idempotencyKey,
+  page,
+  readJson,
+  reply,
+  statusFilter,
+} from "../jobs/http.ts";
 import { WorkError, notFound } from "../jobs/work-error.ts";
 import type { Workflows } from "./runs.ts";
 import { TEMPLATES } from "./catalog.ts";
 import { templateView } from "./templates.ts";
-import { RUN_STATUSES, type RunStatus } from "./types.ts";
+import { RUN_STATUSES } from "./types.ts";
 import { runView } from "./view.ts";
 
 /** Decision bodies are small: a note at most. */
@@ -39,13 +48,7 @@ export async function workflowRoutes(
   }
   if (id === undefined) {
     allow(req, "GET", url.pathname);
-    const status = url.searchParams.get("status")?.toUpperCase();
-    if (status !== undefined && !RUN_STATUSES.includes(status as RunStatus))
-      throw new WorkError(
-        400,
-        "invalid_request_error",
-        `?status= must be one of ${RUN_STATUSES.join(", ")}`,
-      );
+    const status = statusFilter(url, RUN_STATUSES);
     const runs = workflows.list(member).filter((r) => status === undefined || r.status === status);
     return reply(
       res,
