@@ -65,10 +65,10 @@ mkdir -p "$root"
 root="$(cd "$root" && pwd -P)"
 dest="${root%/}$prefix"
 
-# 1. Node.js >= 20.19, installed system-wide: the service cannot see a home directory.
+# 1. Node.js >= 22.19, installed system-wide: the service cannot see a home directory.
 need_node() {
   cat >&2 <<EOF
-install.sh: club-provider needs Node.js 20.19 or newer ($1).
+install.sh: club-provider needs Node.js 22.19 or newer ($1).
 Install it system-wide, for example:
   Debian/Ubuntu:  curl -fsSL https://deb.nodesource.com/setup_22.x | sudo -E bash - && sudo apt-get install -y nodejs
   Fedora/RHEL:    sudo dnf install nodejs
@@ -82,7 +82,7 @@ node_bin="$(command -v node || true)"
 node_bin="$(readlink -f "$node_bin")"
 node_version="$("$node_bin" -p process.versions.node)"
 IFS=. read -r major minor _ <<<"$node_version"
-if [ "$major" -lt 20 ] || { [ "$major" -eq 20 ] && [ "$minor" -lt 19 ]; }; then
+if [ "$major" -lt 22 ] || { [ "$major" -eq 22 ] && [ "$minor" -lt 19 ]; }; then
   need_node "this is $node_version"
 fi
 command -v npm >/dev/null || die "npm is missing: it comes with Node.js; install Node.js from the links above"

@@ -17,9 +17,9 @@ export interface CheckResult {
   fix?: string;
 }
 
-const MIN_NODE: [number, number] = [20, 19];
+const MIN_NODE: [number, number] = [22, 19];
 
-/** Node.js must be ≥ 20.19 (what `engines` says and the entry checks). */
+/** Node.js must be ≥ 22.19 (what `engines` says and the entry checks). */
 export function checkNode(version = process.versions.node): CheckResult {
   const [major = 0, minor = 0] = version.split(".").map(Number);
   const ok = major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1]);

@@ -59,7 +59,7 @@ describe("club-provider doctor", () => {
     const lines = output.split("\n");
     expect(lines).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^ok {4}Node\.js: v\d+\.\d+\.\d+ \(needs ≥ 20\.19\)$/),
+        expect.stringMatching(/^ok {4}Node\.js: v\d+\.\d+\.\d+ \(needs ≥ 22\.19\)$/),
         `ok    config: relay ${relayWs()}, key from the key file ${keyFile}, provider "${hostname()}"`,
         expect.stringMatching(
           new RegExp(`^ok {4}relay reachable: ${stack.relayUrl} answered in \\d+ ms$`),

@@ -107,7 +107,7 @@ describe("install.sh refuses", () => {
       PATH: `${bin}:${process.env.PATH ?? ""}`,
     });
     expect(code).toBe(1);
-    expect(output).toContain("needs Node.js 20.19 or newer (this is 18.19.0)");
+    expect(output).toContain("needs Node.js 22.19 or newer (this is 18.19.0)");
     expect(output).toContain("deb.nodesource.com");
   });
 
