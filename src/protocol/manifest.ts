@@ -5,14 +5,24 @@
  */
 
 /** The club's service types; each maps to one family of public endpoints. */
-export type ServiceType = "llm" | "stt" | "tts" | "image" | "mesh" | "music" | "video";
+export const SERVICE_TYPES = ["llm", "stt", "tts", "image", "mesh", "music", "video"] as const;
+export type ServiceType = (typeof SERVICE_TYPES)[number];
 
 /** Engines the hosted schema knows; anything else is advertised as `other`. */
-export type ManifestEngine =
-  "vllm" | "lmstudio" | "ollama" | "sglang" | "llamacpp" | "tgi" | "other";
+export const MANIFEST_ENGINES = [
+  "vllm",
+  "lmstudio",
+  "ollama",
+  "sglang",
+  "llamacpp",
+  "tgi",
+  "other",
+] as const;
+export type ManifestEngine = (typeof MANIFEST_ENGINES)[number];
 
 /** Capability flags the club's `/v1/models` exposes in `supported_features`. */
-export type Feature = "streaming" | "tool-use" | "vision" | "timestamps" | "voice-cloning";
+export const FEATURES = ["streaming", "tool-use", "vision", "timestamps", "voice-cloning"] as const;
+export type Feature = (typeof FEATURES)[number];
 
 export interface ManifestModel {
   /** The id consumers ask for (the served id, possibly an operator alias). */

@@ -1,4 +1,23 @@
-import type { Manifest } from "./manifest.ts";
+import {
+  FEATURES,
+  MANIFEST_ENGINES,
+  SERVICE_TYPES,
+  type Feature,
+  type Manifest,
+} from "./manifest.ts";
+import {
+  SchemaError,
+  bool,
+  isPlainObject,
+  list,
+  nullable,
+  num,
+  obj,
+  oneOf,
+  record,
+  str,
+  type Check,
+} from "./schema.ts";
 import { PROTOCOL_VERSION } from "./headers.ts";
 
 /** Live figures for one GPU, sent with every heartbeat. Unknown values are null. */
@@ -68,86 +87,158 @@ export type DaemonMessage = HelloMessage | HeartbeatMessage | DrainMessage;
 export type RelayMessage = WelcomeMessage | ErrorMessage;
 export type ControlMessage = DaemonMessage | RelayMessage;
 
-/** Largest control message either side accepts (a manifest with 100 services fits easily). */
+/** Largest control message either side accepts (a manifest of 1000 models fits). */
 export const MAX_CONTROL_BYTES = 1024 * 1024;
 
+/** Bounds a receiver applies to control messages; the relay lets operators lower them. */
+export interface ControlLimits {
+  /** Largest message in bytes (default and ceiling `MAX_CONTROL_BYTES`). */
+  maxBytes: number;
+  /** Most models one manifest may advertise, over all its services (default 1000). */
+  maxModels: number;
+}
+
+export const DEFAULT_CONTROL_LIMITS: ControlLimits = {
+  maxBytes: MAX_CONTROL_BYTES,
+  maxModels: 1000,
+};
+
 /** A control message that failed validation; the text names the field. */
-export class ControlMessageError extends Error {
-  readonly code = "bad_control_message";
+export const ControlMessageError = SchemaError;
+
+// Names appear in every log line about a provider: they stay short.
+const name = str({ min: 1, max: 128 });
+const count = num({ min: 0, max: 1e9, integer: true });
+const knownFeatures = new Set<string>(FEATURES);
+/** Feature flags this version knows; unknown ones (a newer daemon's) are dropped, not refused. */
+const features: Check<Feature[]> = (v, path) =>
+  list(str({ max: 64 }), 32)(v, path).filter((f): f is Feature => knownFeatures.has(f));
+
+const manifestModel = obj(
+  {
+    id: str({ min: 1, max: 256 }),
+    input_modalities: list(str({ max: 32 }), 16),
+    output_modalities: list(str({ max: 32 }), 16),
+    features,
+    context_length: nullable(num({ min: 0, max: 1e9, integer: true })),
+  },
+  { name: str({ max: 256 }), quantization: str({ max: 64 }) },
+);
+
+const manifestService = obj(
+  {
+    name,
+    engine: oneOf(MANIFEST_ENGINES),
+    type: oneOf(SERVICE_TYPES),
+    features,
+    max_concurrent: num({ min: 0, max: 100_000, integer: true }),
+    models: list(manifestModel, DEFAULT_CONTROL_LIMITS.maxModels),
+  },
+  { resource_group: name },
+);
+
+const manifestGpu = obj({
+  vendor: oneOf(["nvidia", "amd", "apple", "intel"] as const),
+  model: str({ max: 256 }),
+  vram_gb: num({ min: 0, max: 1e6 }),
+  index: num({ min: 0, max: 1024, integer: true }),
+});
+
+const manifestShape = obj({
+  schema_version: num({ min: 1, max: 1, integer: true }),
+  agent: obj({ name }),
+  hosts: list(
+    obj(
+      { id: name, gpus: list(manifestGpu, 64), services: list(manifestService, 256) },
+      { hostname: str({ max: 256 }) },
+    ),
+    16,
+  ),
+});
+
+function checkManifest(v: unknown, path: string, limits: ControlLimits): Manifest {
+  const m = manifestShape(v, path) as Manifest;
+  let models = 0;
+  for (const host of m.hosts) for (const service of host.services) models += service.models.length;
+  if (models > limits.maxModels)
+    throw new ControlMessageError(
+      `${path} advertises ${models} models; this relay takes at most ${limits.maxModels}`,
+    );
+  return m;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
+const maybe = <T>(check: Check<T>): Check<T | null> => nullable(check);
+const gpuLoad = obj({
+  index: num({ min: 0, max: 1024, integer: true }),
+  vram_used_mb: maybe(num({ min: 0, max: 1e9 })),
+  utilization_pct: maybe(num({ min: 0, max: 100 })),
+  temperature_c: maybe(num({ min: -100, max: 1000 })),
+  power_w: maybe(num({ min: 0, max: 1e6 })),
+});
+const serviceLoad = obj({ in_flight: count, queued: count, up: bool });
 
-function checkManifest(m: unknown, where: string): Manifest {
-  if (!isObject(m)) throw new ControlMessageError(`${where}: manifest must be an object`);
-  if (m.schema_version !== 1)
-    throw new ControlMessageError(`${where}: manifest.schema_version must be 1`);
-  if (!isObject(m.agent) || typeof m.agent.name !== "string" || m.agent.name === "")
-    throw new ControlMessageError(`${where}: manifest.agent.name must be a non-empty string`);
-  if (!Array.isArray(m.hosts))
-    throw new ControlMessageError(`${where}: manifest.hosts must be a list`);
-  for (const [i, h] of m.hosts.entries()) {
-    if (!isObject(h) || typeof h.id !== "string" || !Array.isArray(h.services))
-      throw new ControlMessageError(
-        `${where}: manifest.hosts[${i}] needs an id and a services list`,
-      );
-    for (const [j, s] of h.services.entries()) {
-      if (!isObject(s) || typeof s.name !== "string" || !Array.isArray(s.models))
-        throw new ControlMessageError(
-          `${where}: manifest.hosts[${i}].services[${j}] needs a name and a models list`,
-        );
-      for (const [k, model] of s.models.entries()) {
-        if (!isObject(model) || typeof model.id !== "string" || model.id === "")
-          throw new ControlMessageError(
-            `${where}: manifest.hosts[${i}].services[${j}].models[${k}].id must be a non-empty string`,
-          );
-      }
-    }
-  }
-  return m as unknown as Manifest;
-}
+const hello = obj({ provider: obj({ name, version: str({ max: 64 }) }) });
+const heartbeat = obj({
+  seq: count,
+  in_flight: count,
+  queued: count,
+  services: record(serviceLoad, { max: 256, key: name }),
+  gpus: list(gpuLoad, 64),
+});
+const welcome = obj({
+  connection_id: str({ min: 1, max: 64 }),
+  member: str({ max: 256 }),
+  heartbeat_ms: num({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+});
+const error = obj({ code: str({ max: 64 }), message: str({ max: 4096 }), fatal: bool });
 
 /**
- * Parses and checks one control message. Unknown message types are an error: a peer that
+ * Parses and checks one control message against the schema above, field by field; the result
+ * holds only the fields the schema knows. Unknown message types are an error: a peer that
  * sends them speaks another protocol version, which the subprotocol should have caught.
  */
-export function parseControl(text: string): ControlMessage {
-  if (text.length > MAX_CONTROL_BYTES) throw new ControlMessageError("control message too large");
+export function parseControl(
+  text: string,
+  limits: ControlLimits = DEFAULT_CONTROL_LIMITS,
+): ControlMessage {
+  if (Buffer.byteLength(text) > limits.maxBytes)
+    throw new ControlMessageError(
+      `control message too large: ${Buffer.byteLength(text)} bytes; the limit is ${limits.maxBytes}`,
+    );
   let msg: unknown;
   try {
     msg = JSON.parse(text);
   } catch {
     throw new ControlMessageError("control message is not valid JSON");
   }
-  if (!isObject(msg) || typeof msg.type !== "string")
+  if (!isPlainObject(msg) || typeof msg.type !== "string")
     throw new ControlMessageError("control message must be an object with a string type");
+  const type = msg.type.slice(0, 32);
   if (msg.v !== PROTOCOL_VERSION)
-    throw new ControlMessageError(`${msg.type}: unsupported protocol version ${String(msg.v)}`);
-  switch (msg.type) {
-    case "hello":
-      if (!isObject(msg.provider) || typeof msg.provider.name !== "string")
-        throw new ControlMessageError("hello: provider.name must be a string");
-      checkManifest(msg.manifest, "hello");
-      return msg as unknown as HelloMessage;
-    case "heartbeat":
-      if (typeof msg.seq !== "number" || !isObject(msg.services))
-        throw new ControlMessageError("heartbeat: seq and services are required");
-      if (msg.manifest !== undefined) checkManifest(msg.manifest, "heartbeat");
-      return msg as unknown as HeartbeatMessage;
+    throw new ControlMessageError(
+      `${type}: unsupported protocol version ${String(msg.v).slice(0, 16)}`,
+    );
+  const v = PROTOCOL_VERSION;
+  switch (type) {
+    case "hello": {
+      // The manifest first: it is what a peer most often gets wrong.
+      const manifest = checkManifest(msg.manifest, "hello.manifest", limits);
+      return { type, v, ...hello(msg, "hello"), manifest };
+    }
+    case "heartbeat": {
+      const out: HeartbeatMessage = { type, v, ...heartbeat(msg, "heartbeat") };
+      if (msg.manifest !== undefined)
+        out.manifest = checkManifest(msg.manifest, "heartbeat.manifest", limits);
+      return out;
+    }
     case "drain":
-      return msg as unknown as DrainMessage;
+      return { type, v };
     case "welcome":
-      if (typeof msg.connection_id !== "string" || typeof msg.heartbeat_ms !== "number")
-        throw new ControlMessageError("welcome: connection_id and heartbeat_ms are required");
-      return msg as unknown as WelcomeMessage;
+      return { type, v, ...welcome(msg, "welcome") };
     case "error":
-      if (typeof msg.code !== "string" || typeof msg.message !== "string")
-        throw new ControlMessageError("error: code and message are required");
-      return msg as unknown as ErrorMessage;
+      return { type, v, ...error(msg, "error") };
     default:
-      throw new ControlMessageError(`unknown control message type ${JSON.stringify(msg.type)}`);
+      throw new ControlMessageError(`unknown control message type ${JSON.stringify(type)}`);
   }
 }
 

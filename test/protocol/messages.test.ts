@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ControlMessageError, encodeControl, parseControl } from "../../src/protocol/index.ts";
 
 const manifest = { schema_version: 1, agent: { name: "rig" }, hosts: [] };
+const service = { name: "s", engine: "llamacpp", type: "llm", features: [], max_concurrent: 1 };
 
 describe("control messages", () => {
   it("stamps the protocol version and reads it back", () => {
@@ -29,7 +30,7 @@ describe("control messages", () => {
     [
       "a hello without a manifest",
       JSON.stringify({ type: "hello", v: 1, provider: { name: "r" } }),
-      /hello: manifest must be an object/,
+      /hello\.manifest must be an object/,
     ],
     [
       "a model without an id",
@@ -37,14 +38,17 @@ describe("control messages", () => {
         type: "hello",
         v: 1,
         provider: { name: "r" },
-        manifest: { ...manifest, hosts: [{ id: "h", services: [{ name: "s", models: [{}] }] }] },
+        manifest: {
+          ...manifest,
+          hosts: [{ id: "h", gpus: [], services: [{ ...service, models: [{}] }] }],
+        },
       }),
       /hosts\[0\]\.services\[0\]\.models\[0\]\.id/,
     ],
     [
       "a heartbeat without seq",
       JSON.stringify({ type: "heartbeat", v: 1, services: {} }),
-      /heartbeat: seq/,
+      /heartbeat\.seq must be an integer/,
     ],
     [
       "an oversize message",
