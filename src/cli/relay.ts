@@ -3,9 +3,11 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
 import { createLogger } from "../log.ts";
+import { UserError } from "../errors.ts";
 import { loadKeys } from "../relay/keys.ts";
+import { DEFAULT_PROVIDER_LIMITS } from "../relay/provider-link.ts";
 import { createRelay, type Relay } from "../relay/server.ts";
-import { onShutdown } from "./signals.ts";
+import { exitOnFault, onShutdown } from "./signals.ts";
 
 interface RelayFlags {
   host: string;
@@ -16,12 +18,29 @@ interface RelayFlags {
   rateLimit: string;
   dataDir?: string;
   logLevel?: string;
+  maxTunnels: string;
+  maxManifestBytes: string;
+  maxModels: string;
+  controlRate: string;
+  authFailures: string;
+  trustProxy?: boolean;
 }
 
 /** `$XDG_DATA_HOME/club-provider/relay`, or `~/.local/share/club-provider/relay`. */
 export function defaultDataDir(): string {
   const base = process.env.XDG_DATA_HOME || join(homedir(), ".local", "share");
   return join(base, "club-provider", "relay");
+}
+
+/** A flag's value as a positive number (or zero, where `zero` allows it); else a UserError. */
+function positive(flag: string, value: string, zero = false): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || (n === 0 && !zero))
+    throw new UserError(
+      "bad_flag",
+      `${flag} must be a ${zero ? "number ≥ 0" : "positive number"}, got ${JSON.stringify(value)}`,
+    );
+  return n;
 }
 
 export function relayCommand(): Command {
@@ -48,6 +67,27 @@ export function relayCommand(): Command {
       "--data-dir <dir>",
       "where async jobs, batches, workflow runs and their results are kept (default $XDG_DATA_HOME/club-provider/relay or ~/.local/share/club-provider/relay)",
     )
+    .option("--max-tunnels <n>", "provider tunnels one member may hold open at once", "8")
+    .option(
+      "--max-manifest-bytes <n>",
+      "largest control message (so manifest) a provider may send",
+      String(DEFAULT_PROVIDER_LIMITS.maxControlBytes),
+    )
+    .option("--max-models <n>", "most models one provider may advertise", "1000")
+    .option(
+      "--control-rate <n>",
+      "control messages per second a tunnel may send (bursts of 20); beyond it the tunnel is closed (4429)",
+      "2",
+    )
+    .option(
+      "--auth-failures <n>",
+      "refused keys per minute per source address (bursts of 20) before 429 (0: no limit)",
+      "60",
+    )
+    .option(
+      "--trust-proxy",
+      "count refused keys by the last X-Forwarded-For address (behind a reverse proxy)",
+    )
     .option("--log-level <level>", "trace, debug, info, warn or error")
     .action(async (opts: RelayFlags) => {
       const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
@@ -57,6 +97,7 @@ export function relayCommand(): Command {
       });
       // Before listening: a SIGTERM during start-up must stop us too.
       const started: { relay?: Relay } = {};
+      exitOnFault(log);
       onShutdown(log, async () => {
         await started.relay?.close();
       });
@@ -69,6 +110,16 @@ export function relayCommand(): Command {
         keepAliveMs: Number(opts.keepalive) * 1000,
         rateLimit: Number(opts.rateLimit),
         dataDir: opts.dataDir ?? defaultDataDir(),
+        providerLimits: {
+          maxTunnelsPerMember: positive("--max-tunnels", opts.maxTunnels),
+          maxControlBytes: positive("--max-manifest-bytes", opts.maxManifestBytes),
+          maxModels: positive("--max-models", opts.maxModels),
+          controlPerSecond: positive("--control-rate", opts.controlRate),
+        },
+        authThrottle: {
+          perMinute: positive("--auth-failures", opts.authFailures, true),
+          trustProxy: opts.trustProxy === true,
+        },
       });
       started.relay = relay;
       process.stdout.write(

@@ -29,3 +29,27 @@ export function onShutdown(log: Logger, stop: () => Promise<void>): void {
   process.on("SIGTERM", handler);
   process.on("SIGINT", handler);
 }
+
+/** Exit status for a fault that escaped every handler (EX_SOFTWARE). */
+export const FAULT_EXIT_CODE = 70;
+
+/**
+ * A fault that escaped every request and message handler may have left shared state half
+ * changed, so the process does not go on: it logs what happened and exits 70 for its
+ * supervisor (systemd's `Restart=on-failure`) to start a clean one. Faults inside a request or
+ * a tunnel message are caught nearer, answered, and never reach here.
+ */
+export function exitOnFault(log: Logger): void {
+  const fatal = (err: unknown, kind: string): void => {
+    log.fatal(
+      { err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) },
+      "%s: %s; exiting (status %d) so the supervisor starts a clean process",
+      kind,
+      err instanceof Error ? err.message : String(err),
+      FAULT_EXIT_CODE,
+    );
+    process.exit(FAULT_EXIT_CODE);
+  };
+  process.on("uncaughtException", (err) => fatal(err, "uncaught exception"));
+  process.on("unhandledRejection", (err) => fatal(err, "unhandled promise rejection"));
+}

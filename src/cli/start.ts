@@ -11,7 +11,7 @@ import { createLogger } from "../log.ts";
 import { KeyRing } from "../relay/keys.ts";
 import { createRelay, type Relay } from "../relay/server.ts";
 import { printError } from "./output.ts";
-import { onShutdown } from "./signals.ts";
+import { exitOnFault, onShutdown } from "./signals.ts";
 
 interface StartFlags extends ConfigFlags {
   local?: boolean;
@@ -61,6 +61,7 @@ export function startCommand(): Command {
       let relay: Relay | undefined;
       const running: { daemon?: Daemon } = {};
       // Before anything slow: a SIGTERM during start-up must stop us too.
+      exitOnFault(log);
       onShutdown(log, async () => {
         await running.daemon?.stop(Number(flags.grace) * 1000);
         await relay?.close();

@@ -24,6 +24,10 @@ export const CloseCode = {
   unsupportedVersion: 4426,
   /** No heartbeat or pong for two intervals. */
   timeout: 4408,
+  /** The peer sent control messages faster than the receiver allows. */
+  tooManyMessages: 4429,
+  /** The receiver failed while handling a message (a bug of ours); reconnecting may help. */
+  internalError: 1011,
 } as const;
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus ones HTTP/2 forbids; never forwarded. */

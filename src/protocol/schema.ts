@@ -81,7 +81,7 @@ type Out<S extends Shape> = { [K in keyof S]: ReturnType<S[K]> };
  * An object with `required` and `optional` fields. Unknown fields are dropped, so what a peer
  * adds beyond the schema never reaches the code (or the memory) behind it.
  */
-export function obj<R extends Shape, O extends Shape = Record<never, never>>(
+export function obj<R extends Shape, O extends Shape = Record<string, never>>(
   required: R,
   optional?: O,
 ): Check<Out<R> & Partial<Out<O>>> {

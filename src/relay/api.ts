@@ -18,12 +18,14 @@ import { BodyError, parseJsonObject, readBody } from "./body.ts";
 import { forward } from "./forward.ts";
 import { SSE_ENDPOINTS } from "./keepalive.ts";
 import type { Work } from "./jobs/work.ts";
+import type { AuthThrottle } from "./auth-throttle.ts";
 import { KeyRing } from "./keys.ts";
 import { MultipartError, MultipartFilter, boundaryOf } from "./multipart.ts";
 import type { ProviderLink } from "./provider-link.ts";
 import type { Registry } from "./registry.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 import { sendError, sendJson } from "./respond.ts";
+import { decodePart, parseTarget } from "./target.ts";
 
 export interface ApiOptions {
   keys: KeyRing;
@@ -35,6 +37,8 @@ export interface ApiOptions {
   work?: Work;
   /** Per-key request rate limit (429 beyond it). */
   rateLimit?: RateLimiter;
+  /** Failed key checks per source address (429 beyond them). */
+  throttle?: AuthThrottle;
   /**
    * How long a streamed (SSE) answer may stay silent before the relay commits 200 and sends
    * SSE comments, and how often it sends them then (default 15 s; 0 never).
@@ -53,16 +57,35 @@ export function createApi(
   const maxJson = options.maxJsonBytes ?? 64 * 1024 * 1024;
   const keepAliveMs = options.keepAliveMs ?? 15_000;
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://relay");
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {
+    const url = parseTarget(req.url);
+    if (!url) {
+      req.resume();
+      sendError(res, 400, "invalid_request_error", "malformed request target");
+      return;
+    }
     const path = url.pathname;
     const method = req.method ?? "GET";
     if (path === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
       return;
     }
+    const throttled = options.throttle?.wait(req);
+    if (throttled) {
+      req.resume();
+      sendError(
+        res,
+        429,
+        "rate_limit_error",
+        `too many refused keys from this address: retry in ${throttled} s`,
+        { "retry-after": String(throttled) },
+      );
+      return;
+    }
     const key = keys.lookup(KeyRing.bearer(req.headers.authorization));
     if (!key) {
+      options.throttle?.fail(req);
+      req.resume();
       sendError(
         res,
         401,
@@ -91,7 +114,11 @@ export function createApi(
       return;
     }
     if (method === "GET" && path.startsWith("/v1/models/")) {
-      const id = decodeURIComponent(path.slice("/v1/models/".length));
+      const id = decodePart(path.slice("/v1/models/".length));
+      if (id === null) {
+        sendError(res, 400, "invalid_request_error", "malformed escape in the model id");
+        return;
+      }
       const card = registry.cards(member).find((c) => c.id === id);
       if (card) sendJson(res, 200, card);
       else
@@ -118,7 +145,7 @@ export function createApi(
       else sendError(res, 404, "not_found_error", `unknown endpoint ${method} ${path}`);
       return;
     }
-    await route(req, res, endpoint, member, url);
+    await route(req, res, endpoint, member, url, requestId);
   }
 
   async function route(
@@ -127,6 +154,7 @@ export function createApi(
     endpoint: Endpoint,
     member: string,
     url: URL,
+    requestId: string,
   ) {
     const headers: Record<string, string> = {};
     for (const name of ["content-type", "accept"] as const) {
@@ -195,7 +223,6 @@ export function createApi(
       );
       return;
     }
-    const requestId = `req_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
     const started = Date.now();
     // A provider at capacity answers 429; a buffered body can go to another one that serves it.
     const tried = new Set<ProviderLink>();
@@ -242,8 +269,11 @@ export function createApi(
     );
   }
 
+  // The last line of defence: whatever escapes a request's handling is answered 500 (or the
+  // response cut, if it had begun) and logged with the request id; the relay goes on serving.
   return (req, res) => {
-    handle(req, res).catch((err: unknown) => {
+    const requestId = `req_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
+    handle(req, res, requestId).catch((err: unknown) => {
       if (err instanceof BodyError)
         sendError(
           res,
@@ -259,7 +289,10 @@ export function createApi(
           err.message,
         );
       else {
-        log.error({ err: describeError(err) }, "relay request failed");
+        log.error(
+          { err: describeError(err), requestId, method: req.method, path: req.url?.slice(0, 200) },
+          "relay request failed",
+        );
         sendError(res, 500, "server_error", "the relay failed to handle this request");
       }
     });

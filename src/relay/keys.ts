@@ -48,6 +48,20 @@ export class KeyRing {
   }
 }
 
+/** Shortest key the relay loads, and the fewest different characters it must hold. */
+export const MIN_KEY_LENGTH = 20;
+const MIN_KEY_SYMBOLS = 10;
+const KEY_ADVICE = `keys must be at least ${MIN_KEY_LENGTH} characters of random text with ${MIN_KEY_SYMBOLS} or more different characters (make one with: openssl rand -hex 24)`;
+
+/** Why `key` is too weak to guard a member's account, or undefined when it is strong enough. */
+export function weakKey(key: string): string | undefined {
+  if (key.length < MIN_KEY_LENGTH) return `is ${key.length} characters long`;
+  if (new Set(key).size < MIN_KEY_SYMBOLS)
+    return `has only ${new Set(key).size} different characters`;
+  if (/\s/.test(key)) return "contains white space";
+  return undefined;
+}
+
 /**
  * Keys from a JSON file `{"<key>": "<member>"}` and/or the `CLUB_RELAY_KEYS` variable
  * (`key1=member1,key2=member2`). Reports every problem at once.
@@ -74,8 +88,8 @@ export function loadKeys(options: { file?: string; env?: string }): KeyRing {
           problems.push(
             `${options.file}: the member of key "${key.slice(0, 4)}…" must be a non-empty string`,
           );
-        else if (key.length < 8)
-          problems.push(`${options.file}: key "${key.slice(0, 2)}…" is shorter than 8 characters`);
+        else if (weakKey(key))
+          problems.push(`${options.file}: key "${key.slice(0, 2)}…" ${weakKey(key)}`);
         else keys[key] = member;
       }
     }
@@ -83,15 +97,19 @@ export function loadKeys(options: { file?: string; env?: string }): KeyRing {
   if (options.env) {
     for (const pair of options.env.split(",").filter(Boolean)) {
       const eq = pair.indexOf("=");
-      if (eq < 8)
-        problems.push(
-          `CLUB_RELAY_KEYS: "${pair.slice(0, 4)}…" is not key=member with a key of 8+ characters`,
-        );
-      else keys[pair.slice(0, eq)] = pair.slice(eq + 1);
+      const key = eq < 0 ? pair : pair.slice(0, eq);
+      if (eq < 0 || eq === pair.length - 1)
+        problems.push(`CLUB_RELAY_KEYS: "${pair.slice(0, 2)}…" is not key=member`);
+      else if (weakKey(key))
+        problems.push(`CLUB_RELAY_KEYS: key "${key.slice(0, 2)}…" ${weakKey(key)}`);
+      else keys[key] = pair.slice(eq + 1);
     }
   }
   if (problems.length)
-    throw new UserError("keys_invalid", `bad relay keys:\n  ${problems.join("\n  ")}`);
+    throw new UserError(
+      "keys_invalid",
+      `bad relay keys:\n  ${problems.join("\n  ")}\n${KEY_ADVICE}`,
+    );
   if (Object.keys(keys).length === 0)
     throw new UserError(
       "keys_missing",

@@ -14,6 +14,7 @@ import { describeError } from "../errors.ts";
 import {
   CloseCode,
   ControlMessageError,
+  DEFAULT_CONTROL_LIMITS,
   encodeControl,
   manifestCards,
   parseControl,
@@ -23,7 +24,30 @@ import {
 } from "../protocol/index.ts";
 import { CONNECTION_WINDOW, tunnelSettings } from "../tunnel/h2-settings.ts";
 import { WsDuplex } from "../tunnel/ws-duplex.ts";
+import { RateLimiter } from "./rate-limit.ts";
 import type { Registry } from "./registry.ts";
+
+/** What one member's providers may open and send; each has a relay flag. */
+export interface ProviderLimits {
+  /** Tunnels one member may hold open at once, before and after hello (default 8). */
+  maxTunnelsPerMember: number;
+  /** Largest control message, so largest manifest, in bytes (default 1 MiB). */
+  maxControlBytes: number;
+  /** Most models one manifest may advertise (default 1000). */
+  maxModels: number;
+  /** Control messages per second per tunnel, sustained (default 2; heartbeats come every 15 s). */
+  controlPerSecond: number;
+  /** Control messages a tunnel may send at once (default 20). */
+  controlBurst: number;
+}
+
+export const DEFAULT_PROVIDER_LIMITS: ProviderLimits = {
+  maxTunnelsPerMember: 8,
+  maxControlBytes: DEFAULT_CONTROL_LIMITS.maxBytes,
+  maxModels: DEFAULT_CONTROL_LIMITS.maxModels,
+  controlPerSecond: 2,
+  controlBurst: 20,
+};
 
 export interface ProviderLinkOptions {
   member: string;
@@ -31,6 +55,7 @@ export interface ProviderLinkOptions {
   heartbeatMs: number;
   /** How long a new connection may take to say hello. */
   helloTimeoutMs?: number;
+  limits?: ProviderLimits;
   log: Logger;
 }
 
@@ -51,6 +76,8 @@ export class ProviderLink {
   readonly #opts: ProviderLinkOptions;
   readonly #log: Logger;
   #lastSeen = Date.now();
+  readonly #limits: ProviderLimits;
+  readonly #controlRate: RateLimiter;
   #timer: NodeJS.Timeout;
   #closed = false;
 
@@ -58,6 +85,11 @@ export class ProviderLink {
     this.#ws = ws;
     this.#opts = options;
     this.member = options.member;
+    this.#limits = options.limits ?? DEFAULT_PROVIDER_LIMITS;
+    this.#controlRate = new RateLimiter({
+      perSecond: this.#limits.controlPerSecond,
+      burst: this.#limits.controlBurst,
+    });
     this.#log = options.log.child({ conn: this.id, member: options.member });
     const duplex = new WsDuplex(ws);
     duplex.on("error", () => ws.terminate());
@@ -74,7 +106,12 @@ export class ProviderLink {
     ws.on("message", (data: Buffer, isBinary) => {
       this.#lastSeen = Date.now();
       if (isBinary) duplex.receive(data);
-      else this.#onControl(data.toString("utf8"));
+      else if (this.#controlRate.take("control") > 0)
+        this.close(
+          CloseCode.tooManyMessages,
+          `more than ${this.#limits.controlPerSecond} control messages per second`,
+        );
+      else this.#guarded(data);
     });
     ws.on("pong", () => (this.#lastSeen = Date.now()));
     ws.on("ping", () => (this.#lastSeen = Date.now()));
@@ -136,10 +173,29 @@ export class ProviderLink {
     this.#cardById = new Map(this.cards.map((c) => [c.id, c]));
   }
 
+  /**
+   * The last line of defence for this connection: a fault of ours while handling a message
+   * closes this tunnel (1011) and is logged; the relay and every other tunnel go on.
+   */
+  #guarded(data: Buffer): void {
+    try {
+      this.#onControl(data.toString("utf8"));
+    } catch (err) {
+      this.#log.error(
+        { err: describeError(err), provider: this.name },
+        "handling a control message failed; closing this tunnel",
+      );
+      this.close(CloseCode.internalError, "relay error");
+    }
+  }
+
   #onControl(text: string): void {
     let msg;
     try {
-      msg = parseControl(text);
+      msg = parseControl(text, {
+        maxBytes: this.#limits.maxControlBytes,
+        maxModels: this.#limits.maxModels,
+      });
     } catch (err) {
       const message = err instanceof ControlMessageError ? err.message : describeError(err);
       this.#log.warn({ reason: message }, "bad control message from provider");

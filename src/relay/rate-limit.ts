@@ -7,6 +7,8 @@ export interface RateLimitOptions {
   perSecond?: number;
   /** Requests a key may make at once after being idle (default 2 × perSecond). */
   burst?: number;
+  /** Most buckets kept; past it the oldest go first, so a flood of new keys cannot grow it. */
+  maxKeys?: number;
   now?: () => number;
 }
 
@@ -19,12 +21,25 @@ export class RateLimiter {
   readonly perSecond: number;
   readonly burst: number;
   readonly #now: () => number;
+  readonly #maxKeys: number;
   readonly #buckets = new Map<string, Bucket>();
 
   constructor(options: RateLimitOptions = {}) {
     this.perSecond = options.perSecond ?? 50;
     this.burst = options.burst ?? 2 * this.perSecond;
     this.#now = options.now ?? Date.now;
+    this.#maxKeys = options.maxKeys ?? 100_000;
+  }
+
+  /** The seconds `key` must wait before its next request, without taking one (0: none). */
+  wait(key: string): number {
+    const bucket = this.#buckets.get(key);
+    if (!bucket) return 0;
+    const tokens = Math.min(
+      this.burst,
+      bucket.tokens + ((this.#now() - bucket.at) / 1000) * this.perSecond,
+    );
+    return tokens >= 1 ? 0 : Math.max(1, Math.ceil((1 - tokens) / this.perSecond));
   }
 
   /** Takes one request from `key`'s bucket: 0 when allowed, else the seconds to wait. */
@@ -37,7 +52,7 @@ export class RateLimiter {
     );
     bucket.at = now;
     this.#buckets.set(key, bucket);
-    if (this.#buckets.size > 10_000) this.#sweep(now);
+    if (this.#buckets.size > Math.min(10_000, this.#maxKeys)) this.#sweep(now);
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
       return 0;
@@ -48,5 +63,9 @@ export class RateLimiter {
   #sweep(now: number): void {
     for (const [key, b] of this.#buckets)
       if (now - b.at > (this.burst / this.perSecond) * 1000) this.#buckets.delete(key);
+    for (const key of this.#buckets.keys()) {
+      if (this.#buckets.size <= this.#maxKeys) break;
+      this.#buckets.delete(key);
+    }
   }
 }

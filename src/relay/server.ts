@@ -11,8 +11,10 @@ import { createApi } from "./api.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import { createWork } from "./jobs/work.ts";
 import type { JobLimits } from "./jobs/types.ts";
+import { AuthThrottle, type AuthThrottleOptions } from "./auth-throttle.ts";
 import { KeyRing } from "./keys.ts";
-import { ProviderLink } from "./provider-link.ts";
+import { DEFAULT_PROVIDER_LIMITS, ProviderLink, type ProviderLimits } from "./provider-link.ts";
+import { parseTarget } from "./target.ts";
 import { Registry } from "./registry.ts";
 
 export interface RelayOptions {
@@ -36,6 +38,10 @@ export interface RelayOptions {
   jobLimits?: Partial<JobLimits>;
   /** SSE comments on a streamed answer not begun yet, this often (default 15 s; 0 never). */
   keepAliveMs?: number;
+  /** Bounds on what providers may send and hold; see `ProviderLimits`. */
+  providerLimits?: Partial<ProviderLimits>;
+  /** Failed key checks per source address: see `AuthThrottleOptions`. */
+  authThrottle?: AuthThrottleOptions;
 }
 
 export interface Relay {
@@ -46,13 +52,26 @@ export interface Relay {
   close(): Promise<void>;
 }
 
-function refuseUpgrade(socket: Duplex, status: number, message: string): void {
+const UPGRADE_ERROR_TYPES: Record<number, string> = {
+  401: "authentication_error",
+  429: "rate_limit_error",
+};
+
+function refuseUpgrade(
+  socket: Duplex,
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
   const body = JSON.stringify({
-    error: { message, type: status === 401 ? "authentication_error" : "invalid_request_error" },
+    error: { message, type: UPGRADE_ERROR_TYPES[status] ?? "invalid_request_error" },
   });
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join("");
   socket.end(
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
   );
 }
 
@@ -60,6 +79,10 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   const { keys, log } = options;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const registry = new Registry();
+  const providerLimits = { ...DEFAULT_PROVIDER_LIMITS, ...options.providerLimits };
+  const throttle = new AuthThrottle(options.authThrottle);
+  /** Open tunnels per member, counted from the upgrade (before hello) to the close. */
+  const tunnels = new Map<string, number>();
   // Jobs that were running when the relay stopped are queued again; they wait for providers.
   const work = await createWork({
     registry,
@@ -73,6 +96,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     registry,
     log,
     work,
+    throttle,
     ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
     ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }),
     ...(options.rateLimit === 0
@@ -94,11 +118,25 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
 
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
-    const path = new URL(req.url ?? "/", "http://relay").pathname;
-    if (path !== CONNECT_PATH)
-      return refuseUpgrade(socket, 404, `no WebSocket endpoint at ${path}`);
+    const url = parseTarget(req.url);
+    if (!url) return refuseUpgrade(socket, 400, "malformed request target");
+    if (url.pathname !== CONNECT_PATH)
+      return refuseUpgrade(socket, 404, `no WebSocket endpoint at ${url.pathname.slice(0, 200)}`);
+    const wait = throttle.wait(req);
+    if (wait)
+      return refuseUpgrade(
+        socket,
+        429,
+        `too many refused keys from this address: retry in ${wait} s`,
+        {
+          "Retry-After": String(wait),
+        },
+      );
     const member = keys.member(KeyRing.bearer(req.headers.authorization));
-    if (!member) return refuseUpgrade(socket, 401, "the API key was refused");
+    if (!member) {
+      throttle.fail(req);
+      return refuseUpgrade(socket, 401, "the API key was refused");
+    }
     const offered = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((s) => s.trim());
     if (!offered.includes(TUNNEL_SUBPROTOCOL))
       return refuseUpgrade(
@@ -106,12 +144,32 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
         426,
         `unsupported tunnel protocol; this relay speaks ${TUNNEL_SUBPROTOCOL}`,
       );
+    const open = tunnels.get(member) ?? 0;
+    if (open >= providerLimits.maxTunnelsPerMember)
+      return refuseUpgrade(
+        socket,
+        429,
+        `this member already has ${open} provider tunnels open; the limit is ${providerLimits.maxTunnelsPerMember}`,
+        { "Retry-After": "30" },
+      );
+    tunnels.set(member, open + 1);
+    let counted = true;
+    const release = (): void => {
+      if (!counted) return;
+      counted = false;
+      const n = (tunnels.get(member) ?? 1) - 1;
+      if (n > 0) tunnels.set(member, n);
+      else tunnels.delete(member);
+    };
+    socket.once("close", release);
     wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.once("close", release);
       new ProviderLink(ws, {
         member,
         registry,
         heartbeatMs,
         log,
+        limits: providerLimits,
         ...(options.helloTimeoutMs ? { helloTimeoutMs: options.helloTimeoutMs } : {}),
       });
     });

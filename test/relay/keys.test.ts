@@ -24,17 +24,22 @@ describe("relay keys", () => {
 
   it("loads a keys file and CLUB_RELAY_KEYS together", () => {
     const file = join(scratchDir(), "keys.json");
-    writeFileSync(file, JSON.stringify({ "sk-file-0000000": "carol" }));
-    const ring = loadKeys({ file, env: "sk-env-00000000=dave" });
-    expect(ring.member("sk-file-0000000")).toBe("carol");
-    expect(ring.member("sk-env-00000000")).toBe("dave");
+    writeFileSync(file, JSON.stringify({ "sk-file-0123456789abc": "carol" }));
+    const ring = loadKeys({ file, env: "sk-env-0123456789abcd=dave" });
+    expect(ring.member("sk-file-0123456789abc")).toBe("carol");
+    expect(ring.member("sk-env-0123456789abcd")).toBe("dave");
   });
 
   it("reports every problem at once", () => {
     const file = join(scratchDir(), "keys.json");
     writeFileSync(
       file,
-      JSON.stringify({ short: "x", "sk-good-0000000": "", "sk-fine-0000000": "erin" }),
+      JSON.stringify({
+        short: "x",
+        "aaaaaaaaaaaaaaaaaaaaaaaa": "x",
+        "sk-good-0123456789abc": "",
+        "sk-fine-0123456789abc": "erin",
+      }),
     );
     const err = (() => {
       try {
@@ -44,7 +49,9 @@ describe("relay keys", () => {
       }
     })();
     expect(err).toBeInstanceOf(UserError);
-    expect(err?.message).toMatch(/shorter than 8/);
+    expect(err?.message).toMatch(/key "sh…" is 5 characters long/);
+    expect(err?.message).toMatch(/key "aa…" has only 1 different characters/);
+    expect(err?.message).toMatch(/at least 20 characters of random text/);
     expect(err?.message).toMatch(/must be a non-empty string/);
     expect(err?.message).toMatch(/CLUB_RELAY_KEYS/);
   });

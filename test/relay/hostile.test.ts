@@ -1,0 +1,268 @@
+/**
+ * The relay as a stranger, a member and a member's provider attack it: a real relay process
+ * (`club-provider relay`), raw sockets and raw WebSockets. Each case checks the answer and that
+ * the process is still serving afterwards.
+ */
+import { once } from "node:events";
+import { connect as tcpConnect } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { CONNECT_PATH, TUNNEL_SUBPROTOCOL } from "../../src/protocol/index.ts";
+import { runCli, scratchDir, writeSecret, type CliProcess } from "../e2e/harness.ts";
+import { freePort } from "../fakes/util.ts";
+
+const KEY = "sk-hostile-test-0123456789";
+let relay: CliProcess;
+let base: string;
+
+beforeAll(async () => {
+  const home = scratchDir();
+  writeSecret(home, "keys.json", JSON.stringify({ [KEY]: "mallory" }));
+  const port = await freePort();
+  relay = runCli(
+    [
+      "relay",
+      "--port",
+      String(port),
+      "--keys",
+      `${home}/keys.json`,
+      "--data-dir",
+      `${home}/data`,
+      "--max-tunnels",
+      "3",
+      "--max-models",
+      "5",
+      "--control-rate",
+      "1",
+      "--auth-failures",
+      "30",
+    ],
+    { home },
+  );
+  await relay.waitFor(/relay ready/);
+  base = `http://127.0.0.1:${port}`;
+});
+
+afterAll(async () => {
+  await relay.stop();
+});
+
+/** The relay still answers, and logged no fault of its own. */
+async function stillServing(): Promise<void> {
+  const res = await fetch(`${base}/healthz`);
+  expect(res.status).toBe(200);
+  expect(relay.child.exitCode).toBeNull();
+  expect(relay.output()).not.toMatch(/"level":(50|60)/);
+}
+
+/** Sends raw bytes and returns the whole answer. */
+async function raw(text: string): Promise<string> {
+  const socket = tcpConnect(Number(new URL(base).port), "127.0.0.1");
+  await once(socket, "connect");
+  socket.end(text);
+  let out = "";
+  socket.on("data", (d: Buffer) => (out += d.toString("latin1")));
+  await once(socket, "close");
+  return out;
+}
+
+const card = (id: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  input_modalities: ["text"],
+  output_modalities: ["text"],
+  features: [],
+  context_length: 1024,
+  ...extra,
+});
+const manifest = (models: unknown[], name = "rig") => ({
+  schema_version: 1,
+  agent: { name },
+  hosts: [
+    {
+      id: "h",
+      gpus: [],
+      services: [
+        { name: "s", engine: "llamacpp", type: "llm", features: [], max_concurrent: 1, models },
+      ],
+    },
+  ],
+});
+
+function tunnel(key = KEY): WebSocket {
+  const ws = new WebSocket(`${base.replace("http", "ws")}${CONNECT_PATH}`, TUNNEL_SUBPROTOCOL, {
+    headers: { authorization: `Bearer ${key}` },
+    perMessageDeflate: false,
+  });
+  ws.on("error", () => undefined);
+  return ws;
+}
+
+function nextText(ws: WebSocket): Promise<Record<string, unknown>> {
+  return new Promise((resolve) =>
+    ws.on("message", (data: Buffer, isBinary) => {
+      if (!isBinary) resolve(JSON.parse(data.toString()) as Record<string, unknown>);
+    }),
+  );
+}
+
+async function closeCode(ws: WebSocket): Promise<number> {
+  if (ws.readyState === WebSocket.CLOSED) throw new Error("already closed");
+  const [code] = (await once(ws, "close")) as [number];
+  return code;
+}
+
+const hello = (m: unknown, name = "rig") =>
+  JSON.stringify({ type: "hello", v: 1, provider: { name, version: "1" }, manifest: m });
+
+describe("a member's provider", () => {
+  it("is refused (4400) for a model card without features, and the relay goes on", async () => {
+    const ws = tunnel();
+    await once(ws, "open");
+    const reply = nextText(ws);
+    const { features: _, ...noFeatures } = card("m");
+    ws.send(hello(manifest([noFeatures])));
+    expect(await reply).toMatchObject({
+      type: "error",
+      fatal: true,
+      message: expect.stringMatching(/models\[0\]\.features must be a list/),
+    });
+    expect(await closeCode(ws)).toBe(4400);
+    await stillServing();
+  });
+
+  it("cannot crash it with a heartbeat whose services or gpus are the wrong type", async () => {
+    const ws = tunnel();
+    await once(ws, "open");
+    const welcome = nextText(ws);
+    ws.send(hello(manifest([card("ok")])));
+    expect(await welcome).toMatchObject({ type: "welcome" });
+    const reply = nextText(ws);
+    ws.send(
+      JSON.stringify({ type: "heartbeat", v: 1, seq: 1, in_flight: 0, queued: 0, services: {} }),
+    );
+    expect(await reply).toMatchObject({ type: "error", message: expect.stringMatching(/gpus/) });
+    ws.close();
+    await stillServing();
+  });
+
+  it("may not advertise more models than --max-models, nor a name of half a megabyte", async () => {
+    const many = tunnel();
+    await once(many, "open");
+    const reply = nextText(many);
+    many.send(hello(manifest([1, 2, 3, 4, 5, 6].map((i) => card(`m${i}`)))));
+    expect(await reply).toMatchObject({
+      message: expect.stringMatching(/advertises 6 models; this relay takes at most 5/),
+    });
+    expect(await closeCode(many)).toBe(4400);
+
+    const named = tunnel();
+    await once(named, "open");
+    const refused = nextText(named);
+    named.send(hello(manifest([card("m")]), "x".repeat(1 << 19)));
+    expect(await refused).toMatchObject({ message: expect.stringMatching(/128 characters/) });
+    expect(await closeCode(named)).toBe(4400);
+    expect(relay.output()).not.toContain("x".repeat(200));
+    await stillServing();
+  });
+
+  it("is closed (4429) when it floods control messages", async () => {
+    const ws = tunnel();
+    await once(ws, "open");
+    const welcome = nextText(ws);
+    ws.send(hello(manifest([card("flood")])));
+    await welcome;
+    const beat = JSON.stringify({
+      type: "heartbeat",
+      v: 1,
+      seq: 1,
+      in_flight: 0,
+      queued: 0,
+      services: {},
+      gpus: [],
+    });
+    const closed = closeCode(ws);
+    for (let i = 0; i < 100 && ws.readyState === WebSocket.OPEN; i++) ws.send(beat);
+    expect(await closed).toBe(4429);
+    await stillServing();
+  });
+
+  it("may hold at most --max-tunnels tunnels per member; a closed one frees its place", async () => {
+    const open = [tunnel(), tunnel(), tunnel()];
+    await Promise.all(open.map((ws) => once(ws, "open")));
+    const fourth = tunnel();
+    const [, res] = (await once(fourth, "unexpected-response")) as [
+      unknown,
+      { statusCode: number; headers: Record<string, string>; resume(): void },
+    ];
+    res.resume();
+    expect(res.statusCode).toBe(429);
+    expect(res.headers["retry-after"]).toBeDefined();
+    open[0]?.close();
+    await once(open[0] as WebSocket, "close");
+    // The relay sees the close a moment after the client does.
+    let again: WebSocket | undefined;
+    for (let i = 0; i < 50 && !again; i++) {
+      const ws = tunnel();
+      const ok = await Promise.race([
+        once(ws, "open").then(() => true),
+        once(ws, "unexpected-response").then(([, r]: unknown[]) => {
+          (r as { resume(): void }).resume();
+          return false;
+        }),
+      ]);
+      if (ok) again = ws;
+      else await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(again).toBeDefined();
+    for (const ws of [...open, again]) ws?.terminate();
+    await stillServing();
+  });
+});
+
+describe("a stranger", () => {
+  it("gets an answer, not a crash, for a malformed target on the WebSocket upgrade", async () => {
+    const answer = await raw(
+      "GET //[ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 (400|404) /);
+    await stillServing();
+  });
+
+  it.each(["//[", "/v1/models/%E0%A4%A", "*", "http://evil.example/v1/models"])(
+    "gets 400 or 404 for the target %s, never a 500",
+    async (target) => {
+      const answer = await raw(
+        `GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nConnection: close\r\n\r\n`,
+      );
+      expect(answer).toMatch(/^HTTP\/1\.1 (400|404) /);
+      expect(answer).toContain('"error"');
+      await stillServing();
+    },
+  );
+
+  it("is throttled after a burst of refused keys, with Retry-After", async () => {
+    const statuses: number[] = [];
+    let retryAfter: string | null = null;
+    for (let i = 0; i < 40; i++) {
+      const res = await fetch(`${base}/v1/models`, {
+        headers: { authorization: `Bearer sk-guess-${i}-0123456789abcdef` },
+      });
+      statuses.push(res.status);
+      if (res.status === 429) retryAfter = res.headers.get("retry-after");
+      await res.arrayBuffer();
+    }
+    expect(statuses.slice(0, 10).every((s) => s === 401)).toBe(true);
+    expect(statuses.at(-1)).toBe(429);
+    expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
+    // The tunnel endpoint counts the same refusals.
+    const ws = tunnel("sk-guess-ws-0123456789abcdef");
+    const [, res] = (await once(ws, "unexpected-response")) as [
+      unknown,
+      { statusCode: number; resume(): void },
+    ];
+    res.resume();
+    expect(res.statusCode).toBe(429);
+    await stillServing();
+  });
+});
