@@ -36,7 +36,7 @@ describe("relay keys", () => {
       file,
       JSON.stringify({
         short: "x",
-        "aaaaaaaaaaaaaaaaaaaaaaaa": "x",
+        aaaaaaaaaaaaaaaaaaaaaaaa: "x",
         "sk-good-0123456789abc": "",
         "sk-fine-0123456789abc": "erin",
       }),
