@@ -7,7 +7,7 @@ import http2, { type ClientHttp2Stream, type IncomingHttpHeaders } from "node:ht
 import type { IncomingMessage } from "node:http";
 import { pipeline, type Readable } from "node:stream";
 import type { Logger } from "../log.ts";
-import { HEADER_MODEL, HEADER_REQUEST_ID, HOP_BY_HOP, envelope } from "../protocol/index.ts";
+import { HEADER_MODEL, HEADER_REQUEST_ID, envelope } from "../protocol/index.ts";
 import { KeepAlive, errorEvent, refusalEvent } from "./keepalive.ts";
 import type { ProviderLink } from "./provider-link.ts";
 
@@ -62,17 +62,36 @@ function sendUpstreamError(res: ForwardSink, message: string): void {
   res.end(body);
 }
 
-/** Response headers worth passing on: everything but pseudo and hop-by-hop headers. */
-function responseHeaders(
+/**
+ * The provider's response headers a consumer gets: what describes the body and how to cache or
+ * retry it, and the club's own `x-club-*`. Never cookies, CORS or anything else a provider could
+ * use to act on the relay's origin (`Set-Cookie; Domain=`, `Access-Control-Allow-Origin: *`).
+ */
+const FORWARDED_RESPONSE_HEADERS = new Set([
+  "content-type",
+  "content-length",
+  "content-encoding",
+  "content-disposition",
+  "content-language",
+  "cache-control",
+  "etag",
+  "last-modified",
+  "expires",
+  "retry-after",
+]);
+
+/** The allowed response headers of a provider's answer, with the request id and `nosniff`. */
+export function responseHeaders(
   h: IncomingHttpHeaders,
   requestId: string,
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(h)) {
-    if (name.startsWith(":") || HOP_BY_HOP.has(name) || value === undefined) continue;
-    out[name] = value;
+    if (value === undefined) continue;
+    if (FORWARDED_RESPONSE_HEADERS.has(name) || name.startsWith("x-club-")) out[name] = value;
   }
   out[HEADER_REQUEST_ID] = requestId;
+  out["x-content-type-options"] = "nosniff";
   return out;
 }
 

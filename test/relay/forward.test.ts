@@ -17,6 +17,22 @@ let port: number;
 beforeAll(async () => {
   server = http2.createServer((req, res) => {
     req.resume();
+    if (req.url === "/v1/images/generations") {
+      // A hostile provider: headers that would act on the relay's origin in a browser.
+      res.writeHead(200, {
+        "content-type": "image/png",
+        "content-disposition": 'attachment; filename="a.png"',
+        "cache-control": "no-store",
+        "set-cookie": "session=stolen; Domain=relay.example; Path=/",
+        "access-control-allow-origin": "*",
+        "access-control-allow-credentials": "true",
+        "strict-transport-security": "max-age=0",
+        "x-club-provider": "rig",
+        location: "https://evil.example/",
+      });
+      res.end("png");
+      return;
+    }
     // A full provider: its 429 and the envelope in one go, as the daemon's gateway answers.
     const body = JSON.stringify({ error: { message: "full", type: "rate_limit_error" } });
     res.writeHead(429, { "content-type": "application/json", "retry-after": "1" });
@@ -72,12 +88,16 @@ async function provider(): Promise<ProviderLink> {
 }
 
 /** A consumer response that records its status and takes what it is sent. */
-function consumer(): ForwardSink & { status?: number } {
-  const out = new PassThrough() as unknown as ForwardSink & { status?: number };
+function consumer(): ForwardSink & { status?: number; headers?: Record<string, unknown> } {
+  const out = new PassThrough() as unknown as ForwardSink & {
+    status?: number;
+    headers?: Record<string, unknown>;
+  };
   Object.assign(out, {
     headersSent: false,
-    writeHead(status: number) {
+    writeHead(status: number, headers: Record<string, unknown>) {
       out.status = status;
+      out.headers = headers;
       return out;
     },
     flushHeaders: () => undefined,
@@ -113,6 +133,35 @@ describe("forward", () => {
     }
     expect(link.inFlight).toBe(0);
     // Every stream is closed: the session closes gracefully, which waits for open streams.
+    link.session.close();
+    await once(link.session, "close");
+  });
+});
+
+describe("forward's response headers", () => {
+  it("pass what describes the body and never cookies, CORS or redirects", async () => {
+    const link = await provider();
+    const res = consumer();
+    await forward({
+      link,
+      method: "POST",
+      path: "/v1/images/generations",
+      headers: { "content-type": "application/json" },
+      body: Buffer.from("{}"),
+      model: "m",
+      requestId: "req_headers",
+      res,
+      log: silentLogger,
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers).toEqual({
+      "content-type": "image/png",
+      "content-disposition": 'attachment; filename="a.png"',
+      "cache-control": "no-store",
+      "x-club-provider": "rig",
+      "x-club-request-id": "req_headers",
+      "x-content-type-options": "nosniff",
+    });
     link.session.close();
     await once(link.session, "close");
   });
