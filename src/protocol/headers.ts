@@ -30,3 +30,17 @@ export const CloseCode = {
   internalError: 1011,
 } as const;
 
+/** Hop-by-hop headers (RFC 9110 §7.6.1) plus ones HTTP/2 forbids; never forwarded. */
+export const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "http2-settings",
+]);

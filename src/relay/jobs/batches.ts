@@ -206,7 +206,7 @@ export class Batches {
 
   #jobsOf(batch: BatchRecord): JobRecord[] {
     return batch.jobs
-      .map((id) => this.jobs.byId(id))
+      .map((id) => this.jobs.get(batch.member, id))
       .filter((j): j is JobRecord => j !== undefined);
   }
 }

@@ -85,9 +85,14 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
     this.kick();
   }
 
-  /** A job by id, whoever owns it. */
-  byId(id: string): JobRecord | undefined {
-    return this.#jobs.get(id);
+  /**
+   * The member's job with this id; another member's is as absent as one that never was. Every
+   * lookup by id goes through here (routes, batches, workflow steps and `{{….result}}`), so no id
+   * a member writes can reach another member's job.
+   */
+  get(member: string, id: string): JobRecord | undefined {
+    const job = this.#jobs.get(id);
+    return job?.member === member ? job : undefined;
   }
 
   /** Every job, for listings and pruning. */

@@ -83,8 +83,8 @@ export async function jobRoutes(
       page(mine, url, (j) => jobView(j, base)),
     );
   }
-  const job = c.jobs.byId(id);
-  if (job?.member !== member || rest.length > 0) throw notFound("job", id);
+  const job = c.jobs.get(member, id);
+  if (job === undefined || rest.length > 0) throw notFound("job", id);
   if (action === undefined) {
     allow(req, "GET", url.pathname);
     return reply(res, 200, jobView(job, base));

@@ -148,7 +148,9 @@ export class Workflows {
       if (!isRunOver(run.status) || now - (run.finished ?? now) < this.limits.retainMs) continue;
       this.#runs.delete(run.id);
       if (run.idempotency_key) this.#keys.delete(`${run.member}\n${run.idempotency_key}`);
-      const jobs = run.steps.flatMap((s) => s.jobs ?? []).map((id) => this.jobs.byId(id));
+      const jobs = run.steps
+        .flatMap((s) => s.jobs ?? [])
+        .map((id) => this.jobs.get(run.member, id));
       await Promise.all(jobs.filter((j) => j !== undefined).map((j) => this.jobs.forget(j)))
         .then(() => this.store.remove(run.id))
         .catch((err: unknown) =>
@@ -211,7 +213,7 @@ export class Workflows {
       if (state.status !== "RUNNING" && state.status !== "AWAITING") continue;
       Object.assign(state, { status: "CANCELED", finished: Date.now() });
       for (const id of state.jobs ?? []) {
-        const job = this.jobs.byId(id);
+        const job = this.jobs.get(run.member, id);
         if (job) this.jobs.cancel(job);
       }
     }

@@ -45,7 +45,7 @@ function scope(ctx: StepContext, item?: unknown, index?: number): Scope {
       return s?.status === "DONE" ? s.output : undefined;
     },
     ...(index === undefined ? {} : { item, index }),
-    jobResult: (id) => jsonResult(ctx, ctx.jobs.byId(id)),
+    jobResult: (id) => jsonResult(ctx, ctx.jobs.get(ctx.run.member, id)),
   };
 }
 
@@ -139,7 +139,7 @@ export function startStep(ctx: StepContext, step: Step, state: StepState): void 
 /** Settles a RUNNING step once its jobs have; true when its state changed. */
 export function collectStep(ctx: StepContext, step: Step, state: StepState): boolean {
   if (step.kind !== "inference" && step.kind !== "map") return false;
-  const jobs = (state.jobs ?? []).map((id) => ctx.jobs.byId(id));
+  const jobs = (state.jobs ?? []).map((id) => ctx.jobs.get(ctx.run.member, id));
   const bad = jobs.find((j) => j === undefined || j.status === "FAILED" || j.status === "CANCELED");
   if (bad !== undefined || jobs.some((j) => j === undefined)) {
     const error: JobError = bad?.error ?? {

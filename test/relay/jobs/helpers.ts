@@ -148,9 +148,10 @@ export async function waitRun(
   relay: { url: string },
   id: string,
   status: string,
+  key = ALICE,
 ): Promise<RunView> {
   const get = async (): Promise<RunView> =>
-    (await call<RunView>(relay, "GET", `/v1/workflows/runs/${id}`)).body;
+    (await call<RunView>(relay, "GET", `/v1/workflows/runs/${id}`, undefined, {}, key)).body;
   await expect
     .poll(async () => (await get()).status, {
       timeout: 15_000,

@@ -9,7 +9,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Relay } from "../../../src/relay/server.ts";
-import { call, startRelay, startRig, waitRun, type ListView, type RunView } from "./helpers.ts";
+import {
+  BOB,
+  call,
+  startRelay,
+  startRig,
+  waitJob,
+  waitRun,
+  type JobView,
+  type ListView,
+  type RunView,
+} from "./helpers.ts";
 import { PNG, type MediaRig } from "./media-rig.ts";
 
 /** Every key any template or test asks the LLM for. */
@@ -105,6 +115,52 @@ describe("workflow runs", () => {
       "Illustration for: Edge (0)",
       "Illustration for: Mesh (2)",
     ]);
+  });
+
+  it("never reads another member's job through {{inputs.x.result}}", async () => {
+    // Alice's job, with an answer only she may read.
+    const secret = await call<JobView>(relay, "POST", "/v1/chat/completions", {
+      model: "chat-1",
+      messages: [{ role: "user", content: "alice's secret" }],
+      async: true,
+    });
+    expect(secret.status).toBe(202);
+    await waitJob(relay, secret.body.id, "PROCESSED");
+    // Bob, on his own rig, names her job id as an input of his run.
+    const bobs = await startRig(relay, {
+      apiKey: BOB,
+      name: "bob-rig",
+      models: { llm: ["chat-1"] },
+      reply: (body) => JSON.stringify(body.messages),
+    });
+    try {
+      const answer = await call<RunView>(
+        relay,
+        "POST",
+        "/v1/workflows/runs",
+        {
+          spec: {
+            steps: [
+              {
+                id: "leak",
+                kind: "inference",
+                type: "chat",
+                body: { messages: [{ role: "user", content: "{{inputs.x.result}}" }] },
+              },
+            ],
+          },
+          inputs: { x: { job_id: secret.body.id } },
+        },
+        {},
+        BOB,
+      );
+      expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+      const failed = await waitRun(relay, answer.body.id, "FAILED", BOB);
+      expect(JSON.stringify(failed)).toContain('{{inputs.x.result}} has no \\"result\\"');
+      expect(bobs.requests).toEqual([]);
+    } finally {
+      bobs.stop();
+    }
   });
 
   it("refuses an invalid spec at submission, naming the step", async () => {
