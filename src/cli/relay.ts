@@ -5,7 +5,9 @@ import { Command } from "commander";
 import { createLogger } from "../log.ts";
 import { UserError } from "../errors.ts";
 import { loadKeys } from "../relay/keys.ts";
+import { DEFAULT_MAX_JSON_BYTES } from "../relay/body.ts";
 import { DEFAULT_PROVIDER_LIMITS } from "../relay/provider-link.ts";
+import { DEFAULT_UPLOAD_LIMITS } from "../relay/uploads.ts";
 import { createRelay, type Relay } from "../relay/server.ts";
 import { exitOnFault, onShutdown } from "./signals.ts";
 
@@ -24,6 +26,12 @@ interface RelayFlags {
   controlRate: string;
   authFailures: string;
   trustProxy?: boolean;
+  maxJsonBytes: string;
+  maxUploads: string;
+  uploadBuffer: string;
+  uploadIdle: string;
+  uploadBufferTotal: string;
+  headersTimeout: string;
 }
 
 /** `$XDG_DATA_HOME/club-provider/relay`, or `~/.local/share/club-provider/relay`. */
@@ -88,6 +96,32 @@ export function relayCommand(): Command {
       "--trust-proxy",
       "count refused keys by the last X-Forwarded-For address (behind a reverse proxy)",
     )
+    .option(
+      "--max-json-bytes <n>",
+      "largest JSON request body (media uploads are multipart and streamed)",
+      String(DEFAULT_MAX_JSON_BYTES),
+    )
+    .option(
+      "--max-uploads <n>",
+      "request bodies one member may be sending at once (429 beyond)",
+      String(DEFAULT_UPLOAD_LIMITS.perMember),
+    )
+    .option(
+      "--upload-buffer <MiB>",
+      "MiB of one member's JSON bodies the relay holds at once while reading them (429 beyond)",
+      String(DEFAULT_UPLOAD_LIMITS.bufferedPerMember / 1024 / 1024),
+    )
+    .option(
+      "--upload-buffer-total <MiB>",
+      "MiB of every member's JSON bodies the relay holds at once while reading them (503 beyond)",
+      String(DEFAULT_UPLOAD_LIMITS.bufferedTotal / 1024 / 1024),
+    )
+    .option(
+      "--upload-idle <seconds>",
+      "a request body that sends nothing this long is cut with 408",
+      String(DEFAULT_UPLOAD_LIMITS.idleMs / 1000),
+    )
+    .option("--headers-timeout <seconds>", "time a client has to send its request headers", "60")
     .option("--log-level <level>", "trace, debug, info, warn or error")
     .action(async (opts: RelayFlags) => {
       const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
@@ -116,6 +150,14 @@ export function relayCommand(): Command {
           maxModels: positive("--max-models", opts.maxModels),
           controlPerSecond: positive("--control-rate", opts.controlRate),
         },
+        maxJsonBytes: positive("--max-json-bytes", opts.maxJsonBytes),
+        uploadLimits: {
+          perMember: positive("--max-uploads", opts.maxUploads),
+          bufferedPerMember: positive("--upload-buffer", opts.uploadBuffer) * 1024 * 1024,
+          bufferedTotal: positive("--upload-buffer-total", opts.uploadBufferTotal) * 1024 * 1024,
+          idleMs: positive("--upload-idle", opts.uploadIdle) * 1000,
+        },
+        headersTimeoutMs: positive("--headers-timeout", opts.headersTimeout) * 1000,
         authThrottle: {
           perMinute: positive("--auth-failures", opts.authFailures, true),
           trustProxy: opts.trustProxy === true,

@@ -13,8 +13,9 @@ import {
   findEndpoint,
   stripClubFields,
   type Endpoint,
+  type ErrorType,
 } from "../protocol/index.ts";
-import { BodyError, parseJsonObject, readBody } from "./body.ts";
+import { BodyError, DEFAULT_MAX_JSON_BYTES, parseJsonObject, readBody } from "./body.ts";
 import { forward } from "./forward.ts";
 import { SSE_ENDPOINTS } from "./keepalive.ts";
 import type { Work } from "./jobs/work.ts";
@@ -26,13 +27,19 @@ import type { Registry } from "./registry.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 import { sendError, sendJson } from "./respond.ts";
 import { decodePart, parseTarget } from "./target.ts";
+import type { Uploads } from "./uploads.ts";
 
 export interface ApiOptions {
   keys: KeyRing;
   registry: Registry;
   log: Logger;
-  /** Largest JSON body accepted (default 64 MiB: chat with inline images). */
+  /**
+   * Largest JSON body accepted (default 16 MiB: a chat with a few inline images; media uploads
+   * are multipart and streamed, never buffered).
+   */
   maxJsonBytes?: number;
+  /** Request bodies per member: how many at once, bytes held, the stall cut (`uploads.ts`). */
+  uploads?: Uploads;
   /** Async jobs, batches and workflows; without it they are answered 503 `async_disabled`. */
   work?: Work;
   /** Per-key request rate limit (429 beyond it). */
@@ -50,11 +57,18 @@ export interface ApiOptions {
 const ASYNC_PREFIXES = ["/v1/jobs", "/v1/batches", "/v1/workflows"];
 const KNOWN_PATHS = new Set(ENDPOINTS.map((e) => e.path));
 
+const BODY_ERROR_TYPES: Record<BodyError["code"], ErrorType> = {
+  request_too_large: "request_too_large",
+  invalid_json: "invalid_request_error",
+  body_aborted: "invalid_request_error",
+  uploads_full: "rate_limit_error",
+};
+
 export function createApi(
   options: ApiOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const { keys, registry, log, work } = options;
-  const maxJson = options.maxJsonBytes ?? 64 * 1024 * 1024;
+  const maxJson = options.maxJsonBytes ?? DEFAULT_MAX_JSON_BYTES;
   const keepAliveMs = options.keepAliveMs ?? 15_000;
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {
@@ -109,6 +123,7 @@ export function createApi(
       );
       return;
     }
+    if (options.uploads && !options.uploads.admit(req, res, member)) return;
     if (method === "GET" && (path === "/v1/models" || path === "/v1/models/")) {
       sendJson(res, 200, { object: "list", data: registry.cards(member) });
       return;
@@ -278,7 +293,7 @@ export function createApi(
         sendError(
           res,
           err.status,
-          err.code === "request_too_large" ? "request_too_large" : "invalid_request_error",
+          err.status === 503 ? "overloaded" : BODY_ERROR_TYPES[err.code],
           err.message,
         );
       else if (err instanceof MultipartError)

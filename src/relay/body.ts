@@ -2,9 +2,14 @@
 import type { IncomingMessage } from "node:http";
 import { ClubError } from "../errors.ts";
 
+/** What went wrong with a body: too large, not JSON, cut by the client, or over a bound. */
+export type BodyErrorCode = "request_too_large" | "invalid_json" | "body_aborted" | "uploads_full";
+
+/** A request body the relay refuses, with the HTTP status to answer. */
 export class BodyError extends ClubError {
+  declare readonly code: BodyErrorCode;
   constructor(
-    code: "request_too_large" | "invalid_json" | "body_aborted",
+    code: BodyErrorCode,
     message: string,
     readonly status: number,
   ) {
@@ -12,9 +17,34 @@ export class BodyError extends ClubError {
   }
 }
 
-/** The whole body, or a BodyError once it passes `limit` bytes (the rest is not read). */
+/**
+ * The JSON body limit unless told otherwise: a chat with a few inline images. Media uploads are
+ * multipart and streamed to the provider, never buffered.
+ */
+export const DEFAULT_MAX_JSON_BYTES = 16 * 1024 * 1024;
+
+/** What the bytes a request's body holds in memory are charged to (`uploads.ts`). */
+export interface Meter {
+  /** Counts `bytes` more held; throws a `BodyError` (429 or 503) when a bound would pass. */
+  hold(bytes: number): void;
+  /** Lets go of everything this request held. */
+  release(): void;
+}
+
+const meters = new WeakMap<IncomingMessage, Meter>();
+
+/** Charges what `readBody` buffers of `req` to `meter` from now on. */
+export function attachMeter(req: IncomingMessage, meter: Meter): void {
+  meters.set(req, meter);
+}
+
+/**
+ * The whole body, or a BodyError once it passes `limit` bytes (the rest is not read) or its
+ * meter's bounds. What it buffers is charged to the request's meter until it settles.
+ */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
+  const meter = meters.get(req);
+  return new Promise<Buffer>((resolve, reject) => {
     const declared = Number(req.headers["content-length"]);
     if (declared > limit) {
       reject(new BodyError("request_too_large", `request body is larger than ${limit} bytes`, 413));
@@ -22,14 +52,21 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     }
     const chunks: Buffer[] = [];
     let size = 0;
+    const stop = (err: BodyError): void => {
+      req.removeAllListeners("data");
+      req.resume();
+      reject(err);
+    };
     req.on("data", (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
-        req.removeAllListeners("data");
-        req.resume();
-        reject(
-          new BodyError("request_too_large", `request body is larger than ${limit} bytes`, 413),
-        );
+        stop(new BodyError("request_too_large", `request body is larger than ${limit} bytes`, 413));
+        return;
+      }
+      try {
+        meter?.hold(chunk.length);
+      } catch (err) {
+        stop(err as BodyError);
         return;
       }
       chunks.push(chunk);
@@ -41,7 +78,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on("aborted", () =>
       reject(new BodyError("body_aborted", "the client aborted the upload", 400)),
     );
-  });
+  }).finally(() => meter?.release());
 }
 
 /** A JSON object body, or a BodyError that says what is wrong with it. */

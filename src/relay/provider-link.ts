@@ -92,7 +92,10 @@ export class ProviderLink {
     });
     this.#log = options.log.child({ conn: this.id, member: options.member });
     const duplex = new WsDuplex(ws);
-    duplex.on("error", () => ws.terminate());
+    // A write after our own close (the session's GOAWAY) fails; the close handshake goes on.
+    duplex.on("error", () => {
+      if (!this.#closed) ws.terminate();
+    });
     this.session = http2.connect("http://provider.tunnel", {
       createConnection: () => duplex,
       settings: tunnelSettings(),

@@ -16,6 +16,7 @@ import { KeyRing } from "./keys.ts";
 import { DEFAULT_PROVIDER_LIMITS, ProviderLink, type ProviderLimits } from "./provider-link.ts";
 import { parseTarget } from "./target.ts";
 import { Registry } from "./registry.ts";
+import { Uploads, type UploadLimits } from "./uploads.ts";
 
 export interface RelayOptions {
   host?: string;
@@ -42,6 +43,10 @@ export interface RelayOptions {
   providerLimits?: Partial<ProviderLimits>;
   /** Failed key checks per source address: see `AuthThrottleOptions`. */
   authThrottle?: AuthThrottleOptions;
+  /** Request bodies per member and the stall cut: see `UploadLimits`. */
+  uploadLimits?: Partial<UploadLimits>;
+  /** How long a client may take to send a request's headers (default 60 s). */
+  headersTimeoutMs?: number;
 }
 
 export interface Relay {
@@ -97,16 +102,25 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     log,
     work,
     throttle,
+    uploads: new Uploads(options.uploadLimits),
     ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
     ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }),
     ...(options.rateLimit === 0
       ? {}
       : { rateLimit: new RateLimiter({ perSecond: options.rateLimit ?? 50 }) }),
   });
-  const server = http.createServer({ keepAliveTimeout: 65_000 }, api);
-  // Generations may be silent for minutes before the first byte: no request timeout.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
+  // Generations may be silent for minutes before the first byte: no request timeout. A body
+  // that stops arriving is cut by `Uploads`; headers that never end, by `headersTimeout`.
+  const headersTimeout = options.headersTimeoutMs ?? 60_000;
+  const server = http.createServer(
+    {
+      keepAliveTimeout: 65_000,
+      requestTimeout: 0,
+      headersTimeout,
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, headersTimeout / 4)),
+    },
+    api,
+  );
 
   const wss = new WebSocketServer({
     noServer: true,

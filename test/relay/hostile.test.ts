@@ -36,6 +36,14 @@ beforeAll(async () => {
       "1",
       "--auth-failures",
       "30",
+      "--max-uploads",
+      "2",
+      "--upload-buffer",
+      "1",
+      "--upload-idle",
+      "1",
+      "--headers-timeout",
+      "1",
     ],
     { home },
   );
@@ -215,6 +223,86 @@ describe("a member's provider", () => {
     }
     expect(again).toBeDefined();
     for (const ws of [...open, again]) ws?.terminate();
+    await stillServing();
+  });
+});
+
+/** Opens a request whose body stops after `sent` of its `length` bytes; resolves with its answer. */
+async function stalled(length: number, sent: string) {
+  const socket = tcpConnect(Number(new URL(base).port), "127.0.0.1");
+  await once(socket, "connect");
+  socket.write(
+    `POST /v1/chat/completions HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer ${KEY}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${length}\r\n\r\n${sent}`,
+  );
+  let out = "";
+  socket.on("data", (d: Buffer) => (out += d.toString("latin1")));
+  const closed = once(socket, "close").then(() => out);
+  return { socket, closed };
+}
+
+const post = (body: string) =>
+  fetch(`${base}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+    body,
+  });
+
+describe("a member's uploads", () => {
+  it("are cut with 408 when they stop arriving (--upload-idle)", async () => {
+    const { closed } = await stalled(1000, '{"model":');
+    const answer = await closed;
+    expect(answer).toMatch(/^HTTP\/1.1 408/);
+    expect(answer).toContain("the request body stopped arriving");
+    await stillServing();
+  });
+
+  it("may be slow, if they keep moving", async () => {
+    const body = `{"model":"nobody-serves-this","messages":[]}${" ".repeat(40)}`;
+    const { socket, closed } = await stalled(body.length, "");
+    // Four bytes every 300 ms: four seconds in all, four times the idle cut.
+    for (let i = 0; i < body.length; i += 4) {
+      socket.write(body.slice(i, i + 4));
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    socket.end();
+    const answer = await closed;
+    expect(answer).toMatch(/^HTTP\/1.1 404/);
+    expect(answer).toContain("no_provider");
+  });
+
+  it("are at most --max-uploads at once per member; the next gets 429", async () => {
+    const first = await stalled(1000, "{");
+    const second = await stalled(1000, "{");
+    await new Promise((r) => setTimeout(r, 100));
+    const res = await post('{"model":"m","messages":[]}');
+    expect(res.status).toBe(429);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toContain(
+      "the most one member may send at once",
+    );
+    first.socket.destroy();
+    second.socket.destroy();
+    await Promise.all([first.closed, second.closed]);
+    await expect.poll(async () => (await post('{"model":"m","messages":[]}')).status).toBe(404);
+  });
+
+  it("hold at most --upload-buffer MiB per member in memory", async () => {
+    const res = await post(`{"model":"m","pad":"${"x".repeat(1_500_000)}"}`);
+    expect(res.status).toBe(429);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toContain(
+      "the most one member may hold at once is 1 MiB",
+    );
+    await stillServing();
+  });
+
+  it("must send their headers within --headers-timeout", async () => {
+    const socket = tcpConnect(Number(new URL(base).port), "127.0.0.1");
+    await once(socket, "connect");
+    socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: relay\r\n");
+    let out = "";
+    socket.on("data", (d: Buffer) => (out += d.toString("latin1")));
+    await once(socket, "close");
+    expect(out).toMatch(/^HTTP\/1.1 408/);
     await stillServing();
   });
 });

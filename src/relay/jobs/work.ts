@@ -8,6 +8,7 @@ import type { Logger } from "../../log.ts";
 import { describeError } from "../../errors.ts";
 import type { Endpoint } from "../../protocol/index.ts";
 import type { Registry } from "../registry.ts";
+import { DEFAULT_MAX_JSON_BYTES } from "../body.ts";
 import { sendError } from "../respond.ts";
 import { workflowRoutes } from "../workflows/routes.ts";
 import { Workflows } from "../workflows/runs.ts";
@@ -108,7 +109,7 @@ export async function createWork(o: WorkOptions): Promise<Work> {
   ];
   for (const t of timers) t.unref();
 
-  const maxJsonBytes = o.maxJsonBytes ?? 64 * 1024 * 1024;
+  const maxJsonBytes = o.maxJsonBytes ?? DEFAULT_MAX_JSON_BYTES;
   const ctx: JobRouteContext = {
     jobs,
     batches,
