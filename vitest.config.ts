@@ -4,8 +4,9 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     // The real-engine tier needs a built llama-server (`npm run test:real`); the long fault
-    // tier takes minutes (`npm run test:long`).
-    exclude: ["test/real/**", "test/long/**", "node_modules/**"],
+    // tier takes minutes (`npm run test:long`); the package tier packs and installs (`npm run
+    // test:pack`).
+    exclude: ["test/real/**", "test/long/**", "test/pack/**", "node_modules/**"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",

@@ -33,9 +33,9 @@ export function writeSecret(dir: string, name: string, content: string): string 
 
 export function runCli(
   args: string[],
-  options: { home: string; env?: Record<string, string> },
+  options: { home: string; env?: Record<string, string>; bin?: string },
 ): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, [options.bin ?? BIN, ...args], {
     env: {
       PATH: process.env.PATH ?? "",
       HOME: options.home,
