@@ -1,6 +1,11 @@
 /** Headers the relay adds to every request it sends through a tunnel. */
 export const HEADER_MODEL = "x-club-model";
 export const HEADER_REQUEST_ID = "x-club-request-id";
+/**
+ * The member whose key made the request (the key decides, never the request). The daemon
+ * refuses a member its sharing settings do not allow (403).
+ */
+export const HEADER_MEMBER = "x-club-member";
 
 /** WebSocket subprotocol of the tunnel; the number is the major protocol version. */
 export const TUNNEL_SUBPROTOCOL = "club-tunnel.1";

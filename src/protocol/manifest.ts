@@ -24,6 +24,27 @@ export type ManifestEngine = (typeof MANIFEST_ENGINES)[number];
 export const FEATURES = ["streaming", "tool-use", "vision", "timestamps", "voice-cloning"] as const;
 export type Feature = (typeof FEATURES)[number];
 
+/**
+ * Who may use a service or model besides its owner: nobody (`private`, the default), every
+ * member of the relay (`club`), or the members named. Member names are the relay's (keys file).
+ */
+export type Access = "private" | "club" | string[];
+
+/** Most members one access list may name. */
+export const MAX_ACCESS_MEMBERS = 256;
+
+/** Whether `member` may use what has `access` on a rig owned by `owner`. */
+export function accessAllows(access: Access | undefined, owner: string, member: string): boolean {
+  if (member === owner) return true;
+  if (access === "club") return true;
+  return Array.isArray(access) && access.includes(member);
+}
+
+/** How an access setting reads to people: `private`, `club`, or `bob,carol`. */
+export function describeAccess(access: Access | undefined): string {
+  return Array.isArray(access) ? access.join(",") : (access ?? "private");
+}
+
 export interface ManifestModel {
   /** The id consumers ask for (the served id, possibly an operator alias). */
   id: string;
@@ -33,6 +54,8 @@ export interface ManifestModel {
   features: Feature[];
   context_length: number | null;
   quantization?: string;
+  /** Who besides the owner may use it; its service's setting when absent. */
+  access?: Access;
 }
 
 export interface ManifestService {
@@ -42,6 +65,8 @@ export interface ManifestService {
   features: Feature[];
   max_concurrent: number;
   resource_group?: string;
+  /** Who besides the owner may use the service's models; `private` when absent. */
+  access?: Access;
   models: ManifestModel[];
 }
 
@@ -113,4 +138,17 @@ export function manifestCards(manifest: Manifest, created: number): ModelCard[] 
     }
   }
   return cards;
+}
+
+/**
+ * Each advertised model's access: its own setting, else its service's, else `private`. The
+ * first service that lists an id decides it, as in `manifestCards`.
+ */
+export function manifestAccess(manifest: Manifest): Map<string, Access> {
+  const out = new Map<string, Access>();
+  for (const host of manifest.hosts)
+    for (const service of host.services)
+      for (const model of service.models)
+        if (!out.has(model.id)) out.set(model.id, model.access ?? service.access ?? "private");
+  return out;
 }

@@ -1,7 +1,9 @@
 import {
   FEATURES,
   MANIFEST_ENGINES,
+  MAX_ACCESS_MEMBERS,
   SERVICE_TYPES,
+  type Access,
   type Feature,
   type Manifest,
 } from "./manifest.ts";
@@ -114,6 +116,12 @@ const knownFeatures = new Set<string>(FEATURES);
 const features: Check<Feature[]> = (v, path) =>
   list(str({ max: 64 }), 32)(v, path).filter((f): f is Feature => knownFeatures.has(f));
 
+const memberName = str({ min: 1, max: 128 });
+const access: Check<Access> = (v, path) =>
+  Array.isArray(v)
+    ? list(memberName, MAX_ACCESS_MEMBERS)(v, path)
+    : oneOf(["private", "club"])(v, path);
+
 const manifestModel = obj(
   {
     id: str({ min: 1, max: 256 }),
@@ -122,7 +130,7 @@ const manifestModel = obj(
     features,
     context_length: nullable(num({ min: 0, max: 1e9, integer: true })),
   },
-  { name: str({ max: 256 }), quantization: str({ max: 64 }) },
+  { name: str({ max: 256 }), quantization: str({ max: 64 }), access },
 );
 
 const manifestService = obj(
@@ -134,7 +142,7 @@ const manifestService = obj(
     max_concurrent: num({ min: 0, max: 100_000, integer: true }),
     models: list(manifestModel, DEFAULT_CONTROL_LIMITS.maxModels),
   },
-  { resource_group: name },
+  { resource_group: name, access },
 );
 
 const manifestGpu = obj({

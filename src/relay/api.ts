@@ -253,6 +253,7 @@ export function createApi(
         headers,
         body,
         model,
+        member,
         requestId,
         req,
         res,

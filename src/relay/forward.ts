@@ -7,7 +7,7 @@ import http2, { type ClientHttp2Stream, type IncomingHttpHeaders } from "node:ht
 import type { IncomingMessage } from "node:http";
 import { pipeline, type Readable } from "node:stream";
 import type { Logger } from "../log.ts";
-import { HEADER_MODEL, HEADER_REQUEST_ID, envelope } from "../protocol/index.ts";
+import { HEADER_MEMBER, HEADER_MODEL, HEADER_REQUEST_ID, envelope } from "../protocol/index.ts";
 import { KeepAlive, errorEvent, refusalEvent } from "./keepalive.ts";
 import type { ProviderLink } from "./provider-link.ts";
 
@@ -32,6 +32,8 @@ export interface ForwardRequest {
   body: Buffer | Readable | null;
   model: string;
   requestId: string;
+  /** The member whose key made the request; the daemon checks it against its sharing. */
+  member: string;
   /** The consumer's request, when there is one (an async job has none). */
   req?: IncomingMessage;
   res: ForwardSink;
@@ -119,6 +121,7 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
         ...f.headers,
         ...(buffered ? { "content-length": String((f.body as Buffer).length) } : {}),
         [HEADER_MODEL]: f.model,
+        [HEADER_MEMBER]: f.member,
         [HEADER_REQUEST_ID]: f.requestId,
       },
       f.body === null,

@@ -15,9 +15,12 @@ import {
   CloseCode,
   ControlMessageError,
   DEFAULT_CONTROL_LIMITS,
+  accessAllows,
   encodeControl,
+  manifestAccess,
   manifestCards,
   parseControl,
+  type Access,
   type HeartbeatMessage,
   type Manifest,
   type ModelCard,
@@ -68,6 +71,7 @@ export class ProviderLink {
   manifest: Manifest | null = null;
   cards: ModelCard[] = [];
   #cardById = new Map<string, ModelCard>();
+  #accessById = new Map<string, Access>();
   draining = false;
   inFlight = 0;
   lastHeartbeat: HeartbeatMessage | null = null;
@@ -174,6 +178,17 @@ export class ProviderLink {
     this.manifest = manifest;
     this.cards = manifestCards(manifest, Math.floor(this.connectedAt / 1000));
     this.#cardById = new Map(this.cards.map((c) => [c.id, c]));
+    this.#accessById = manifestAccess(manifest);
+  }
+
+  /** Whether `member` may use `model` here: the owner always, others as the owner shared it. */
+  allows(model: string, member: string): boolean {
+    return accessAllows(this.#accessById.get(model), this.member, member);
+  }
+
+  /** Who besides the owner may use `model` here (`private` when it is not advertised). */
+  access(model: string): Access {
+    return this.#accessById.get(model) ?? "private";
   }
 
   /**

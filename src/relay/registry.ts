@@ -1,6 +1,7 @@
 /**
  * The providers connected to this relay and what they serve. Routing happens here: a member's
- * request goes only to that member's providers, to the least busy one that serves the model.
+ * request goes to the member's own providers first, then to other members' providers whose
+ * owners shared the model with them; the least busy of the first tier that has one.
  */
 import type { ModelCard, ServiceType } from "../protocol/index.ts";
 import type { ProviderLink } from "./provider-link.ts";
@@ -26,8 +27,9 @@ export class Registry {
   }
 
   /**
-   * The provider to send a request for `model` to, or undefined when none of the member's online
-   * providers serves it for this service type. Draining providers get no new work.
+   * The provider to send a request for `model` to, or undefined when no online provider that
+   * `member` may use serves it for this service type: the member's own first, then shared ones.
+   * Draining providers get no new work.
    */
   pick(
     member: string,
@@ -35,23 +37,31 @@ export class Registry {
     type: ServiceType,
     exclude?: ReadonlySet<ProviderLink>,
   ): ProviderLink | undefined {
-    let best: ProviderLink | undefined;
+    let own: ProviderLink | undefined;
+    let shared: ProviderLink | undefined;
     for (const link of this.#links) {
-      if (link.member !== member || !link.routable || exclude?.has(link)) continue;
-      const card = link.card(model);
-      if (card?.service_type !== type) continue;
-      if (!best || link.inFlight < best.inFlight) best = link;
+      if (!link.routable || exclude?.has(link)) continue;
+      if (link.card(model)?.service_type !== type || !link.allows(model, member)) continue;
+      if (link.member === member) {
+        if (!own || link.inFlight < own.inFlight) own = link;
+      } else if (!shared || link.inFlight < shared.inFlight) shared = link;
     }
-    return best;
+    return own ?? shared;
   }
 
-  /** The model cards a member may use, first provider's card winning for a shared id. */
+  /**
+   * The model cards a member may use: their own providers' first, then what others shared with
+   * them; the first card for an id wins. `owned_by` names the providing rig.
+   */
   cards(member: string): ModelCard[] {
     const byId = new Map<string, ModelCard>();
-    for (const link of this.#links) {
-      if (link.member !== member || !link.routable) continue;
-      for (const card of link.cards) if (!byId.has(card.id)) byId.set(card.id, card);
-    }
+    const links = [...this.#links].filter((l) => l.routable);
+    for (const own of [true, false])
+      for (const link of links) {
+        if ((link.member === member) !== own) continue;
+        for (const card of link.cards)
+          if (!byId.has(card.id) && link.allows(card.id, member)) byId.set(card.id, card);
+      }
     return [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
   }
 }

@@ -18,6 +18,39 @@ describe("control messages", () => {
     expect(msg.type).toBe("hello");
   });
 
+  it("reads each service's and model's access, and refuses a setting it does not know", () => {
+    const model = {
+      id: "m",
+      input_modalities: ["text"],
+      output_modalities: ["text"],
+      features: [],
+      context_length: null,
+    };
+    const helloWith = (svc: Record<string, unknown>, m: Record<string, unknown>) =>
+      JSON.stringify({
+        type: "hello",
+        v: 1,
+        provider: { name: "rig", version: "1" },
+        manifest: {
+          ...manifest,
+          hosts: [
+            { id: "h", gpus: [], services: [{ ...service, ...svc, models: [{ ...model, ...m }] }] },
+          ],
+        },
+      });
+    const msg = parseControl(helloWith({ access: "club" }, { access: ["bob", "carol"] }));
+    if (msg.type !== "hello") throw new Error("not a hello");
+    const svc = msg.manifest.hosts[0]?.services[0];
+    expect([svc?.access, svc?.models[0]?.access]).toEqual(["club", ["bob", "carol"]]);
+    expect(() => parseControl(helloWith({ access: "public" }, {}))).toThrow(
+      /access must be one of/,
+    );
+    expect(() => parseControl(helloWith({}, { access: [""] }))).toThrow(/access\[0\]/);
+    expect(() =>
+      parseControl(helloWith({}, { access: Array.from({ length: 300 }, (_, i) => `m${i}`) })),
+    ).toThrow(/access/);
+  });
+
   it.each([
     ["not JSON", "{", /not valid JSON/],
     ["an array", "[]", /object with a string type/],

@@ -127,6 +127,7 @@ export function startAttempt(o: AttemptOptions): Attempt {
       headers: { "content-type": "application/json" },
       body: Buffer.from(JSON.stringify(job.body)),
       model: job.model,
+      member: job.member,
       requestId,
       res: sink,
       log: o.log,

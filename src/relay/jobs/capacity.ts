@@ -42,9 +42,9 @@ export class Slots {
 }
 
 /**
- * The provider to run a job on: the registry's pick among the member's providers whose service
- * has a free slot. `"busy"` when some provider serves the model but all are full; undefined when
- * none serves it.
+ * The provider to run a job on: the registry's pick among the providers the member may use
+ * (their own, then shared) whose service has a free slot. `"busy"` when some provider serves the
+ * model but all are full; undefined when none serves it.
  */
 export function pickForJob(
   registry: Registry,
@@ -55,7 +55,7 @@ export function pickForJob(
 ): ProviderLink | "busy" | undefined {
   const full = new Set<ProviderLink>();
   for (const link of registry.all()) {
-    if (link.member !== member || !link.routable) continue;
+    if (!link.routable || !link.allows(model, member)) continue;
     const slot = serviceSlot(link, model, type);
     if (slot && slots.used(slot.key) >= slot.capacity) full.add(link);
   }

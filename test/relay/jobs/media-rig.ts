@@ -8,13 +8,20 @@
 import { EventEmitter, once } from "node:events";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { silentLogger } from "../../../src/log.ts";
-import type { Manifest, ManifestService, ServiceType } from "../../../src/protocol/index.ts";
+import type {
+  Access,
+  Manifest,
+  ManifestService,
+  ServiceType,
+} from "../../../src/protocol/index.ts";
 import { TunnelClient } from "../../../src/tunnel/client.ts";
 
 /** One request as the rig received it. */
 export interface RigRequest {
   path: string;
   model: string;
+  /** The member the relay says made the request (`x-club-member`). */
+  member: string;
   body: Record<string, unknown>;
 }
 
@@ -26,6 +33,8 @@ export interface MediaRigOptions {
   models?: Partial<Record<ServiceType, string[]>>;
   /** Jobs each service takes at once (its manifest `max_concurrent`). */
   maxConcurrent?: number;
+  /** Who besides the owner may use each model (model id → access); private when absent. */
+  access?: Record<string, Access>;
   /** What the LLM answers: the reply's text for a request. */
   reply?: (body: Record<string, unknown>) => string;
 }
@@ -90,6 +99,7 @@ export class MediaRig extends EventEmitter<{
         output_modalities: [type === "llm" ? "text" : type],
         features: [],
         context_length: null,
+        ...(this.options.access?.[id] ? { access: this.options.access[id] } : {}),
       })),
     }));
     const name = this.options.name ?? "media1";
@@ -133,7 +143,12 @@ export class MediaRig extends EventEmitter<{
       unknown
     >;
     const path = req.url.split("?")[0] ?? "";
-    const recorded: RigRequest = { path, model: String(req.headers["x-club-model"]), body };
+    const recorded: RigRequest = {
+      path,
+      model: String(req.headers["x-club-model"]),
+      member: String(req.headers["x-club-member"]),
+      body,
+    };
     this.requests.push(recorded);
     this.inFlight++;
     let done = false;
