@@ -10,6 +10,7 @@ import Conf from "conf";
 import { UserError } from "./errors.ts";
 import type { ServiceConfig } from "./discovery/catalog.ts";
 import type { GpuOverride } from "./hardware/types.ts";
+import { MAX_ACCESS_MEMBERS, type Access } from "./protocol/manifest.ts";
 
 /** What the user can store with `club-provider config set`. */
 export interface StoredConfig {
@@ -28,6 +29,11 @@ export interface StoredConfig {
   queueSize?: number;
   /** Key of the `start --local` relay, kept so OpenAI clients need it only once. */
   localKey?: string;
+  /**
+   * Who besides the owner may use each model or service, by model id or service name (a model's
+   * own entry wins over its service's); anything not listed is private.
+   */
+  sharing?: Record<string, Access>;
 }
 
 /** The daemon's settings after every source is applied. */
@@ -48,6 +54,8 @@ export interface Config {
   gpus: GpuOverride[];
   resourceGroups: Record<string, { maxConcurrent: number }>;
   queueSize: number;
+  /** Stored `sharing` with `--share` flags applied over it. */
+  sharing: Record<string, Access>;
 }
 
 /** Flags of `club-provider start` that override config. */
@@ -59,6 +67,8 @@ export interface ConfigFlags {
   autodetect?: boolean;
   statusPort?: string;
   connections?: string;
+  /** `--share <model>` (with the club), `--share <model>=bob,carol`, `--share <model>=private`. */
+  share?: string[];
 }
 
 export const DEFAULT_STATUS_PORT = 8790;
@@ -80,6 +90,20 @@ const schema = {
     },
   },
   queueSize: { type: "integer", minimum: 0, maximum: 100000 },
+  sharing: {
+    type: "object",
+    propertyNames: { minLength: 1, maxLength: 256 },
+    additionalProperties: {
+      anyOf: [
+        { enum: ["private", "club"] },
+        {
+          type: "array",
+          maxItems: MAX_ACCESS_MEMBERS,
+          items: { type: "string", minLength: 1, maxLength: 128 },
+        },
+      ],
+    },
+  },
   gpus: {
     type: "array",
     items: {
@@ -172,6 +196,41 @@ function checkUrl(value: string, what: string, schemes: string[], problems: stri
   }
 }
 
+/**
+ * One access setting as written on a command line: `club`, `private`, or members separated by
+ * commas; `problem` says what is wrong otherwise.
+ */
+export function parseAccess(text: string): { access: Access } | { problem: string } {
+  if (text === "club" || text === "private") return { access: text };
+  const members = text.split(",").map((m) => m.trim());
+  if (members.length > MAX_ACCESS_MEMBERS)
+    return { problem: `at most ${MAX_ACCESS_MEMBERS} members may be named, got ${members.length}` };
+  if (members.some((m) => m === "" || m.length > 128 || /\s/.test(m)))
+    return {
+      problem: `${JSON.stringify(text)} is not club, private, or member names (bob,carol)`,
+    };
+  return { access: members };
+}
+
+/** `--share` flags over the stored sharing: `<model>` shares with the club, `<model>=<access>`. */
+function applyShareFlags(
+  stored: Record<string, Access>,
+  flags: string[],
+  problems: string[],
+): Record<string, Access> {
+  const sharing = { ...stored };
+  for (const flag of flags) {
+    const at = flag.indexOf("=");
+    const target = at < 0 ? flag : flag.slice(0, at);
+    const parsed = at < 0 ? { access: "club" as const } : parseAccess(flag.slice(at + 1));
+    if (target === "" || target.length > 256)
+      problems.push(`--share ${JSON.stringify(flag)}: name a model or service`);
+    else if ("problem" in parsed) problems.push(`--share ${flag}: ${parsed.problem}`);
+    else sharing[target] = parsed.access;
+  }
+  return sharing;
+}
+
 function intFlag(
   value: string | undefined,
   what: string,
@@ -231,6 +290,7 @@ export function resolveConfig(
   const name = flags.name ?? env.CLUB_PROVIDER_NAME ?? stored.name ?? hostname();
   if (name.length === 0 || name.length > 128)
     problems.push(`provider name must be 1-128 characters, got ${JSON.stringify(name)}`);
+  const sharing = applyShareFlags(stored.sharing ?? {}, flags.share ?? [], problems);
   if (problems.length)
     throw new UserError("config_invalid", `configuration problems:\n  ${problems.join("\n  ")}`);
   return {
@@ -246,5 +306,6 @@ export function resolveConfig(
     gpus: stored.gpus ?? [],
     resourceGroups: stored.resourceGroups ?? {},
     queueSize: stored.queueSize ?? 32,
+    sharing,
   };
 }

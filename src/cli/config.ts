@@ -1,7 +1,8 @@
 /** `club-provider config`: read and change the stored settings. */
 import { Command } from "commander";
 import { UserError } from "../errors.ts";
-import { openStore, type StoredConfig } from "../config.ts";
+import { openStore, parseAccess, type StoredConfig } from "../config.ts";
+import { describeAccess } from "../protocol/index.ts";
 import { print } from "./output.ts";
 
 const KEYS = [
@@ -16,6 +17,7 @@ const KEYS = [
   "resourceGroups",
   "queueSize",
   "localKey",
+  "sharing",
 ] as const;
 const SECRET = new Set(["apiKey", "localKey"]);
 
@@ -91,6 +93,31 @@ export function configCommand(): Command {
     .action((key: string) => {
       openStore().delete(checkKey(key));
       print(`${key} removed`);
+    });
+  cmd
+    .command("share <name> [members...]")
+    .description(
+      "share a model (by id) or a service (by name) with the whole club, or only with the members named; a running daemon picks it up at its next start",
+    )
+    .action((name: string, members: string[]) => {
+      const parsed = parseAccess(members.length ? members.join(",") : "club");
+      if ("problem" in parsed) throw new UserError("config_value", parsed.problem);
+      const store = openStore();
+      store.set("sharing", { ...store.get("sharing"), [name]: parsed.access });
+      print(
+        parsed.access === "private"
+          ? `${name} is private`
+          : `${name} shared with ${parsed.access === "club" ? "the club" : describeAccess(parsed.access)}`,
+      );
+    });
+  cmd
+    .command("unshare <name>")
+    .description("make a model or service private again (only your own keys reach it)")
+    .action((name: string) => {
+      const store = openStore();
+      const { [name]: _gone, ...rest } = store.get("sharing") ?? {};
+      store.set("sharing", rest);
+      print(`${name} is private`);
     });
   cmd
     .command("path")

@@ -2,8 +2,8 @@
 import { Command } from "commander";
 import { openStore, resolveConfig } from "../config.ts";
 import { fetchStatus } from "../daemon/status-server.ts";
-import { discover } from "../discovery/catalog.ts";
-import type { ModelCard } from "../protocol/index.ts";
+import { discover, type RigModelCard } from "../discovery/catalog.ts";
+import { describeAccess } from "../protocol/index.ts";
 import { silentLogger } from "../log.ts";
 import { print, table } from "./output.ts";
 
@@ -41,13 +41,13 @@ export function modelsCommand(): Command {
           ...(opts.autodetect ? {} : { autodetect: false }),
           ...(opts.statusPort ? { statusPort: opts.statusPort } : {}),
         });
-        let cards: ModelCard[];
+        let cards: RigModelCard[];
         let services: ServiceRow[];
         let source: string;
         const running =
           config.statusPort > 0 && opts.service.length === 0
             ? ((await fetchStatus(config.statusPort)) as {
-                models: ModelCard[];
+                models: RigModelCard[];
                 services: ServiceRow[];
               } | null)
             : null;
@@ -61,7 +61,7 @@ export function modelsCommand(): Command {
             autodetect: config.autodetect,
             log: silentLogger,
           });
-          cards = catalog.cards(config.name, Math.floor(Date.now() / 1000));
+          cards = catalog.cards(config.name, Math.floor(Date.now() / 1000), config.sharing);
           services = catalog.services.map((s) => ({
             name: s.name,
             engine: s.adapter.name,
@@ -79,13 +79,15 @@ export function modelsCommand(): Command {
         else
           print(
             table(
-              ["MODEL", "TYPE", "CONTEXT", "FEATURES", "MODALITIES"],
+              ["MODEL", "TYPE", "CONTEXT", "FEATURES", "MODALITIES", "SHARED WITH"],
               cards.map((c) => [
                 c.id,
                 c.service_type,
                 c.context_length === null ? "-" : String(c.context_length),
                 c.supported_features.join(",") || "-",
                 `${c.input_modalities.join("+")} → ${c.output_modalities.join("+")}`,
+                // A daemon older than sharing reports no access: it shares nothing.
+                describeAccess(c.access),
               ]),
             ),
           );

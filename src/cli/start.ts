@@ -45,6 +45,12 @@ export function startCommand(): Command {
       collect,
       [],
     )
+    .option(
+      "--share <model>",
+      "share a model or service with the club (`--share qwen3-8b`) or some members (`--share qwen3-8b=bob,carol`) for this run; repeatable. `config share` keeps it",
+      collect,
+      [],
+    )
     .option("--no-autodetect", "do not probe default engine ports on this machine")
     .option(
       "--status-port <port>",

@@ -8,7 +8,12 @@ import type http from "node:http";
 import type { Logger } from "../log.ts";
 import { UserError } from "../errors.ts";
 import type { Config } from "../config.ts";
-import { Catalog, discover, type DiscoverOptions } from "../discovery/catalog.ts";
+import {
+  Catalog,
+  discover,
+  type DiscoverOptions,
+  type RigModelCard,
+} from "../discovery/catalog.ts";
 import { Capacity } from "../gateway/capacity.ts";
 import { createGateway, type Gateway, type RequestDoneInfo } from "../gateway/gateway.ts";
 import {
@@ -17,7 +22,7 @@ import {
   manifestGpus,
   type HardwareReport,
 } from "../hardware/index.ts";
-import type { Manifest, ModelCard } from "../protocol/index.ts";
+import type { Manifest } from "../protocol/index.ts";
 import { TunnelClient, type HeartbeatBody } from "../tunnel/client.ts";
 import type { BackoffOptions } from "../tunnel/backoff.ts";
 import { VERSION } from "../version.ts";
@@ -237,11 +242,17 @@ export class Daemon extends EventEmitter {
 
   manifest(): Manifest {
     const gpus = manifestGpus(this.#hardware?.gpus ?? [], this.config.gpus);
-    return this.catalog.manifest(this.config.name, hostname(), hostname(), gpus);
+    return this.catalog.manifest(
+      this.config.name,
+      hostname(),
+      hostname(),
+      gpus,
+      this.config.sharing,
+    );
   }
 
-  cards(): ModelCard[] {
-    return this.catalog.cards(this.config.name, this.#started);
+  cards(): RigModelCard[] {
+    return this.catalog.cards(this.config.name, this.#started, this.config.sharing);
   }
 
   heartbeat(): HeartbeatBody {

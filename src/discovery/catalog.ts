@@ -12,7 +12,9 @@ import type {
 import { adapters as allAdapters } from "../../adapters/index.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import {
+  manifestAccess,
   manifestCards,
+  type Access,
   type Feature,
   type Manifest,
   type ManifestGpu,
@@ -22,6 +24,9 @@ import {
 } from "../protocol/index.ts";
 import { PROBE_TIMEOUT_MS } from "./probe.ts";
 import { autodetectCandidates, resolveService } from "./services.ts";
+
+/** A model card as the rig itself lists it (`models`, `/status`): with its sharing. */
+export type RigModelCard = ModelCard & { access: Access };
 
 /** One `services:` entry of the config, already validated. */
 export interface ServiceConfig {
@@ -62,7 +67,7 @@ function commonFeatures(models: DiscoveredModel[]): Feature[] {
   return (first?.features ?? []).filter((f) => rest.every((m) => m.features.includes(f)));
 }
 
-function manifestModel(model: DiscoveredModel): ManifestModel {
+function manifestModel(model: DiscoveredModel, access: Access | undefined): ManifestModel {
   const out: ManifestModel = {
     id: model.id,
     input_modalities: model.inputModalities,
@@ -71,6 +76,7 @@ function manifestModel(model: DiscoveredModel): ManifestModel {
     context_length: model.contextLength,
   };
   if (model.quantization !== undefined) out.quantization = model.quantization;
+  if (access !== undefined) out.access = access;
   return out;
 }
 
@@ -106,12 +112,14 @@ export class Catalog {
    * manifest service has one type, so a service serving several (speaches: stt and tts) is
    * listed once per type, as `<name>` for its first type and `<name>-<type>` for the others.
    * `gpus` becomes the host's `gpus[]` (static facts; live figures ride on heartbeats).
+   * `sharing` (model id or service name → access) sets each service's and model's `access`.
    */
   manifest(
     agentName: string,
     hostId: string,
     hostname?: string,
     gpus: readonly ManifestGpu[] = [],
+    sharing: Readonly<Record<string, Access>> = {},
   ): Manifest {
     const services: ManifestService[] = [];
     for (const service of this.ready) {
@@ -120,14 +128,17 @@ export class Catalog {
       const types = [...new Set(info.models.map((m) => m.type))];
       for (const [i, type] of types.entries()) {
         const models = info.models.filter((m) => m.type === type);
+        const name = i === 0 ? service.name : `${service.name}-${type}`;
+        const access = sharing[name] ?? sharing[service.name];
         services.push({
-          name: i === 0 ? service.name : `${service.name}-${type}`,
+          name,
           engine: info.engine,
           type,
           features: commonFeatures(models),
           max_concurrent: service.maxConcurrent,
           ...(service.resourceGroup ? { resource_group: service.resourceGroup } : {}),
-          models: models.map(manifestModel),
+          ...(access ? { access } : {}),
+          models: models.map((m) => manifestModel(m, sharing[m.id])),
         });
       }
     }
@@ -139,9 +150,21 @@ export class Catalog {
     };
   }
 
-  /** The model cards this rig advertises, as the club's `GET /v1/models` lists them. */
-  cards(providerName: string, created: number): ModelCard[] {
-    return manifestCards(this.manifest(providerName, "local"), created);
+  /**
+   * The model cards this rig advertises, as the club's `GET /v1/models` lists them, each with
+   * who besides the owner may use it.
+   */
+  cards(
+    providerName: string,
+    created: number,
+    sharing: Readonly<Record<string, Access>> = {},
+  ): RigModelCard[] {
+    const manifest = this.manifest(providerName, "local", undefined, [], sharing);
+    const access = manifestAccess(manifest);
+    return manifestCards(manifest, created).map((c) => ({
+      ...c,
+      access: access.get(c.id) ?? "private",
+    }));
   }
 }
 

@@ -59,3 +59,34 @@ describe("config: the stored API key", () => {
     expect((JSON.parse(readFileSync(path, "utf8")) as { apiKey?: string }).apiKey).toBe(KEY);
   });
 });
+
+describe("config: sharing", () => {
+  it("shares with the club or named members, and makes private again", async () => {
+    const home = scratchDir();
+    expect((await config(home, "share", "qwen3-8b")).trim()).toBe("qwen3-8b shared with the club");
+    expect((await config(home, "share", "kokoro", "bob", "carol")).trim()).toBe(
+      "kokoro shared with bob,carol",
+    );
+    expect((await config(home, "share", "flux", "private")).trim()).toBe("flux is private");
+    expect(JSON.parse(await config(home, "get", "sharing"))).toEqual({
+      "qwen3-8b": "club",
+      kokoro: ["bob", "carol"],
+      flux: "private",
+    });
+    expect((await config(home, "unshare", "qwen3-8b")).trim()).toBe("qwen3-8b is private");
+    expect(JSON.parse(await config(home, "get", "sharing"))).toEqual({
+      kokoro: ["bob", "carol"],
+      flux: "private",
+    });
+  });
+
+  it("refuses a setting that is not club, private or member names", async () => {
+    const home = scratchDir();
+    const cli = runCli(["config", "set", "sharing", '{"m": "everyone"}'], { home });
+    expect(await cli.exited).not.toBe(0);
+    expect(cli.output()).toContain("cannot set sharing");
+    const bad = runCli(["config", "share", "m", "bob carol"], { home });
+    expect(await bad.exited).not.toBe(0);
+    expect(bad.output()).toContain("member names");
+  });
+});

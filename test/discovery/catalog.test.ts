@@ -45,6 +45,7 @@ describe("discover", () => {
     expect(catalog.cards("rig-1", 1700000000)).toEqual([
       {
         id: "tiny-qwen2-chat",
+        access: "private",
         object: "model",
         created: 1700000000,
         owned_by: "rig-1",
@@ -96,6 +97,30 @@ describe("discover", () => {
       ],
     });
     expect(JSON.stringify(manifest)).not.toMatch(/sk-secret|127\.0\.0\.1/);
+  });
+
+  it("sets each service's and model's access from the sharing settings, a model's own first", async () => {
+    const [a, b] = await Promise.all([llama({ alias: "chat-a" }), llama({ alias: "chat-b" })]);
+    const catalog = await discover({
+      services: [
+        { url: a, name: "gpu0" },
+        { url: b, name: "gpu1" },
+      ],
+      autodetect: false,
+    });
+    const sharing = { gpu0: "club", "chat-a": ["bob"], gpu1: "private" } as const;
+    const services = catalog.manifest("rig", "h", undefined, [], {
+      ...sharing,
+      "chat-a": ["bob"],
+    }).hosts[0]?.services;
+    expect(services?.map((s) => [s.name, s.access, s.models.map((m) => m.access)])).toEqual([
+      ["gpu0", "club", [["bob"]]],
+      ["gpu1", "private", [undefined]],
+    ]);
+    expect(catalog.cards("rig", 0, { gpu0: "club" }).map((c) => [c.id, c.access])).toEqual([
+      ["chat-a", "club"],
+      ["chat-b", "private"],
+    ]);
   });
 
   it("applies aliases (served or derived id) and reports the ones that match nothing", async () => {
