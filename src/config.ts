@@ -25,8 +25,10 @@ export interface StoredConfig {
   gpus?: GpuOverride[];
   /** Shared limits for services on one GPU: `{"gpu0": {"maxConcurrent": 2}}`. */
   resourceGroups?: Record<string, { maxConcurrent: number }>;
-  /** Requests a service (or resource group) may hold waiting before answering 429. */
+  /** Requests one member may hold waiting per service (or resource group) before 429. */
   queueSize?: number;
+  /** Requests a service (or resource group) may hold waiting, all members together. */
+  queueTotal?: number;
   /** Key of the `start --local` relay, kept so OpenAI clients need it only once. */
   localKey?: string;
   /**
@@ -54,6 +56,7 @@ export interface Config {
   gpus: GpuOverride[];
   resourceGroups: Record<string, { maxConcurrent: number }>;
   queueSize: number;
+  queueTotal: number;
   /** Stored `sharing` with `--share` flags applied over it. */
   sharing: Record<string, Access>;
 }
@@ -90,6 +93,7 @@ const schema = {
     },
   },
   queueSize: { type: "integer", minimum: 0, maximum: 100000 },
+  queueTotal: { type: "integer", minimum: 0, maximum: 1000000 },
   sharing: {
     type: "object",
     propertyNames: { minLength: 1, maxLength: 256 },
@@ -306,6 +310,7 @@ export function resolveConfig(
     gpus: stored.gpus ?? [],
     resourceGroups: stored.resourceGroups ?? {},
     queueSize: stored.queueSize ?? 32,
+    queueTotal: stored.queueTotal ?? 256,
     sharing,
   };
 }

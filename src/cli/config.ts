@@ -16,6 +16,7 @@ const KEYS = [
   "gpus",
   "resourceGroups",
   "queueSize",
+  "queueTotal",
   "localKey",
   "sharing",
 ] as const;
@@ -97,7 +98,7 @@ export function configCommand(): Command {
   cmd
     .command("share <name> [members...]")
     .description(
-      "share a model (by id) or a service (by name) with the whole club, or only with the members named; a running daemon picks it up at its next start",
+      "share a model (by id) or a service (by name) with the whole club, or only with the members named; a running daemon applies it on SIGHUP (systemctl reload club-provider)",
     )
     .action((name: string, members: string[]) => {
       const parsed = parseAccess(members.length ? members.join(",") : "club");

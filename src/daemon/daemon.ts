@@ -71,7 +71,11 @@ export class Daemon extends EventEmitter {
       log: this.log,
       onRequestDone: (info) => this.#requestDone(info),
       onEngineFailure: () => this.#rescanSoon(),
-      load: new Capacity({ queueSize: this.config.queueSize, groups: this.config.resourceGroups }),
+      load: new Capacity({
+        queueSize: this.config.queueSize,
+        queueTotal: this.config.queueTotal,
+        groups: this.config.resourceGroups,
+      }),
     });
     this.metrics = new DaemonMetrics(this);
   }
@@ -185,8 +189,14 @@ export class Daemon extends EventEmitter {
       gpus: next.gpus,
       resourceGroups: next.resourceGroups,
       queueSize: next.queueSize,
+      queueTotal: next.queueTotal,
+      sharing: next.sharing,
     });
-    this.gateway.load.configure({ queueSize: next.queueSize, groups: next.resourceGroups });
+    this.gateway.load.configure({
+      queueSize: next.queueSize,
+      queueTotal: next.queueTotal,
+      groups: next.resourceGroups,
+    });
     await this.rescan();
     this.log.info("settings reloaded");
   }

@@ -1,8 +1,11 @@
 /**
  * How much work each GPU takes at once. A service's requests run up to its `maxConcurrent`;
- * services that share a `resourceGroup` share one limit. Beyond it, requests wait in a bounded
- * FIFO queue per group; beyond that, the gateway answers 429 so the relay can try elsewhere.
- * Also the source of the in-flight and queued counts that heartbeats and the status report.
+ * services that share a `resourceGroup` share one limit. Beyond it, requests wait in their
+ * group's queue: the rig owner's first (a home rig is its owner's first), then the other members'
+ * in turns, one request per member per turn, so one member's burst cannot starve another's single
+ * request. Each member may hold `queueSize` waiting per group, and a group `queueTotal`; beyond
+ * that the gateway answers 429 so the relay can try elsewhere. Also the source of the in-flight
+ * and queued counts that heartbeats and the status report.
  */
 
 /** A service as the capacity tracker needs to see it. */
@@ -13,14 +16,25 @@ export interface CapacityService {
 }
 
 export interface CapacityOptions {
-  /** Requests a group may hold waiting (default 32). */
+  /** Requests one member may hold waiting in a group (default 32). */
   queueSize?: number;
+  /** Requests a group may hold waiting, all members together (default 256). */
+  queueTotal?: number;
   /** Explicit limits for shared groups: `resourceGroups.<name>.maxConcurrent`. */
   groups?: Record<string, { maxConcurrent: number }>;
 }
 
 /** A granted slot; call it once the request is over, however it ended. */
 export type Release = () => void;
+
+/** Who a request is for: the rig's owner, or another member of the club. */
+export interface Requester {
+  member: string;
+  owner: boolean;
+}
+
+/** A request for the rig's owner (and for callers that name no member). */
+export const OWNER: Requester = { member: "", owner: true };
 
 interface Waiter {
   service: string;
@@ -29,12 +43,46 @@ interface Waiter {
 
 class Group {
   running = 0;
-  readonly queue: Waiter[] = [];
+  waiting = 0;
+  /** The owner's waiting requests: they go first. */
+  readonly owner: Waiter[] = [];
+  /** Other members' waiting requests; the first key is the member whose turn is next. */
+  readonly members = new Map<string, Waiter[]>();
   constructor(public limit: number) {}
+
+  queueOf(who: Requester): Waiter[] {
+    if (who.owner) return this.owner;
+    let queue = this.members.get(who.member);
+    if (!queue) this.members.set(who.member, (queue = []));
+    return queue;
+  }
+
+  /** The next waiter: the owner's first, then one of the member whose turn it is. */
+  take(): Waiter | undefined {
+    const mine = this.owner.shift();
+    if (mine) return mine;
+    for (const [member, queue] of this.members) {
+      const waiter = queue.shift();
+      // To the back of the ring, or out of it once empty.
+      this.members.delete(member);
+      if (queue.length > 0) this.members.set(member, queue);
+      if (waiter) return waiter;
+    }
+    return undefined;
+  }
+
+  drop(waiter: Waiter, who: Requester): void {
+    const queue = who.owner ? this.owner : this.members.get(who.member);
+    const i = queue?.indexOf(waiter) ?? -1;
+    if (!queue || i < 0) return;
+    queue.splice(i, 1);
+    if (!who.owner && queue.length === 0) this.members.delete(who.member);
+  }
 }
 
 export class Capacity {
   #queueSize = 32;
+  #queueTotal = 256;
   readonly #groups = new Map<string, Group>();
   #explicit: Record<string, { maxConcurrent: number }> = {};
   readonly #inFlight = new Map<string, number>();
@@ -51,18 +99,28 @@ export class Capacity {
   /** New limits (a config reload); running requests keep their slots. */
   configure(options: CapacityOptions): void {
     this.#queueSize = options.queueSize ?? 32;
+    this.#queueTotal = options.queueTotal ?? 256;
     this.#explicit = options.groups ?? {};
   }
 
   /**
-   * A slot for one request to `service`: at once when the group has room, after the requests
-   * ahead of it otherwise. `null` when the queue is full. Aborting `signal` while waiting
-   * leaves the queue (and rejects with the signal's reason).
+   * A slot for one request to `service`: at once when the group has room, in its turn otherwise
+   * (see the file comment). `null` when the member's queue or the group's is full. Aborting
+   * `signal` while waiting leaves the queue (and rejects with the signal's reason).
    */
-  acquire(service: CapacityService, signal: AbortSignal): Promise<Release> | null {
+  acquire(
+    service: CapacityService,
+    signal: AbortSignal,
+    who: Requester = OWNER,
+  ): Promise<Release> | null {
     const group = this.#group(service);
-    if (group.running < group.limit) return Promise.resolve(this.#start(group, service.name));
-    if (group.queue.length >= this.#queueSize) return null;
+    if (group.running < group.limit && group.waiting === 0)
+      return Promise.resolve(this.#start(group, service.name));
+    const queue = group.queueOf(who);
+    if (queue.length >= this.#queueSize || group.waiting >= this.#queueTotal) {
+      if (queue.length === 0 && !who.owner) group.members.delete(who.member);
+      return null;
+    }
     return new Promise<Release>((resolve, reject) => {
       const waiter: Waiter = {
         service: service.name,
@@ -72,13 +130,14 @@ export class Capacity {
         },
       };
       const onAbort = (): void => {
-        const i = group.queue.indexOf(waiter);
-        if (i >= 0) group.queue.splice(i, 1);
+        group.drop(waiter, who);
+        group.waiting--;
         this.#count(this.#queued, service.name, -1);
         this.totalQueued--;
         reject(signal.reason as Error);
       };
-      group.queue.push(waiter);
+      queue.push(waiter);
+      group.waiting++;
       this.#count(this.#queued, service.name, 1);
       this.totalQueued++;
       signal.addEventListener("abort", onAbort, { once: true });
@@ -94,10 +153,10 @@ export class Capacity {
     let shortest = Infinity;
     for (const service of services) {
       const group = this.#group(service);
-      if (group.running < group.limit) return service;
-      if (group.queue.length < shortest) {
+      if (group.running < group.limit && group.waiting === 0) return service;
+      if (group.waiting < shortest) {
         best = service;
-        shortest = group.queue.length;
+        shortest = group.waiting;
       }
     }
     return best;
@@ -114,7 +173,7 @@ export class Capacity {
   /** Seconds a refused client should wait before trying again: a rough guess, at least 1. */
   retryAfter(service: CapacityService): number {
     const group = this.#group(service);
-    return Math.max(1, Math.ceil(group.queue.length / Math.max(1, group.limit)));
+    return Math.max(1, Math.ceil(group.waiting / Math.max(1, group.limit)));
   }
 
   #group(service: CapacityService): Group {
@@ -156,8 +215,9 @@ export class Capacity {
 
   #next(group: Group): void {
     while (group.running < group.limit) {
-      const waiter = group.queue.shift();
+      const waiter = group.take();
       if (!waiter) return;
+      group.waiting--;
       this.#count(this.#queued, waiter.service, -1);
       this.totalQueued--;
       waiter.grant(this.#start(group, waiter.service));

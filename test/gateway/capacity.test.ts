@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Capacity, type Release } from "../../src/gateway/capacity.ts";
+import { Capacity, OWNER, type Release } from "../../src/gateway/capacity.ts";
 
 const never = new AbortController().signal;
 
@@ -82,5 +82,71 @@ describe("Capacity", () => {
     expect(cap.retryAfter(svc)).toBe(1);
     for (let i = 0; i < 4; i++) void cap.acquire(svc, never);
     expect(cap.retryAfter(svc)).toBe(4);
+  });
+
+  describe("turns on a shared rig", () => {
+    const svc = { name: "llm", maxConcurrent: 1 };
+    const bob = { member: "bob", owner: false };
+    const carol = { member: "carol", owner: false };
+
+    /** Queues requests and records the order in which they get the one slot. */
+    function recorder(cap: Capacity) {
+      const order: string[] = [];
+      const pending: Promise<void>[] = [];
+      const add = (label: string, who: { member: string; owner: boolean }) => {
+        const slot = cap.acquire(svc, never, who);
+        if (!slot) throw new Error(`${label} refused`);
+        pending.push(
+          slot.then((release) => {
+            order.push(label);
+            // Served: the next one gets the slot on the next turn of the event loop.
+            setImmediate(release);
+          }),
+        );
+      };
+      return { order, add, all: () => Promise.all(pending) };
+    }
+
+    it("serves a member's single request within the first turns of another's burst of 100", async () => {
+      const cap = new Capacity({ queueSize: 100 });
+      const running = await cap.acquire(svc, never, bob)!;
+      const r = recorder(cap);
+      for (let i = 0; i < 100; i++) r.add(`bob${i}`, bob);
+      r.add("carol", carol);
+      running();
+      await r.all();
+      expect(r.order.indexOf("carol")).toBe(1);
+      expect(r.order).toHaveLength(101);
+    });
+
+    it("puts the owner's request ahead of every other member's", async () => {
+      const cap = new Capacity({ queueSize: 50 });
+      const running = await cap.acquire(svc, never, bob)!;
+      const r = recorder(cap);
+      for (let i = 0; i < 20; i++) r.add(`bob${i}`, bob);
+      for (let i = 0; i < 20; i++) r.add(`carol${i}`, carol);
+      r.add("owner", OWNER);
+      running();
+      await r.all();
+      // It waited only for the request already running.
+      expect(r.order[0]).toBe("owner");
+      expect(r.order.slice(1, 5)).toEqual(["bob0", "carol0", "bob1", "carol1"]);
+    });
+
+    it("bounds each member's queue, and the group's, with 429 (null) past them", async () => {
+      const cap = new Capacity({ queueSize: 2, queueTotal: 3 });
+      const running = await cap.acquire(svc, never, bob)!;
+      const waiting = [cap.acquire(svc, never, bob), cap.acquire(svc, never, bob)];
+      expect(cap.acquire(svc, never, bob)).toBeNull();
+      // Carol still has room of her own, until the group is full.
+      waiting.push(cap.acquire(svc, never, carol));
+      expect(waiting.every((w) => w !== null)).toBe(true);
+      expect(cap.acquire(svc, never, carol)).toBeNull();
+      expect(cap.acquire(svc, never, OWNER)).toBeNull();
+      expect(cap.totalQueued).toBe(3);
+      running();
+      await Promise.all(waiting.map((w) => w!.then((release) => release())));
+      expect([cap.total, cap.totalQueued]).toEqual([0, 0]);
+    });
   });
 });
