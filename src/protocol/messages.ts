@@ -56,6 +56,10 @@ export interface HeartbeatMessage {
   services: Record<string, ServiceLoad>;
   gpus: GpuLoad[];
   manifest?: Manifest;
+  /** Why the owner paused the whole rig (`club-provider pause`, the schedule): it takes no work. */
+  paused?: string;
+  /** Models paused alone (their GPU is busy with something of the owner's), with why. */
+  paused_models?: Record<string, string>;
 }
 
 /** daemon → relay: stop routing new work here; in-flight work still finishes. */
@@ -186,13 +190,21 @@ const gpuLoad = obj({
 const serviceLoad = obj({ in_flight: count, queued: count, up: bool });
 
 const hello = obj({ provider: obj({ name, version: str({ max: 64 }) }) });
-const heartbeat = obj({
-  seq: count,
-  in_flight: count,
-  queued: count,
-  services: record(serviceLoad, { max: 256, key: name }),
-  gpus: list(gpuLoad, 64),
+const reason = str({ min: 1, max: 256 });
+const pausedModels: Check<Record<string, string>> = record(reason, {
+  max: DEFAULT_CONTROL_LIMITS.maxModels,
+  key: str({ min: 1, max: 256 }),
 });
+const heartbeat = obj(
+  {
+    seq: count,
+    in_flight: count,
+    queued: count,
+    services: record(serviceLoad, { max: 256, key: name }),
+    gpus: list(gpuLoad, 64),
+  },
+  { paused: reason, paused_models: pausedModels },
+);
 const welcome = obj({
   connection_id: str({ min: 1, max: 64 }),
   member: str({ max: 256 }),

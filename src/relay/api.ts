@@ -53,6 +53,27 @@ export interface ApiOptions {
   keepAliveMs?: number;
 }
 
+/**
+ * One of the member's own rigs as `GET /v1/providers` shows it to its owner: paused or not,
+ * what it advertises, and whom each model is shared with.
+ */
+function providerView(link: ProviderLink) {
+  return {
+    object: "provider",
+    name: link.name,
+    version: link.version,
+    connected_at: Math.floor(link.connectedAt / 1000),
+    paused: link.paused ?? null,
+    in_flight: link.inFlight,
+    models: link.cards.map((c) => ({
+      id: c.id,
+      service_type: c.service_type,
+      access: link.access(c.id),
+      paused: link.pausedWhy(c.id) ?? null,
+    })),
+  };
+}
+
 /** Paths of the relay's long-running work, handed to `work` (answered `async_disabled` without). */
 const ASYNC_PREFIXES = ["/v1/jobs", "/v1/batches", "/v1/workflows"];
 const KNOWN_PATHS = new Set(ENDPOINTS.map((e) => e.path));
@@ -126,6 +147,10 @@ export function createApi(
     if (options.uploads && !options.uploads.admit(req, res, member)) return;
     if (method === "GET" && (path === "/v1/models" || path === "/v1/models/")) {
       sendJson(res, 200, { object: "list", data: registry.cards(member) });
+      return;
+    }
+    if (method === "GET" && (path === "/v1/providers" || path === "/v1/providers/")) {
+      sendJson(res, 200, { object: "list", data: registry.own(member).map(providerView) });
       return;
     }
     if (method === "GET" && path.startsWith("/v1/models/")) {

@@ -146,11 +146,28 @@ export class ProviderLink {
 
   /** Whether new requests may be routed here. */
   get routable(): boolean {
-    return this.manifest !== null && !this.draining && !this.#closed && !this.session.destroyed;
+    return (
+      this.manifest !== null &&
+      !this.draining &&
+      this.paused === undefined &&
+      !this.#closed &&
+      !this.session.destroyed
+    );
   }
 
+  /** Why the owner paused the whole rig, from its last heartbeat; undefined while it serves. */
+  get paused(): string | undefined {
+    return this.lastHeartbeat?.paused;
+  }
+
+  /** Why `model` is paused here (the rig's or the model's own pause); undefined when it serves. */
+  pausedWhy(model: string): string | undefined {
+    return this.paused ?? this.lastHeartbeat?.paused_models?.[model];
+  }
+
+  /** The card of a model this rig advertises and serves now (not paused). */
   card(model: string): ModelCard | undefined {
-    return this.#cardById.get(model);
+    return this.pausedWhy(model) === undefined ? this.#cardById.get(model) : undefined;
   }
 
   /** Open one HTTP/2 stream to the provider: one consumer request. */
@@ -248,6 +265,13 @@ export class ProviderLink {
       }
       case "heartbeat":
         if (!this.manifest) return; // before hello: nothing to attach it to
+        if (msg.paused !== this.lastHeartbeat?.paused)
+          this.#log.info(
+            { provider: this.name, paused: msg.paused ?? null },
+            msg.paused ? "provider %s paused: %s" : "provider %s serves again",
+            this.name,
+            msg.paused,
+          );
         this.lastHeartbeat = msg;
         if (msg.manifest) this.#setManifest(msg.manifest);
         return;

@@ -21,6 +21,11 @@ export class Registry {
     return this.#links.size;
   }
 
+  /** The member's own rigs that said hello, paused or not (`GET /v1/providers`). */
+  own(member: string): ProviderLink[] {
+    return [...this.#links].filter((l) => l.member === member && l.manifest !== null);
+  }
+
   /** All live links, for status and shutdown. */
   all(): ProviderLink[] {
     return [...this.#links];
@@ -60,7 +65,8 @@ export class Registry {
       for (const link of links) {
         if ((link.member === member) !== own) continue;
         for (const card of link.cards)
-          if (!byId.has(card.id) && link.allows(card.id, member)) byId.set(card.id, card);
+          if (!byId.has(card.id) && link.allows(card.id, member) && link.card(card.id))
+            byId.set(card.id, card);
       }
     return [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
   }

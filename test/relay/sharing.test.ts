@@ -127,4 +127,47 @@ describe("a rig's sharing at the relay", () => {
       ["shared-chat", "alice-rig"],
     ]);
   });
+
+  it("never routes to a paused rig, and shows it to its owner as paused", async () => {
+    bobs?.stop();
+    const owned = async (key: string) => {
+      const res = await fetch(`${relay.url}/v1/providers`, {
+        headers: { authorization: `Bearer ${key}` },
+      });
+      return (await res.json()) as {
+        data: {
+          name: string;
+          paused: string | null;
+          models: { id: string; access: unknown; paused: string | null }[];
+        }[];
+      };
+    };
+    alices.setPaused("paused by its owner");
+    await expect.poll(async () => (await ids(BOB)).length).toBe(0);
+    expect(await ids(ALICE)).toEqual([]);
+    const err = (await chat(BOB, "shared-chat").catch((e: unknown) => e)) as APIError;
+    expect(err.status).toBe(404);
+    const mine = await owned(ALICE);
+    expect(mine.data).toHaveLength(1);
+    expect(mine.data[0]).toMatchObject({ name: "alice-rig", paused: "paused by its owner" });
+    expect(mine.data[0]?.models.map((m) => [m.id, m.access])).toEqual([
+      ["shared-chat", "club"],
+      ["carol-chat", ["carol"]],
+      ["private-chat", "private"],
+    ]);
+    expect((await owned(BOB)).data).toEqual([]);
+
+    // One model paused alone (its GPU is busy with the owner's game): the rest serve.
+    alices.setPaused(undefined, { "shared-chat": "GPU 0 is in use by another program" });
+    await expect
+      .poll(async () => (await ids(ALICE)).map(([id]) => id))
+      .toEqual(["carol-chat", "private-chat"]);
+    expect(await ids(BOB)).toEqual([]);
+    expect((await owned(ALICE)).data[0]?.models[0]).toMatchObject({
+      id: "shared-chat",
+      paused: "GPU 0 is in use by another program",
+    });
+    alices.setPaused(undefined);
+    await expect.poll(async () => (await ids(BOB)).length).toBe(1);
+  });
 });

@@ -65,6 +65,8 @@ export class MediaRig extends EventEmitter<{
   /** Answers the next N requests with 500 (a failing engine). */
   failNext = 0;
   readonly #client: TunnelClient;
+  #paused: string | undefined;
+  #pausedModels: Record<string, string> | undefined;
   #gate: { promise: Promise<void>; open: () => void } | undefined;
 
   constructor(readonly options: MediaRigOptions) {
@@ -74,7 +76,14 @@ export class MediaRig extends EventEmitter<{
       apiKey: options.apiKey,
       provider: { name: options.name ?? "media1", version: "test" },
       manifest: () => this.manifest(),
-      heartbeat: () => ({ in_flight: this.inFlight, queued: 0, services: {}, gpus: [] }),
+      heartbeat: () => ({
+        in_flight: this.inFlight,
+        queued: 0,
+        services: {},
+        gpus: [],
+        ...(this.#paused ? { paused: this.#paused } : {}),
+        ...(this.#pausedModels ? { paused_models: this.#pausedModels } : {}),
+      }),
       onRequest: (req, res) => void this.#handle(req, res),
       backoff: { baseMs: 50, maxMs: 500 },
       log: silentLogger,
@@ -116,6 +125,16 @@ export class MediaRig extends EventEmitter<{
   stop(): void {
     this.resume();
     this.#client.stop();
+  }
+
+  /**
+   * Says in a heartbeat, sent now, that the owner paused the rig (or only `models`); `undefined`
+   * serves again.
+   */
+  setPaused(reason: string | undefined, models?: Record<string, string>): void {
+    this.#paused = reason;
+    this.#pausedModels = models;
+    this.#client.sendHeartbeat();
   }
 
   /** Holds every answer (before its first byte, and between chunks) until `resume()`. */
