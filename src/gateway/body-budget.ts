@@ -37,8 +37,8 @@ export type BudgetedRead =
 /**
  * Reads a whole body of at most `limit` bytes, taking each chunk from `budget` as it comes.
  * Whatever was taken stays taken until the caller gives back `taken()` (when the request is
- * over: the parsed body lives as long as the request). On a refusal, reading stops; what the
- * caller does with the rest of the stream (answer and close it) is its own.
+ * over: the parsed body lives as long as the request). On a refusal reading stops; the caller
+ * answers and drops the rest (`dropBody`).
  */
 export function readBudgeted(
   req: Readable,
@@ -52,7 +52,6 @@ export function readBudgeted(
     const stop = (reason: "too_large" | "over_budget"): void => {
       req.off("data", onData);
       req.off("end", onEnd);
-      req.pause();
       resolve({ ok: false, reason });
     };
     const onData = (chunk: Buffer): void => {

@@ -16,7 +16,13 @@ import {
   stripClubFields,
   type Endpoint,
 } from "../protocol/index.ts";
-import { readLimited, sendJson, type GatewayRequest, type GatewayResponse } from "./http.ts";
+import {
+  dropBody,
+  readLimited,
+  sendJson,
+  type GatewayRequest,
+  type GatewayResponse,
+} from "./http.ts";
 import { BodyBudget, readBudgeted } from "./body-budget.ts";
 import { Capacity, type Release } from "./capacity.ts";
 import { limitBody, unsafeRequestUrl } from "./safety.ts";
@@ -150,7 +156,7 @@ export function createGateway(options: GatewayOptions): Gateway {
           503,
           envelope(
             "overloaded",
-            `${options.providerName} holds ${buffered.used} bytes of request bodies, its limit: retry shortly`,
+            `${options.providerName} is holding as many request bodies as it may (${buffered.limit} bytes): retry shortly`,
           ),
           { "retry-after": "1" },
         );
@@ -160,7 +166,10 @@ export function createGateway(options: GatewayOptions): Gateway {
       let taken = 0;
       res.once("close", () => buffered.give(taken));
       const read = await readBudgeted(req, maxJson, buffered, (n) => (taken += n));
-      if (!read.ok) return read.reason === "too_large" ? tooLarge() : overloaded();
+      if (!read.ok) {
+        dropBody(req);
+        return read.reason === "too_large" ? tooLarge() : overloaded();
+      }
       try {
         const parsed: unknown = JSON.parse(read.body.toString("utf8"));
         if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
