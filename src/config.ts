@@ -10,6 +10,7 @@ import Conf from "conf";
 import { UserError } from "./errors.ts";
 import type { ServiceConfig } from "./discovery/catalog.ts";
 import type { GpuOverride } from "./hardware/types.ts";
+import { DEFAULT_MAX_STREAMS } from "./tunnel/h2-settings.ts";
 
 /** What the user can store with `club-provider config set`. */
 export interface StoredConfig {
@@ -28,6 +29,12 @@ export interface StoredConfig {
   queueSize?: number;
   /** Key of the `start --local` relay, kept so OpenAI clients need it only once. */
   localKey?: string;
+  /** Allow a plain `ws://` relay that is not on loopback (the key crosses the network in clear). */
+  allowInsecureRelay?: boolean;
+  /** Most HTTP/2 streams (requests) a relay may have open on one tunnel (default 64). */
+  maxStreams?: number;
+  /** Most MiB of JSON request bodies held in memory at once, over all requests (default 256). */
+  maxBufferedMiB?: number;
 }
 
 /** The daemon's settings after every source is applied. */
@@ -48,6 +55,10 @@ export interface Config {
   gpus: GpuOverride[];
   resourceGroups: Record<string, { maxConcurrent: number }>;
   queueSize: number;
+  /** `ws://` to a relay off this machine was allowed (`--insecure`, `allowInsecureRelay`). */
+  insecureRelay: boolean;
+  maxStreams: number;
+  maxBufferedBytes: number;
 }
 
 /** Flags of `club-provider start` that override config. */
@@ -59,6 +70,7 @@ export interface ConfigFlags {
   autodetect?: boolean;
   statusPort?: string;
   connections?: string;
+  insecure?: boolean;
 }
 
 export const DEFAULT_STATUS_PORT = 8790;
@@ -71,6 +83,9 @@ const schema = {
   statusPort: { type: "integer", minimum: 0, maximum: 65535 },
   heartbeatSeconds: { type: "number", minimum: 1, maximum: 120 },
   localKey: { type: "string" },
+  allowInsecureRelay: { type: "boolean" },
+  maxStreams: { type: "integer", minimum: 1, maximum: 100000 },
+  maxBufferedMiB: { type: "integer", minimum: 1, maximum: 1048576 },
   resourceGroups: {
     type: "object",
     additionalProperties: {
@@ -246,5 +261,8 @@ export function resolveConfig(
     gpus: stored.gpus ?? [],
     resourceGroups: stored.resourceGroups ?? {},
     queueSize: stored.queueSize ?? 32,
+    insecureRelay: flags.insecure ?? stored.allowInsecureRelay ?? false,
+    maxStreams: stored.maxStreams ?? DEFAULT_MAX_STREAMS,
+    maxBufferedBytes: (stored.maxBufferedMiB ?? 256) * 1024 * 1024,
   };
 }

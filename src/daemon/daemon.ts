@@ -10,6 +10,7 @@ import { UserError } from "../errors.ts";
 import type { Config } from "../config.ts";
 import { Catalog, discover, type DiscoverOptions } from "../discovery/catalog.ts";
 import { Capacity } from "../gateway/capacity.ts";
+import { isLoopbackHost } from "../gateway/address.ts";
 import { createGateway, type Gateway, type RequestDoneInfo } from "../gateway/gateway.ts";
 import {
   detectHardware,
@@ -67,6 +68,7 @@ export class Daemon extends EventEmitter {
       onRequestDone: (info) => this.#requestDone(info),
       onEngineFailure: () => this.#rescanSoon(),
       load: new Capacity({ queueSize: this.config.queueSize, groups: this.config.resourceGroups }),
+      maxBufferedBytes: this.config.maxBufferedBytes,
     });
     this.metrics = new DaemonMetrics(this);
   }
@@ -93,6 +95,7 @@ export class Daemon extends EventEmitter {
         "no_api_key",
         "no API key: set CLUB_API_KEY, pass --api-key-file FILE, or store one with `club-provider config set apiKey <key>`",
       );
+    this.#checkTransport(config.relayUrl);
     const [hardware] = await Promise.all([detectHardware(), this.rescan()]);
     this.#hardware = hardware;
     // The manifest now lists the GPUs: remember it, or the next re-scan would report a change.
@@ -120,6 +123,7 @@ export class Daemon extends EventEmitter {
         heartbeat: () => this.heartbeat(),
         onRequest: this.gateway,
         heartbeatMs: config.heartbeatMs,
+        maxConcurrentStreams: config.maxStreams,
         ...(this.#opts.backoff ? { backoff: this.#opts.backoff } : {}),
         log: this.log.child({ tunnel: i }),
       });
@@ -151,6 +155,26 @@ export class Daemon extends EventEmitter {
       this.#statusServer = await startStatusServer(this, config.statusPort, this.log);
     this.#rescanTimer = setInterval(() => void this.rescan(), config.rescanMs);
     this.#rescanTimer.unref();
+  }
+
+  /**
+   * The key travels in the tunnel's request headers: over `ws://` to another machine, anyone on
+   * the path reads it. Refused unless the operator said so (`--insecure`), and then loudly.
+   */
+  #checkTransport(relayUrl: string): void {
+    const { protocol, hostname } = new URL(relayUrl);
+    if (protocol !== "ws:" || isLoopbackHost(hostname)) return;
+    if (!this.config.insecureRelay)
+      throw new UserError(
+        "insecure_relay",
+        `refusing to send the API key to ${relayUrl} in clear text: use wss://, ` +
+          "or pass --insecure (setting allowInsecureRelay) if the network between here and the relay is yours",
+      );
+    this.log.warn(
+      { relay: relayUrl },
+      "INSECURE: the relay %s is reached over plain ws://; the API key and every request cross the network unencrypted",
+      relayUrl,
+    );
   }
 
   #rescanQueued: Promise<void> | null = null;
