@@ -11,6 +11,7 @@ import { UserError } from "./errors.ts";
 import type { ServiceConfig } from "./discovery/catalog.ts";
 import type { GpuOverride } from "./hardware/types.ts";
 import { MAX_ACCESS_MEMBERS, type Access } from "./protocol/manifest.ts";
+import { DEFAULT_MAX_STREAMS } from "./tunnel/h2-settings.ts";
 
 /** What the user can store with `club-provider config set`. */
 export interface StoredConfig {
@@ -36,6 +37,12 @@ export interface StoredConfig {
    * own entry wins over its service's); anything not listed is private.
    */
   sharing?: Record<string, Access>;
+  /** Allow a plain `ws://` relay that is not on loopback (the key crosses the network in clear). */
+  allowInsecureRelay?: boolean;
+  /** Most HTTP/2 streams (requests) a relay may have open on one tunnel (default 64). */
+  maxStreams?: number;
+  /** Most MiB of JSON request bodies held in memory at once, over all requests (default 256). */
+  maxBufferedMiB?: number;
 }
 
 /** The daemon's settings after every source is applied. */
@@ -59,6 +66,10 @@ export interface Config {
   queueTotal: number;
   /** Stored `sharing` with `--share` flags applied over it. */
   sharing: Record<string, Access>;
+  /** `ws://` to a relay off this machine was allowed (`--insecure`, `allowInsecureRelay`). */
+  insecureRelay: boolean;
+  maxStreams: number;
+  maxBufferedBytes: number;
 }
 
 /** Flags of `club-provider start` that override config. */
@@ -72,6 +83,7 @@ export interface ConfigFlags {
   connections?: string;
   /** `--share <model>` (with the club), `--share <model>=bob,carol`, `--share <model>=private`. */
   share?: string[];
+  insecure?: boolean;
 }
 
 export const DEFAULT_STATUS_PORT = 8790;
@@ -84,6 +96,9 @@ const schema = {
   statusPort: { type: "integer", minimum: 0, maximum: 65535 },
   heartbeatSeconds: { type: "number", minimum: 1, maximum: 120 },
   localKey: { type: "string" },
+  allowInsecureRelay: { type: "boolean" },
+  maxStreams: { type: "integer", minimum: 1, maximum: 100000 },
+  maxBufferedMiB: { type: "integer", minimum: 1, maximum: 1048576 },
   resourceGroups: {
     type: "object",
     additionalProperties: {
@@ -312,5 +327,8 @@ export function resolveConfig(
     queueSize: stored.queueSize ?? 32,
     queueTotal: stored.queueTotal ?? 256,
     sharing,
+    insecureRelay: flags.insecure ?? stored.allowInsecureRelay ?? false,
+    maxStreams: stored.maxStreams ?? DEFAULT_MAX_STREAMS,
+    maxBufferedBytes: (stored.maxBufferedMiB ?? 256) * 1024 * 1024,
   };
 }

@@ -19,6 +19,9 @@ const KEYS = [
   "queueTotal",
   "localKey",
   "sharing",
+  "allowInsecureRelay",
+  "maxStreams",
+  "maxBufferedMiB",
 ] as const;
 const SECRET = new Set(["apiKey", "localKey"]);
 

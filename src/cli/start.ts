@@ -57,6 +57,10 @@ export function startCommand(): Command {
       "loopback port of the status server (0 turns it off; default 8790)",
     )
     .option("--connections <n>", "tunnel connections to hold to the relay", "1")
+    .option(
+      "--insecure",
+      "allow a plain ws:// relay that is not on this machine (the API key crosses the network unencrypted)",
+    )
     .option("--local", "also run a relay on loopback and print an OpenAI base URL and key for it")
     .option("--local-port <port>", "port of the --local relay", "8787")
     .option("--grace <seconds>", "on SIGTERM, how long in-flight requests may finish", "30")

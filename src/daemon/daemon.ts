@@ -15,6 +15,7 @@ import {
   type RigModelCard,
 } from "../discovery/catalog.ts";
 import { Capacity } from "../gateway/capacity.ts";
+import { isLoopbackHost } from "../gateway/address.ts";
 import { createGateway, type Gateway, type RequestDoneInfo } from "../gateway/gateway.ts";
 import {
   detectHardware,
@@ -76,6 +77,7 @@ export class Daemon extends EventEmitter {
         queueTotal: this.config.queueTotal,
         groups: this.config.resourceGroups,
       }),
+      maxBufferedBytes: this.config.maxBufferedBytes,
     });
     this.metrics = new DaemonMetrics(this);
   }
@@ -102,6 +104,7 @@ export class Daemon extends EventEmitter {
         "no_api_key",
         "no API key: set CLUB_API_KEY, pass --api-key-file FILE, or store one with `club-provider config set apiKey <key>`",
       );
+    this.#checkTransport(config.relayUrl);
     const [hardware] = await Promise.all([detectHardware(), this.rescan()]);
     this.#hardware = hardware;
     // The manifest now lists the GPUs: remember it, or the next re-scan would report a change.
@@ -129,6 +132,7 @@ export class Daemon extends EventEmitter {
         heartbeat: () => this.heartbeat(),
         onRequest: this.gateway,
         heartbeatMs: config.heartbeatMs,
+        maxConcurrentStreams: config.maxStreams,
         ...(this.#opts.backoff ? { backoff: this.#opts.backoff } : {}),
         log: this.log.child({ tunnel: i }),
       });
@@ -160,6 +164,26 @@ export class Daemon extends EventEmitter {
       this.#statusServer = await startStatusServer(this, config.statusPort, this.log);
     this.#rescanTimer = setInterval(() => void this.rescan(), config.rescanMs);
     this.#rescanTimer.unref();
+  }
+
+  /**
+   * The key travels in the tunnel's request headers: over `ws://` to another machine, anyone on
+   * the path reads it. Refused unless the operator said so (`--insecure`), and then loudly.
+   */
+  #checkTransport(relayUrl: string): void {
+    const { protocol, hostname } = new URL(relayUrl);
+    if (protocol !== "ws:" || isLoopbackHost(hostname)) return;
+    if (!this.config.insecureRelay)
+      throw new UserError(
+        "insecure_relay",
+        `refusing to send the API key to ${relayUrl} in clear text: use wss://, ` +
+          "or pass --insecure (setting allowInsecureRelay) if the network between here and the relay is yours",
+      );
+    this.log.warn(
+      { relay: relayUrl },
+      "INSECURE: the relay %s is reached over plain ws://; the API key and every request cross the network unencrypted",
+      relayUrl,
+    );
   }
 
   #rescanQueued: Promise<void> | null = null;

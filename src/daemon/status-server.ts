@@ -4,6 +4,7 @@
  * (Prometheus text).
  */
 import http from "node:http";
+import type { AddressInfo } from "node:net";
 import type { Logger } from "../log.ts";
 import { METRICS_CONTENT_TYPE } from "./metrics.ts";
 
@@ -13,6 +14,32 @@ export interface StatusSource {
   status(): unknown;
   /** The Prometheus exposition; `/metrics` answers 404 without it. */
   readonly metrics?: { render(): string };
+}
+
+/**
+ * Why a request must not be answered, with its status, or undefined when it may. Only loopback
+ * Host values are served: a web page whose name was DNS-rebound to 127.0.0.1 sends its own name
+ * as Host, and must not read `/status`. Cross-site requests other than GET and HEAD are refused,
+ * so nothing added here later can be triggered from a browser.
+ */
+export function refusal(
+  req: { method?: string | undefined; headers: http.IncomingHttpHeaders },
+  port: number,
+): { status: number; message: string } | undefined {
+  const host = (req.headers.host ?? "").toLowerCase();
+  const names = ["127.0.0.1", "localhost", "[::1]"];
+  if (!names.some((n) => host === n || host === `${n}:${port}`))
+    return {
+      status: 421,
+      message: `the status server answers only loopback Host values (127.0.0.1:${port}, localhost:${port}, [::1]:${port}), not ${JSON.stringify(host.slice(0, 100))}`,
+    };
+  const method = req.method ?? "GET";
+  if (method === "GET" || method === "HEAD") return undefined;
+  const crossSite =
+    req.headers.origin !== undefined ||
+    ["cross-site", "same-site"].includes(String(req.headers["sec-fetch-site"]));
+  if (crossSite) return { status: 403, message: `cross-site ${method} requests are refused` };
+  return { status: 405, message: `the status server takes GET and HEAD, not ${method}` };
 }
 
 /**
@@ -31,7 +58,11 @@ export async function startStatusServer(
     const reply = (status: number, body: string, type = "application/json"): void => {
       res.writeHead(status, { "content-type": type, "cache-control": "no-store" }).end(body);
     };
-    if (path === "/healthz") reply(200, "ok\n", "text/plain");
+    const refused = refusal(req, (server.address() as AddressInfo).port);
+    if (refused) {
+      const error = { message: refused.message, type: "invalid_request_error" };
+      reply(refused.status, JSON.stringify({ error }));
+    } else if (path === "/healthz") reply(200, "ok\n", "text/plain");
     else if (path === "/ready")
       reply(
         source.ready() ? 200 : 503,

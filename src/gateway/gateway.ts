@@ -16,9 +16,17 @@ import {
   stripClubFields,
   type Endpoint,
 } from "../protocol/index.ts";
-import { readLimited, sendJson, type GatewayRequest, type GatewayResponse } from "./http.ts";
+import {
+  dropBody,
+  readLimited,
+  sendJson,
+  type GatewayRequest,
+  type GatewayResponse,
+} from "./http.ts";
+import { BodyBudget, readBudgeted } from "./body-budget.ts";
 import { Capacity, type Release } from "./capacity.ts";
-import { limitBody, unsafeImageUrl } from "./safety.ts";
+import { limitBody, unsafeRequestUrl } from "./safety.ts";
+import type { UrlGuardOptions } from "./url-guard.ts";
 import { ProgressRegistry } from "./progress.ts";
 
 export interface GatewayOptions {
@@ -37,6 +45,13 @@ export interface GatewayOptions {
   progress?: ProgressRegistry;
   /** Largest JSON body accepted (default 64 MiB). */
   maxJsonBytes?: number;
+  /**
+   * Most bytes of request bodies held in memory at once, over all requests (default 256 MiB);
+   * past it a request gets 503 `overloaded` and its body is not read.
+   */
+  maxBufferedBytes?: number;
+  /** How URLs an engine would fetch are checked; tests inject a resolver here. */
+  urlGuard?: UrlGuardOptions;
   /** Called once per served request, where its log line is written (metrics, recent errors). */
   onRequestDone?: (info: RequestDoneInfo) => void;
 }
@@ -57,6 +72,8 @@ export interface RequestDoneInfo {
 export type Gateway = ((req: GatewayRequest, res: GatewayResponse) => void) & {
   load: Capacity;
   progress: ProgressRegistry;
+  /** Request bodies held in memory now, against `maxBufferedBytes`. */
+  buffered: BodyBudget;
 };
 
 /** Answers up to this size with a declared length are read whole before they are sent. */
@@ -79,6 +96,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const maxUpload = options.maxUploadBytes ?? 1024 * 1024 * 1024;
   const progress = options.progress ?? new ProgressRegistry();
   const maxJson = options.maxJsonBytes ?? 64 * 1024 * 1024;
+  const buffered = new BodyBudget(options.maxBufferedBytes);
   const started = Math.floor(Date.now() / 1000);
 
   async function handle(req: GatewayRequest, res: GatewayResponse): Promise<void> {
@@ -92,8 +110,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       return;
     }
     const endpoint = findEndpoint(method, url.pathname);
+    // Refusals leave the body unread: HTTP/2 resets the rest of the stream once the answer is
+    // out, and node:http discards it.
     if (!endpoint) {
-      req.resume();
       if (KNOWN_PATHS.has(url.pathname))
         error(res, 405, "invalid_request_error", `${method} is not allowed on ${url.pathname}`);
       else error(res, 404, "not_found_error", `unknown endpoint ${method} ${url.pathname}`);
@@ -110,14 +129,49 @@ export function createGateway(options: GatewayOptions): Gateway {
   ): Promise<void> {
     const t0 = performance.now();
     const requestId = String(req.headers[HEADER_REQUEST_ID] ?? "local");
-    let modelId = req.headers[HEADER_MODEL] as string | undefined;
+    const named = req.headers[HEADER_MODEL];
+    let modelId = typeof named === "string" ? named : undefined;
+    const servedFor = (id: string) =>
+      options
+        .catalog()
+        .findAll(id)
+        .filter((c) => c.model.type === endpoint.serviceType);
+    const notServed = (id: string): void =>
+      error(
+        res,
+        404,
+        "not_found_error",
+        `model ${JSON.stringify(id)} is not served here for ${endpoint.path}`,
+      );
+    // The relay names the model in a header: a request for a model not served here is refused
+    // before a byte of its body is read.
+    if (modelId !== undefined && servedFor(modelId).length === 0) return notServed(modelId);
     let json: Record<string, unknown> | undefined;
     if (endpoint.body === "json") {
-      const buf = await readLimited(req, maxJson);
-      if (buf === null)
-        return error(res, 413, "request_too_large", `request body is larger than ${maxJson} bytes`);
+      const tooLarge = (): void =>
+        error(res, 413, "request_too_large", `request body is larger than ${maxJson} bytes`);
+      const overloaded = (): void =>
+        sendJson(
+          res,
+          503,
+          envelope(
+            "overloaded",
+            `${options.providerName} is holding as many request bodies as it may (${buffered.limit} bytes): retry shortly`,
+          ),
+          { "retry-after": "1" },
+        );
+      const declared = Number(req.headers["content-length"] ?? NaN);
+      if (declared > maxJson) return tooLarge();
+      if (declared > 0 && buffered.used + declared > buffered.limit) return overloaded();
+      let taken = 0;
+      res.once("close", () => buffered.give(taken));
+      const read = await readBudgeted(req, maxJson, buffered, (n) => (taken += n));
+      if (!read.ok) {
+        dropBody(req);
+        return read.reason === "too_large" ? tooLarge() : overloaded();
+      }
       try {
-        const parsed: unknown = JSON.parse(buf.toString("utf8"));
+        const parsed: unknown = JSON.parse(read.body.toString("utf8"));
         if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
           throw new Error("not an object");
         json = parsed as Record<string, unknown>;
@@ -133,26 +187,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (!modelId)
       return error(res, 400, "invalid_request_error", `"model" is required on ${endpoint.path}`);
 
-    const candidates = options
-      .catalog()
-      .findAll(modelId)
-      .filter((c) => c.model.type === endpoint.serviceType);
+    const candidates = servedFor(modelId);
     // Engines that serve the same model share its load: the request goes to one with room.
     const chosen = load.choose(candidates.map((c) => c.service));
     const found = candidates.find((c) => c.service === chosen);
-    if (!found) {
-      req.resume();
-      return error(
-        res,
-        404,
-        "not_found_error",
-        `model ${JSON.stringify(modelId)} is not served here for ${endpoint.path}`,
-      );
-    }
+    if (!found) return notServed(modelId);
     const { service, model } = found;
     if (json) json.model = model.servedId;
-    const unsafe =
-      json && endpoint.path === "/v1/chat/completions" ? unsafeImageUrl(json) : undefined;
+    const unsafe = json ? await unsafeRequestUrl(json, options.urlGuard) : undefined;
     if (unsafe) return error(res, 400, "invalid_request_error", unsafe);
 
     const headers: Record<string, string> = {};
@@ -303,6 +345,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   }) as Gateway;
   gateway.load = load;
   gateway.progress = progress;
+  gateway.buffered = buffered;
   return gateway;
 }
 

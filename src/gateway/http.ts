@@ -3,6 +3,7 @@
  * (a local listener) and by HTTP/2's compatibility API (the tunnel).
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import { constants, type Http2Stream } from "node:http2";
 import type { Readable, Writable } from "node:stream";
 
 export interface GatewayRequest extends Readable {
@@ -52,5 +53,21 @@ export function readLimited(req: Readable, limit: number): Promise<Buffer | null
     req.on("data", onData);
     req.on("end", () => resolve(size > limit ? null : Buffer.concat(chunks, size)));
     req.on("error", reject);
+  });
+}
+
+/**
+ * For an answer sent before the request body was read to its end: the rest is read and thrown
+ * away, and an HTTP/2 stream is reset with NO_ERROR once the answer is out (RFC 9113 §8.1), so
+ * the sender stops. Without the reset the stream stays half open while the relay sends on.
+ */
+export function dropBody(req: GatewayRequest): void {
+  req.resume();
+  const stream = (req as { stream?: Http2Stream }).stream;
+  if (typeof stream?.close !== "function") return;
+  // The stream's own `finish` (the answer is written, END_STREAM included): the compatibility
+  // response says `finish` only once the stream closes, which here it would not.
+  stream.once("finish", () => {
+    if (!stream.closed) stream.close(constants.NGHTTP2_NO_ERROR);
   });
 }

@@ -25,7 +25,7 @@ import {
   type WelcomeMessage,
 } from "../protocol/index.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
-import { CONNECTION_WINDOW, tunnelSettings } from "./h2-settings.ts";
+import { CONNECTION_WINDOW, DEFAULT_MAX_STREAMS, tunnelSettings } from "./h2-settings.ts";
 import { WsDuplex } from "./ws-duplex.ts";
 
 export type RequestHandler = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
@@ -42,10 +42,18 @@ export interface TunnelClientOptions {
   manifest: () => Manifest;
   heartbeat: () => HeartbeatBody;
   onRequest: RequestHandler;
-  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: the daemon's capacity. */
+  /**
+   * HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: most requests the relay may have open on this
+   * connection at once (default `DEFAULT_MAX_STREAMS`); streams past it are refused by HTTP/2.
+   */
   maxConcurrentStreams?: number;
   /** Heartbeat and ping interval until the relay's `welcome` says otherwise. */
   heartbeatMs?: number;
+  /**
+   * How long the relay may take to answer `hello` with `welcome` once the WebSocket is open
+   * (default 10 s); past it the connection is closed with 4400 and tried again with backoff.
+   */
+  welcomeTimeoutMs?: number;
   backoff?: BackoffOptions;
   log: Logger;
 }
@@ -64,6 +72,15 @@ export function unmaskedIsSafe(url: string): boolean {
 
 function isLoopback(hostname: string): boolean {
   return hostname === "localhost" || hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+/** The heartbeat interval a relay may ask for is clamped into this range, in milliseconds. */
+export const HEARTBEAT_RANGE_MS = { min: 1000, max: 10 * 60 * 1000 } as const;
+const DEFAULT_WELCOME_TIMEOUT_MS = 10_000;
+
+/** A relay's `heartbeat_ms`, clamped: too large overflows timers, zero would drop the tunnel. */
+export function clampHeartbeat(ms: number): number {
+  return Math.min(HEARTBEAT_RANGE_MS.max, Math.max(HEARTBEAT_RANGE_MS.min, ms));
 }
 
 function zeroMask(mask: Buffer): void {
@@ -85,6 +102,9 @@ export class TunnelClient extends EventEmitter {
   #session: Http2Session | null = null;
   #timer: NodeJS.Timeout | null = null;
   #heartbeatTimer: NodeJS.Timeout | null = null;
+  #welcomeTimer: NodeJS.Timeout | null = null;
+  /** Whether this connection got its `welcome`: a relay sends one per connection. */
+  #welcomed = false;
   #connectedAt = 0;
   #lastSeen = 0;
   #seq = 0;
@@ -98,12 +118,26 @@ export class TunnelClient extends EventEmitter {
     super();
     this.#opts = options;
     this.#backoff = new Backoff(options.backoff);
-    this.#heartbeatMs = options.heartbeatMs ?? 15_000;
-    this.#h2 = http2.createServer({ settings: tunnelSettings(options.maxConcurrentStreams) });
+    this.#heartbeatMs = clampHeartbeat(options.heartbeatMs ?? 15_000);
+    this.#h2 = http2.createServer({
+      settings: tunnelSettings(options.maxConcurrentStreams ?? DEFAULT_MAX_STREAMS),
+    });
     this.#h2.on("request", options.onRequest);
     this.#h2.on("session", (session: Http2Session) => {
       this.#session = session;
       session.setLocalWindowSize(CONNECTION_WINDOW);
+      // The session is created while its WebSocket is the current one.
+      const ws = this.#ws;
+      // A session that ended (a bad preface, flood protection, a GOAWAY) serves nothing more:
+      // an open WebSocket without it would be a tunnel that says ready and answers nothing.
+      const dead = (why: string): void => {
+        if (!ws || ws !== this.#ws || ws.readyState !== WebSocket.OPEN) return;
+        this.#opts.log.warn("the tunnel's HTTP/2 session %s; reconnecting", why);
+        this.#closeWith(ws, CloseCode.protocolError, `HTTP/2 session ${why}`);
+      };
+      session.on("close", () => dead("ended"));
+      // A session told GOAWAY stays open until its socket ends, which over a WebSocket is never.
+      session.on("goaway", () => dead("got GOAWAY"));
     });
     this.#h2.on("sessionError", (err) => {
       this.#opts.log.warn({ err: describeError(err) }, "tunnel HTTP/2 session error");
@@ -112,6 +146,11 @@ export class TunnelClient extends EventEmitter {
 
   get state(): TunnelState {
     return this.#state;
+  }
+
+  /** The heartbeat and ping interval in use: the relay's `heartbeat_ms`, clamped. */
+  get heartbeatMs(): number {
+    return this.#heartbeatMs;
   }
 
   /** Connect, and keep connecting until stopped or refused. */
@@ -138,6 +177,7 @@ export class TunnelClient extends EventEmitter {
 
   #connect(): void {
     this.#state = "connecting";
+    this.#welcomed = false;
     const url = this.#opts.relayUrl.replace(/\/+$/, "") + CONNECT_PATH;
     const ws = new WebSocket(url, TUNNEL_SUBPROTOCOL, {
       headers: { authorization: `Bearer ${this.#opts.apiKey}` },
@@ -187,6 +227,12 @@ export class TunnelClient extends EventEmitter {
         manifest: JSON.parse(this.#sentManifest) as Manifest,
       };
       this.#send(hello);
+      const waitMs = this.#opts.welcomeTimeoutMs ?? DEFAULT_WELCOME_TIMEOUT_MS;
+      this.#welcomeTimer = setTimeout(
+        () => this.#protocolError(ws, `no welcome within ${waitMs} ms`),
+        waitMs,
+      );
+      this.#welcomeTimer.unref();
       duplex = new WsDuplex(ws);
       duplex.on("error", () => ws.terminate());
       this.#h2.emit("connection", duplex);
@@ -242,27 +288,50 @@ export class TunnelClient extends EventEmitter {
     try {
       msg = parseControl(text);
     } catch (err) {
-      this.#opts.log.warn(
-        { err: describeError(err) },
-        "ignoring a bad control message from the relay",
-      );
+      this.#protocolError(ws, `bad control message: ${describeError(err)}`);
       return;
     }
     if (msg.type === "welcome") {
+      if (this.#welcomed) return this.#protocolError(ws, "a second welcome on one connection");
+      this.#welcomed = true;
+      if (this.#welcomeTimer) clearTimeout(this.#welcomeTimer);
+      this.#welcomeTimer = null;
       this.welcome = msg;
       this.#state = "connected";
       this.connects++;
-      this.#heartbeatMs = msg.heartbeat_ms;
+      const asked = msg.heartbeat_ms;
+      this.#heartbeatMs = clampHeartbeat(asked);
+      if (this.#heartbeatMs !== asked)
+        this.#opts.log.warn(
+          "the relay asked for heartbeats every %d ms; using %d ms",
+          asked,
+          this.#heartbeatMs,
+        );
       this.#startHeartbeats(ws);
       this.emit("connected", msg);
     } else if (msg.type === "error") {
       this.#opts.log.warn({ code: msg.code }, "relay: %s", msg.message);
     } else {
-      this.#opts.log.warn({ type: msg.type }, "ignoring a control message meant for a relay");
+      this.#protocolError(ws, `a ${msg.type} message, which only a provider sends`);
     }
   }
 
+  /** The relay broke the protocol: close with 4400 (docs/protocol.md §7) and reconnect. */
+  #protocolError(ws: WebSocket, reason: string): void {
+    this.#opts.log.warn({ reason }, "closing the tunnel: %s", reason);
+    this.#lastError = reason;
+    this.#closeWith(ws, CloseCode.badMessage, reason);
+  }
+
+  /** Starts a close handshake, and cuts the socket if the relay does not finish it within 1 s. */
+  #closeWith(ws: WebSocket, code: number, reason: string): void {
+    if (ws.readyState === WebSocket.OPEN)
+      ws.close(code, Buffer.from(reason).subarray(0, 120).toString());
+    setTimeout(() => ws.terminate(), 1000).unref();
+  }
+
   #startHeartbeats(ws: WebSocket): void {
+    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
     this.#heartbeatTimer = setInterval(() => {
       if (Date.now() - this.#lastSeen > 2 * this.#heartbeatMs) {
         this.#opts.log.warn("the relay has been silent for two heartbeat intervals; reconnecting");
@@ -306,7 +375,9 @@ export class TunnelClient extends EventEmitter {
   #clearTimers(): void {
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
+    if (this.#welcomeTimer) clearTimeout(this.#welcomeTimer);
     this.#timer = null;
     this.#heartbeatTimer = null;
+    this.#welcomeTimer = null;
   }
 }

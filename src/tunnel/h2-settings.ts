@@ -12,6 +12,13 @@ export const CONNECTION_WINDOW = 32 * 1024 * 1024;
 /** Largest DATA frame; also bounds how long one frame blocks others on the WebSocket. */
 export const MAX_FRAME = 64 * 1024;
 
+/**
+ * Streams a relay may open at once on one tunnel unless the operator says otherwise. Each
+ * service's own limit and queue (gateway/capacity.ts) still apply; this bounds the streams, and
+ * the memory they hold, that a relay can pile on before any of them reaches a service.
+ */
+export const DEFAULT_MAX_STREAMS = 64;
+
 export function tunnelSettings(maxConcurrentStreams?: number): Settings {
   return {
     initialWindowSize: STREAM_WINDOW,

@@ -1,5 +1,5 @@
 /** The status server over a real loopback socket, with a stub source. */
-import type http from "node:http";
+import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -64,6 +64,58 @@ describe("status server", () => {
         type: "not_found_error",
       },
     });
+  });
+
+  /** One request with headers fetch would not let us set (Host). */
+  function raw(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; body: string }> {
+    const { port } = server.address() as AddressInfo;
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: "127.0.0.1", port, method, path, headers }, (res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => (body += d.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  }
+
+  it("answers only loopback Host values, so a DNS-rebound page cannot read /status", async () => {
+    const { port } = server.address() as AddressInfo;
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, "localhost"])
+      expect((await raw("GET", "/status", { host })).status, host).toBe(200);
+    for (const host of [
+      `evil.example:${port}`,
+      "evil.example",
+      `127.0.0.1.nip.io:${port}`,
+      `localhost:${port + 1}`,
+    ]) {
+      const res = await raw("GET", "/status", { host });
+      expect(res.status, host).toBe(421);
+      expect(res.body).not.toContain("rig1");
+      expect(JSON.parse(res.body)).toMatchObject({
+        error: { message: expect.stringMatching(/only loopback Host values/) as string },
+      });
+    }
+  });
+
+  it("refuses cross-site requests that are not GET or HEAD", async () => {
+    const { port } = server.address() as AddressInfo;
+    const host = `127.0.0.1:${port}`;
+    expect((await raw("POST", "/status", { host, origin: "https://evil.example" })).status).toBe(
+      403,
+    );
+    expect((await raw("POST", "/ready", { host, "sec-fetch-site": "cross-site" })).status).toBe(
+      403,
+    );
+    expect((await raw("DELETE", "/status", { host })).status).toBe(405);
+    expect((await raw("HEAD", "/healthz", { host, origin: "https://evil.example" })).status).toBe(
+      200,
+    );
   });
 
   it("warns and resolves null when the port is taken", async () => {

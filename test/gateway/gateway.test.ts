@@ -118,6 +118,24 @@ describe("gateway: what it forwards", () => {
     expect(ok.status).toBe(200);
   });
 
+  it("refuses IPv4-mapped, numeric and video/audio URLs at the rig before the engine sees them", async () => {
+    const before = llama.requests.length;
+    for (const part of [
+      { type: "image_url", image_url: { url: "http://[::ffff:127.0.0.1]:8080/props" } },
+      { type: "image_url", image_url: { url: "http://2130706433/" } },
+      { type: "video_url", video_url: { url: "http://[::ffff:10.0.0.1]/clip.mp4" } },
+      { type: "audio_url", audio_url: { url: "http://example.com\\@127.0.0.1/a.wav" } },
+    ]) {
+      const res = await post("/v1/chat/completions", {
+        ...chat,
+        messages: [{ role: "user", content: [part] }],
+      });
+      expect(res.status, JSON.stringify(part)).toBe(400);
+      expect(res.json.error.type).toBe("invalid_request_error");
+    }
+    expect(llama.requests.length).toBe(before);
+  });
+
   it("refuses an upload over the limit with 413", async () => {
     const form = new FormData();
     form.set("model", "whisper");
