@@ -78,6 +78,11 @@ export class Daemon extends EventEmitter {
         groups: this.config.resourceGroups,
       }),
       maxBufferedBytes: this.config.maxBufferedBytes,
+      sharing: {
+        // The relay's welcome names the member this rig's key belongs to: its owner.
+        owner: () => this.tunnels.find((t) => t.welcome)?.welcome?.member,
+        sharing: () => this.config.sharing,
+      },
     });
     this.metrics = new DaemonMetrics(this);
   }

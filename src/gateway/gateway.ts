@@ -28,6 +28,7 @@ import { Capacity, type Release } from "./capacity.ts";
 import { limitBody, unsafeRequestUrl } from "./safety.ts";
 import type { UrlGuardOptions } from "./url-guard.ts";
 import { ProgressRegistry } from "./progress.ts";
+import { refusal, requesterOf, type SharingSource } from "./sharing.ts";
 
 export interface GatewayOptions {
   /** The current catalog; re-read on every request so re-scans take effect at once. */
@@ -54,6 +55,8 @@ export interface GatewayOptions {
   urlGuard?: UrlGuardOptions;
   /** Called once per served request, where its log line is written (metrics, recent errors). */
   onRequestDone?: (info: RequestDoneInfo) => void;
+  /** The owner and the sharing settings; without it every request is the owner's. */
+  sharing?: SharingSource;
 }
 
 /** What the gateway knows about a request once it is over. */
@@ -143,9 +146,14 @@ export function createGateway(options: GatewayOptions): Gateway {
         "not_found_error",
         `model ${JSON.stringify(id)} is not served here for ${endpoint.path}`,
       );
-    // The relay names the model in a header: a request for a model not served here is refused
-    // before a byte of its body is read.
+    // The relay names the model in a header: a request for a model not served here, or not
+    // shared with the member it is for, is refused before a byte of its body is read.
     if (modelId !== undefined && servedFor(modelId).length === 0) return notServed(modelId);
+    const who = requesterOf(req.headers, options.sharing);
+    const denied = (id: string): string | undefined =>
+      refusal(options.catalog(), id, who, options.sharing, options.providerName);
+    const headerDenial = modelId === undefined ? undefined : denied(modelId);
+    if (headerDenial) return error(res, 403, "permission_error", headerDenial);
     let json: Record<string, unknown> | undefined;
     if (endpoint.body === "json") {
       const tooLarge = (): void =>
@@ -192,6 +200,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     const chosen = load.choose(candidates.map((c) => c.service));
     const found = candidates.find((c) => c.service === chosen);
     if (!found) return notServed(modelId);
+    const bodyDenial = denied(modelId);
+    if (bodyDenial) return error(res, 403, "permission_error", bodyDenial);
     const { service, model } = found;
     if (json) json.model = model.servedId;
     const unsafe = json ? await unsafeRequestUrl(json, options.urlGuard) : undefined;
@@ -248,7 +258,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       });
     });
 
-    const slot = load.acquire(service, abort.signal);
+    const slot = load.acquire(service, abort.signal, who);
     if (!slot) {
       req.resume();
       const retry = load.retryAfter(service);

@@ -10,6 +10,7 @@ export type ErrorType =
   | "async_disabled"
   | "invalid_request_error"
   | "authentication_error"
+  | "permission_error"
   | "not_found_error"
   | "rate_limit_error"
   | "request_too_large"

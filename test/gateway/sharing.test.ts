@@ -1,0 +1,113 @@
+/**
+ * The rig's own check of sharing, against a relay that lies: a hostile relay (a real WebSocket
+ * server speaking the tunnel) names whichever member it likes in `x-club-member`. The rig
+ * serves its owner everything, other members only what the owner shared with them, and
+ * refuses the rest with 403 before the engine sees a byte.
+ */
+import type { ClientHttp2Session } from "node:http2";
+import { once } from "node:events";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { discover, type Catalog } from "../../src/discovery/catalog.ts";
+import { createGateway } from "../../src/gateway/gateway.ts";
+import { silentLogger } from "../../src/log.ts";
+import { HEADER_MEMBER, HEADER_MODEL, type Access } from "../../src/protocol/index.ts";
+import type { TunnelClient } from "../../src/tunnel/client.ts";
+import { FakeLlamaServer } from "../fakes/llama-server.ts";
+import { HostileRelay, victim } from "../tunnel/hostile-relay.ts";
+
+const models = ["shared-chat", "carol-chat", "private-chat"];
+const sharing: Record<string, Access> = { "shared-chat": "club", "carol-chat": ["carol"] };
+let engines: FakeLlamaServer[];
+let catalog: Catalog;
+let relay: HostileRelay;
+let client: TunnelClient;
+let session: ClientHttp2Session;
+
+beforeAll(async () => {
+  engines = models.map((alias) => new FakeLlamaServer({ alias, tokens: ["ok"] }));
+  await Promise.all(engines.map((e) => e.start()));
+  catalog = await discover({ services: engines.map((e) => ({ url: e.url })), autodetect: false });
+  relay = new HostileRelay();
+  await relay.start();
+  const gateway = createGateway({
+    catalog: () => catalog,
+    providerName: "alice-rig",
+    log: silentLogger,
+    sharing: { owner: () => client.welcome?.member, sharing: () => sharing },
+  });
+  client = victim(relay.url, { onRequest: gateway });
+  client.start();
+  const conn = await relay.connection(0);
+  session = conn.h2();
+  conn.welcome({ member: "alice" });
+  await once(session, "remoteSettings");
+  while (client.welcome?.member !== "alice") await new Promise((r) => setTimeout(r, 10));
+});
+
+afterAll(async () => {
+  session.destroy();
+  client.stop();
+  await relay.close();
+  await Promise.all([...engines.map((e) => e.stop()), closeUpstreamPools()]);
+});
+
+/** A chat request as the relay sends it, naming `member` (or none) and the model in headers. */
+function chat(
+  model: string,
+  member: string | undefined,
+  options: { modelHeader?: boolean } = {},
+): Promise<{ status: number; body: string }> {
+  const stream = session.request({
+    ":method": "POST",
+    ":path": "/v1/chat/completions",
+    "content-type": "application/json",
+    ...(options.modelHeader === false ? {} : { [HEADER_MODEL]: model }),
+    ...(member === undefined ? {} : { [HEADER_MEMBER]: member }),
+  });
+  stream.end(JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }));
+  return new Promise((resolve) => {
+    let status = 0;
+    let body = "";
+    stream.on("response", (h) => (status = Number(h[":status"])));
+    stream.on("data", (d: Buffer) => (body += d.toString()));
+    stream.on("close", () => resolve({ status, body }));
+  });
+}
+
+const served = (): number => engines.reduce((n, e) => n + e.requests.length, 0);
+
+describe("a rig's sharing, checked by the rig", () => {
+  it("serves its owner every model, named or not", async () => {
+    for (const model of models) {
+      expect((await chat(model, "alice")).status).toBe(200);
+      expect((await chat(model, undefined)).status).toBe(200);
+    }
+  });
+
+  it("serves another member what was shared with them", async () => {
+    expect((await chat("shared-chat", "mallory")).status).toBe(200);
+    expect((await chat("carol-chat", "carol")).status).toBe(200);
+  });
+
+  it("refuses with 403 what was not shared with the member the relay names, engine untouched", async () => {
+    const before = served();
+    for (const [model, member] of [
+      ["private-chat", "mallory"],
+      ["carol-chat", "mallory"],
+      ["private-chat", "carol"],
+    ] as const) {
+      const res = await chat(model, member);
+      expect(res.status).toBe(403);
+      expect(JSON.parse(res.body)).toMatchObject({
+        error: {
+          type: "permission_error",
+          message: expect.stringContaining(`does not share "${model}" with ${member}`) as string,
+        },
+      });
+    }
+    // The model named only in the body is checked too.
+    expect((await chat("private-chat", "mallory", { modelHeader: false })).status).toBe(403);
+    expect(served()).toBe(before);
+  });
+});
