@@ -29,6 +29,8 @@ export interface Attempt {
 /** What an attempt needs: the job, the provider, where results go, and the bounds. */
 export interface AttemptOptions {
   job: JobRecord;
+  /** The request body, being read from the store; undefined when it is not there. */
+  body: Promise<Buffer | undefined>;
   link: ProviderLink;
   resultsDir: string;
   limits: Pick<JobLimits, "maxResultBytes" | "inlineResultBytes" | "attemptTimeoutMs">;
@@ -120,12 +122,27 @@ export function startAttempt(o: AttemptOptions): Attempt {
   );
   timer.unref();
   const done = (async (): Promise<Outcome> => {
+    const body = await o.body;
+    if (state.aborted) {
+      clearTimeout(timer);
+      await closed(sink);
+      await dropResult(o.resultsDir, job.id);
+      return { kind: "aborted" };
+    }
+    if (body === undefined) {
+      clearTimeout(timer);
+      sink.destroy();
+      await closed(sink);
+      await dropResult(o.resultsDir, job.id);
+      const message = `the request body of job ${job.id} is no longer stored: submit the request again`;
+      return { kind: "failed", retry: false, error: { type: "body_missing", message } };
+    }
     await forward({
       link,
       method: "POST",
       path: job.endpoint,
       headers: { "content-type": "application/json" },
-      body: Buffer.from(JSON.stringify(job.body)),
+      body,
       model: job.model,
       requestId,
       res: sink,
