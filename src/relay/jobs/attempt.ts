@@ -115,6 +115,8 @@ export function startAttempt(o: AttemptOptions): Attempt {
   const requestId = `req_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
   const sink = new ResultSink(resultPaths(o.resultsDir, job.id).part, o.limits.maxResultBytes);
   const state = { aborted: false };
+  // Read through a call: TypeScript would keep `state.aborted` narrowed across the awaits.
+  const aborted = (): boolean => state.aborted;
   const ms = o.limits.attemptTimeoutMs;
   const timer = setTimeout(
     () => sink.abort("attempt_timeout", `provider ${link.name} took longer than ${ms} ms`),
@@ -123,7 +125,7 @@ export function startAttempt(o: AttemptOptions): Attempt {
   timer.unref();
   const done = (async (): Promise<Outcome> => {
     const body = await o.body;
-    if (state.aborted) {
+    if (aborted()) {
       clearTimeout(timer);
       await closed(sink);
       await dropResult(o.resultsDir, job.id);
@@ -150,7 +152,7 @@ export function startAttempt(o: AttemptOptions): Attempt {
     });
     await closed(sink);
     clearTimeout(timer);
-    if (!state.aborted) return settle(o, sink);
+    if (!aborted()) return settle(o, sink);
     await dropResult(o.resultsDir, job.id);
     return { kind: "aborted" };
   })();

@@ -32,7 +32,7 @@ async function readLog(
       log.warn({ path, line }, "skipping an unreadable line of the old job log (torn write?)");
       continue;
     }
-    if ("put" in entry && typeof entry.put?.id === "string") live.set(entry.put.id, entry.put);
+    if ("put" in entry && typeof entry.put.id === "string") live.set(entry.put.id, entry.put);
     else if ("del" in entry) live.delete(entry.del);
   }
   return live;

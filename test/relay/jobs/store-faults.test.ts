@@ -12,7 +12,7 @@ import { DatabaseSync } from "node:sqlite";
 import { afterAll, describe, expect, it } from "vitest";
 import { runCli, scratchDir, writeSecret, type CliProcess } from "../../e2e/harness.ts";
 import { freePort } from "../../fakes/util.ts";
-import { ALICE, BOB, call, type JobView } from "./helpers.ts";
+import { ALICE, BOB, call, type Answer, type ErrorView, type JobView } from "./helpers.ts";
 import { MediaRig } from "./media-rig.ts";
 
 const home = scratchDir();
@@ -110,15 +110,17 @@ describe("the job store of a real relay process", () => {
     const dataDir = join(home, "flood");
     const { relay, url } = await mustStart(dataDir);
     const acked: string[] = [];
-    let killed = false;
+    const state = { killed: false };
+    // Read through a call: TypeScript would keep `state.killed` narrowed across the awaits.
+    const killed = (): boolean => state.killed;
     let n = 0;
     await Promise.all(
       Array.from({ length: 32 }, async () => {
-        while (!killed) {
+        while (!killed()) {
           const r = await submit(url, image(`flood ${n++}`));
           if (typeof r === "string") acked.push(r);
-          if (acked.length >= 400 && !killed) {
-            killed = true;
+          if (acked.length >= 400 && !killed()) {
+            state.killed = true;
             relay.child.kill("SIGKILL");
           }
         }
@@ -186,9 +188,9 @@ describe("the job store of a real relay process", () => {
       const { relay, url } = await mustStart(dataDir);
       const acked: string[] = [];
       const padding = "x".repeat(64 * 1024);
-      let refused: Awaited<ReturnType<typeof call>> | undefined;
+      let refused: Answer<JobView & ErrorView> | undefined;
       for (let i = 0; i < 200 && !refused; i++) {
-        const res = await call<JobView>(
+        const res = await call<JobView & ErrorView>(
           { url },
           "POST",
           "/v1/images/generations",

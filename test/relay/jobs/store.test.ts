@@ -17,16 +17,17 @@ import type { JobStore } from "../../../src/relay/jobs/store.ts";
 import type { StoredRecord } from "../../../src/relay/jobs/types.ts";
 
 const scratch = (): string => mkdtempSync(join(tmpdir(), "club-store-"));
-const record = (id: string, extra: Record<string, unknown> = {}): StoredRecord => ({
-  kind: "batch",
-  id,
-  seq: 1,
-  member: "alice",
-  created: 0,
-  jobs: [],
-  custom_ids: [],
-  ...extra,
-});
+const record = (id: string, extra: Record<string, unknown> = {}): StoredRecord =>
+  ({
+    kind: "batch",
+    id,
+    seq: 1,
+    member: "alice",
+    created: 0,
+    jobs: [],
+    custom_ids: [],
+    ...extra,
+  }) as StoredRecord;
 const job = (id: string, extra: Record<string, unknown> = {}): StoredRecord =>
   record(id, {
     kind: "job",
@@ -212,7 +213,7 @@ describe("the SQLite store", () => {
       ["job_notjson", "not JSON"],
       ["job_nostatus", "status"],
       ["job_otherid", "another id"],
-    ])
+    ] as const)
       expect(warnings.some((w) => w.includes(id) && w.includes(why))).toBe(true);
   });
 
