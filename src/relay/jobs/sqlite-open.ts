@@ -17,7 +17,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { UserError } from "../../errors.ts";
 import { migrate } from "./migrations.ts";
 
@@ -58,11 +58,14 @@ function damaged(path: string, what: string): UserError {
   );
 }
 
+/** `node:sqlite`'s database class, loaded by the caller only when a store is opened. */
+export type DatabaseClass = typeof DatabaseSync;
+
 /** Creates an empty, migrated database under a temporary name and renames it into place. */
-function create(dir: string, path: string): void {
+function create(Database: DatabaseClass, dir: string, path: string): void {
   const tmp = `${path}.new`;
   rmSync(tmp, { force: true });
-  const db = new DatabaseSync(tmp);
+  const db = new Database(tmp);
   try {
     migrate(db, tmp);
   } finally {
@@ -123,17 +126,18 @@ function lockAndCheck(db: DatabaseSync, dir: string, path: string): void {
  * Opens (creating) `<dir>/jobs.db`, holding it exclusively. Throws a `UserError` when another
  * relay holds it, when it is damaged, or when it holds fewer commits than were acknowledged.
  * @example
- * const { db, acked, close } = openDatabase("/var/lib/club-provider/relay");
+ * const { DatabaseSync } = await import("node:sqlite");
+ * const { db, acked, close } = openDatabase(DatabaseSync, "/var/lib/club-provider/relay");
  */
-export function openDatabase(dir: string): OpenDatabase {
+export function openDatabase(Database: DatabaseClass, dir: string): OpenDatabase {
   const path = join(dir, "jobs.db");
   // The pid-file lock of earlier versions: SQLite's lock replaces it.
   rmSync(join(dir, "relay.lock"), { force: true });
-  if (!existsSync(path)) create(dir, path);
+  if (!existsSync(path)) create(Database, dir, path);
   // Created by rename, a jobs.db is never legitimately shorter than its first page.
   const size = statSync(path).size;
   if (size < 512) throw damaged(path, `it is ${size} bytes long, shorter than one page`);
-  const db = new DatabaseSync(path, { timeout: 0 });
+  const db = new Database(path, { timeout: 0 });
   try {
     lockAndCheck(db, dir, path);
     migrate(db, path);

@@ -93,7 +93,10 @@ function statements(db: import("node:sqlite").DatabaseSync): Record<string, Stat
 export async function openSqliteStore(dir: string, o: SqliteStoreOptions): Promise<JobStore> {
   const resultsDir = join(dir, "results");
   await mkdir(resultsDir, { recursive: true, mode: 0o700 });
-  const opened = openDatabase(dir);
+  // Loaded here, not at import: `node:sqlite` prints an ExperimentalWarning when it loads, and
+  // every CLI command imports the relay's modules.
+  const { DatabaseSync } = await import("node:sqlite");
+  const opened = openDatabase(DatabaseSync, dir);
   const { db } = opened;
   let commits = opened.commits;
   const st = statements(db);
