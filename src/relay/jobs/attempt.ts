@@ -29,6 +29,8 @@ export interface Attempt {
 /** What an attempt needs: the job, the provider, where results go, and the bounds. */
 export interface AttemptOptions {
   job: JobRecord;
+  /** The request body, being read from the store; undefined when it is not there. */
+  body: Promise<Buffer | undefined>;
   link: ProviderLink;
   resultsDir: string;
   limits: Pick<JobLimits, "maxResultBytes" | "inlineResultBytes" | "attemptTimeoutMs">;
@@ -113,6 +115,8 @@ export function startAttempt(o: AttemptOptions): Attempt {
   const requestId = `req_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
   const sink = new ResultSink(resultPaths(o.resultsDir, job.id).part, o.limits.maxResultBytes);
   const state = { aborted: false };
+  // Read through a call: TypeScript would keep `state.aborted` narrowed across the awaits.
+  const aborted = (): boolean => state.aborted;
   const ms = o.limits.attemptTimeoutMs;
   const timer = setTimeout(
     () => sink.abort("attempt_timeout", `provider ${link.name} took longer than ${ms} ms`),
@@ -120,12 +124,27 @@ export function startAttempt(o: AttemptOptions): Attempt {
   );
   timer.unref();
   const done = (async (): Promise<Outcome> => {
+    const body = await o.body;
+    if (aborted()) {
+      clearTimeout(timer);
+      await closed(sink);
+      await dropResult(o.resultsDir, job.id);
+      return { kind: "aborted" };
+    }
+    if (body === undefined) {
+      clearTimeout(timer);
+      sink.destroy();
+      await closed(sink);
+      await dropResult(o.resultsDir, job.id);
+      const message = `the request body of job ${job.id} is no longer stored: submit the request again`;
+      return { kind: "failed", retry: false, error: { type: "body_missing", message } };
+    }
     await forward({
       link,
       method: "POST",
       path: job.endpoint,
       headers: { "content-type": "application/json" },
-      body: Buffer.from(JSON.stringify(job.body)),
+      body,
       model: job.model,
       member: job.member,
       requestId,
@@ -134,7 +153,7 @@ export function startAttempt(o: AttemptOptions): Attempt {
     });
     await closed(sink);
     clearTimeout(timer);
-    if (!state.aborted) return settle(o, sink);
+    if (!aborted()) return settle(o, sink);
     await dropResult(o.resultsDir, job.id);
     return { kind: "aborted" };
   })();

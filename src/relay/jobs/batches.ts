@@ -93,7 +93,8 @@ export class Batches {
     key?: string,
   ): Promise<{ batch: BatchRecord; replayed: boolean }> {
     const { requests, customIds } = batchRequests(body, this.limits.maxBodyBytes);
-    await makeRoom(this.jobs, member, requests.length, this.limits);
+    const bytes = requests.reduce((sum, r) => sum + r.body.length, 0);
+    await makeRoom(this.jobs, member, requests.length, this.limits, bytes);
     // From here on nothing awaits until the batch is known, so a repeated key cannot slip in.
     const known = key === undefined ? undefined : this.#keys.get(`${member}\n${key}`);
     const existing = known === undefined ? undefined : this.#batches.get(known);
@@ -113,7 +114,16 @@ export class Batches {
     };
     this.#batches.set(id, batch);
     if (key !== undefined) this.#keys.set(`${member}\n${key}`, id);
-    await Promise.all([saved, this.store.save(batch)]);
+    try {
+      await Promise.all([saved, this.store.save(batch)]);
+    } catch (err) {
+      // Not stored, so not acknowledged: the batch goes (its jobs go in `enqueue`).
+      this.#batches.delete(id);
+      if (key !== undefined) this.#keys.delete(`${member}\n${key}`);
+      await this.jobs.withdraw(jobs);
+      await this.store.remove(id).catch(() => undefined);
+      throw err;
+    }
     this.log.info(
       { batch: id, member, jobs: jobs.length },
       "batch %s queued %d job(s)",
@@ -138,9 +148,10 @@ export class Batches {
   /** Cancels every job of the batch that has not finished; resolves to how many. */
   async cancel(batch: BatchRecord): Promise<number> {
     let canceled = 0;
-    for (const job of this.#jobsOf(batch)) if (this.jobs.cancel(job)) canceled++;
+    const jobs = this.#jobsOf(batch);
+    for (const job of jobs) if (this.jobs.cancel(job)) canceled++;
     batch.canceled = Date.now();
-    await this.store.save(batch);
+    await Promise.all([this.store.save(batch), ...jobs.map((j) => this.jobs.saved(j))]);
     return canceled;
   }
 

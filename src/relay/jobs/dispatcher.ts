@@ -32,6 +32,8 @@ export interface DispatcherOptions {
   limits: JobLimits;
   log: Logger;
   resultsDir: string;
+  /** A job's request body, from the store (undefined once dropped). */
+  body: (job: JobRecord) => Promise<Buffer | undefined>;
   hooks: DispatchHooks;
 }
 
@@ -110,7 +112,8 @@ export class Dispatcher {
   #start(job: JobRecord, link: ProviderLink, slot: string | undefined): void {
     const { limits, log, resultsDir, hooks } = this.#o;
     this.#waiting.delete(job.id);
-    const attempt = startAttempt({ job, link, resultsDir, limits, log });
+    const body = this.#o.body(job);
+    const attempt = startAttempt({ job, body, link, resultsDir, limits, log });
     this.running.add(job.id, job.member, attempt, slot);
     hooks.started(job, link, attempt);
     attempt.done

@@ -11,6 +11,7 @@ import type { ProviderLink } from "../provider-link.ts";
 import type { Registry } from "../registry.ts";
 import type { Attempt, Outcome } from "./attempt.ts";
 import { Dispatcher } from "./dispatcher.ts";
+import { retainBodies } from "./bodies.ts";
 import { seenSeq } from "./ids.ts";
 import { newJob, type JobOrigin, type JobRequest } from "./request.ts";
 import { dropResult } from "./results.ts";
@@ -44,6 +45,10 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
   /** QUEUED jobs in the order they (re)entered the queue. */
   readonly #queue = new Set<JobRecord>();
   readonly #keys = new Map<string, string>();
+  /** Each member's jobs in submission order. */
+  readonly #byMember = new Map<string, Set<JobRecord>>();
+  /** The last save of each job, for answers that must wait until it is durable. */
+  readonly #saving = new WeakMap<JobRecord, Promise<void>>();
   readonly #dispatcher: Dispatcher;
 
   constructor(options: JobSystemOptions) {
@@ -55,6 +60,7 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
       limits,
       log,
       resultsDir: store.resultsDir,
+      body: (job) => store.body(job.id),
       hooks: {
         queue: () => this.#queue,
         started: (job, link, attempt) => this.#started(job, link, attempt),
@@ -72,8 +78,7 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
   load(jobs: JobRecord[]): void {
     for (const job of jobs.sort((a, b) => a.seq - b.seq)) {
       seenSeq(job.seq);
-      this.#jobs.set(job.id, job);
-      if (job.idempotency_key) this.#keys.set(`${job.member}\n${job.idempotency_key}`, job.id);
+      this.#add(job);
       if (job.status === "PROCESSING") {
         job.status = "QUEUED";
         job.attempts = Math.max(0, job.attempts - 1); // the relay's stop was not the job's fault
@@ -95,9 +100,19 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
     return job?.member === member ? job : undefined;
   }
 
-  /** Every job, for listings and pruning. */
+  /** Every job, for pruning. */
   all(): IterableIterator<JobRecord> {
     return this.#jobs.values();
+  }
+
+  /** The member's jobs, oldest first. */
+  ofMember(member: string): Iterable<JobRecord> {
+    return this.#byMember.get(member) ?? [];
+  }
+
+  /** Resolves once the job's last save is durable; rejects with the store's error if it failed. */
+  saved(job: JobRecord): Promise<void> {
+    return this.#saving.get(job) ?? Promise.resolve();
   }
 
   /** The job an idempotency key already made for this member, if any. */
@@ -131,14 +146,28 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
     origin: JobOrigin = {},
   ): { jobs: JobRecord[]; saved: Promise<unknown> } {
     const jobs = requests.map((r) => newJob(member, r, origin));
-    const saved = Promise.all(jobs.map((job) => this.#o.store.save(job)));
+    const saved = Promise.all(jobs.map((job, i) => this.#o.store.save(job, requests[i]?.body)));
     for (const job of jobs) {
-      this.#jobs.set(job.id, job);
-      if (job.idempotency_key) this.#keys.set(`${member}\n${job.idempotency_key}`, job.id);
+      this.#add(job);
       this.#queue.add(job);
     }
+    // Not stored, so never acknowledged: the jobs go as if they had not been submitted.
+    void saved.catch(() => this.withdraw(jobs));
     this.kick();
     return { jobs, saved };
+  }
+
+  /** Takes back jobs whose submission could not be acknowledged (the store refused it). */
+  async withdraw(jobs: JobRecord[]): Promise<void> {
+    for (const job of jobs) {
+      this.#dispatcher.abort(job.id);
+      this.#dispatcher.forget(job.id);
+      this.#queue.delete(job);
+      this.#drop(job);
+    }
+    await Promise.all(jobs.map((j) => this.#o.store.remove(j.id))).catch((err: unknown) =>
+      this.#o.log.warn({ err: describeError(err) }, "removing withdrawn jobs failed"),
+    );
   }
 
   /** Cancels a queued or running job (a running one's stream is reset); false when finished. */
@@ -153,6 +182,10 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
   async retry(job: JobRecord): Promise<void> {
     if (job.status !== "FAILED" && job.status !== "CANCELED")
       throw conflict(`job ${job.id} is ${job.status}: only FAILED or CANCELED jobs can be retried`);
+    if (job.body_dropped)
+      throw conflict(
+        `job ${job.id} cannot be retried: its request body was dropped to keep your failed and canceled jobs' bodies under ${this.#o.limits.maxRetainedBodyBytesPerMember} bytes (maxRetainedBodyBytesPerMember); submit the request again`,
+      );
     this.checkRoom(job.member, 1);
     await dropResult(this.#o.store.resultsDir, job.id);
     delete job.error;
@@ -162,7 +195,8 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
     delete job.not_before;
     delete job.provider;
     Object.assign(job, { status: "QUEUED", attempts: 0, queued: Date.now() });
-    await this.#o.store.save(job);
+    this.#save(job);
+    await this.saved(job);
     this.#queue.add(job);
     this.kick();
   }
@@ -170,9 +204,10 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
   /** Deletes a finished job and its result (retention). */
   async forget(job: JobRecord): Promise<void> {
     if (!isTerminal(job.status)) return;
-    this.#jobs.delete(job.id);
-    if (job.idempotency_key) this.#keys.delete(`${job.member}\n${job.idempotency_key}`);
-    await Promise.all([this.#o.store.remove(job.id), dropResult(this.#o.store.resultsDir, job.id)]);
+    this.#drop(job);
+    // The row first: a crash in between leaves a file without a row, swept at the next start.
+    await this.#o.store.remove(job.id);
+    await dropResult(this.#o.store.resultsDir, job.id);
   }
 
   /** Looks at the queue soon: after submissions, finished attempts and ticks. */
@@ -229,6 +264,11 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
     delete job.not_before;
     if (error) job.error = error;
     else if (status === "PROCESSED") delete job.error;
+    const dropped = retainBodies(job, this.ofMember(job.member), this.#o.limits);
+    for (const other of dropped) {
+      this.#dropBody(other);
+      if (other !== job) this.#save(other);
+    }
     this.#o.log.info(
       { job: job.id, member: job.member, model: job.model, status, error },
       "job %s %s",
@@ -239,11 +279,36 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
     this.emit("settled", job);
   }
 
-  #save(job: JobRecord): void {
+  #add(job: JobRecord): void {
+    this.#jobs.set(job.id, job);
+    if (job.idempotency_key) this.#keys.set(`${job.member}\n${job.idempotency_key}`, job.id);
+    let mine = this.#byMember.get(job.member);
+    if (!mine) this.#byMember.set(job.member, (mine = new Set()));
+    mine.add(job);
+  }
+
+  #drop(job: JobRecord): void {
+    this.#jobs.delete(job.id);
+    if (job.idempotency_key) this.#keys.delete(`${job.member}\n${job.idempotency_key}`);
+    const mine = this.#byMember.get(job.member);
+    mine?.delete(job);
+    if (mine?.size === 0) this.#byMember.delete(job.member);
+  }
+
+  #dropBody(job: JobRecord): void {
+    job.body_dropped = true;
     this.#o.store
-      .save(job)
+      .dropBody(job.id)
       .catch((err: unknown) =>
-        this.#o.log.error({ err: describeError(err), job: job.id }, "saving a job failed"),
+        this.#o.log.error({ err: describeError(err), job: job.id }, "dropping a job body failed"),
       );
+  }
+
+  #save(job: JobRecord): void {
+    const saving = this.#o.store.save(job);
+    this.#saving.set(job, saving);
+    saving.catch((err: unknown) =>
+      this.#o.log.error({ err: describeError(err), job: job.id }, "saving a job failed"),
+    );
   }
 }

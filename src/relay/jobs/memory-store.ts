@@ -6,26 +6,37 @@ import type { JobStore } from "./store.ts";
 import type { StoredRecord } from "./types.ts";
 
 /**
- * Records live in a map; byte results in a fresh temporary directory, removed by `close()`.
+ * Records and bodies live in maps; byte results in a fresh temporary directory, removed by
+ * `close()`. Records are kept as copies, so a reload gives back what was saved, not what the
+ * caller changed since.
  * @example
  * const store = await createMemoryStore();
  */
 export async function createMemoryStore(): Promise<JobStore> {
   const resultsDir = await mkdtemp(join(tmpdir(), "club-relay-results-"));
   const records = new Map<string, StoredRecord>();
+  const bodies = new Map<string, Buffer>();
   return {
     resultsDir,
-    load: () => Promise.resolve([...records.values()]),
-    save(record) {
-      records.set(record.id, record);
+    load: () => Promise.resolve([...records.values()].map((r) => structuredClone(r))),
+    save(record, body) {
+      records.set(record.id, structuredClone(record));
+      if (body && !bodies.has(record.id)) bodies.set(record.id, body);
+      return Promise.resolve();
+    },
+    body: (id) => Promise.resolve(bodies.get(id)),
+    dropBody(id) {
+      bodies.delete(id);
       return Promise.resolve();
     },
     remove(id) {
       records.delete(id);
+      bodies.delete(id);
       return Promise.resolve();
     },
     async close() {
       records.clear();
+      bodies.clear();
       await rm(resultsDir, { recursive: true, force: true });
     },
   };

@@ -3,11 +3,11 @@ import { ENDPOINTS, findEndpoint, stripClubFields, type Endpoint } from "../../p
 import { newId, nextSeq } from "./ids.ts";
 import type { JobRecord } from "./types.ts";
 
-/** A request ready to queue: the body is what the provider will see. */
+/** A request ready to queue: the body is what the provider will see, serialized once. */
 export interface JobRequest {
   endpoint: Endpoint;
   model: string;
-  body: Record<string, unknown>;
+  body: Buffer;
 }
 
 /** The endpoints that take `"async": true`, for messages. */
@@ -40,7 +40,7 @@ export function jobRequest(
     delete stripped.stream;
     delete stripped.stream_options;
   }
-  return { endpoint, model: json.model, body: stripped };
+  return { endpoint, model: json.model, body: Buffer.from(JSON.stringify(stripped)) };
 }
 
 /** Where a job comes from, besides its request. */
@@ -61,7 +61,7 @@ export function newJob(member: string, r: JobRequest, origin: JobOrigin): JobRec
     created: now,
     endpoint: r.endpoint.path,
     model: r.model,
-    body: r.body,
+    body_bytes: r.body.length,
     status: "QUEUED",
     queued: now,
     attempts: 0,

@@ -1,6 +1,6 @@
 /** Byte results on disk: `<resultsDir>/<job id>`, written as `<job id>.part` until complete. */
 import { createReadStream, type ReadStream } from "node:fs";
-import { open, readFile, rename, rm } from "node:fs/promises";
+import { open, readFile, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 /** Paths of one job's result. Job ids are `job_` plus hex, so they are safe file names. */
@@ -8,10 +8,35 @@ export function resultPaths(dir: string, jobId: string): { part: string; final: 
   return { part: join(dir, `${jobId}.part`), final: join(dir, jobId) };
 }
 
-/** Makes a complete part file the job's result. */
+/**
+ * Makes a complete part file the job's result: synced to disk, renamed, the rename synced, so
+ * a job saved PROCESSED (after this) never points at a file a power cut took.
+ */
 export async function commitResult(dir: string, jobId: string): Promise<void> {
   const { part, final } = resultPaths(dir, jobId);
+  const fh = await open(part, "r+");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
   await rename(part, final);
+  const dh = await open(dir, "r");
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
+/**
+ * At start, before any attempt: removes part files (their attempts are gone) and results whose
+ * job is not stored (a crash between deleting the row and the file). Resolves to how many.
+ */
+export async function sweepResults(dir: string, jobIds: Set<string>): Promise<number> {
+  const stale = (await readdir(dir)).filter((name) => name.endsWith(".part") || !jobIds.has(name));
+  await Promise.all(stale.map((name) => rm(join(dir, name), { force: true })));
+  return stale.length;
 }
 
 /** Forgets a job's result and any partial one. */

@@ -18,25 +18,47 @@ export async function pruneJobs(jobs: JobSystem, now: number, limits: JobLimits)
   for (const job of old) await jobs.forget(job);
 }
 
-/** Makes room for `count` more jobs of `member`, or throws a 429 when only unfinished ones are left. */
+/** Bytes a job holds in the store: its body until dropped, plus its result. */
+export function storedBytes(j: JobRecord): number {
+  return (j.body_dropped ? 0 : j.body_bytes) + (j.result?.bytes ?? 0);
+}
+
+/**
+ * Makes room for `count` more jobs of `member` carrying `bytes` of request bodies, dropping
+ * their oldest finished standalone jobs; throws a 429 naming the limit when only jobs of
+ * batches, runs or unfinished ones are left.
+ */
 export async function makeRoom(
   jobs: JobSystem,
   member: string,
   count: number,
   limits: JobLimits,
+  bytes = 0,
 ): Promise<void> {
-  const mine = [...jobs.all()].filter((j) => j.member === member);
-  const excess = mine.length + count - limits.maxStoredPerMember;
-  if (excess <= 0) return;
-  const oldest = mine
-    .filter(standalone)
-    .sort((a, b) => a.seq - b.seq)
-    .slice(0, excess);
-  if (oldest.length < excess)
+  const mine = [...jobs.ofMember(member)];
+  const held = mine.reduce((sum, j) => sum + storedBytes(j), 0);
+  let extraJobs = mine.length + count - limits.maxStoredPerMember;
+  let extraBytes = held + bytes - limits.maxStoredBytesPerMember;
+  if (extraJobs <= 0 && extraBytes <= 0) return;
+  const oldest: JobRecord[] = [];
+  for (const job of mine) {
+    if (extraJobs <= 0 && extraBytes <= 0) break;
+    if (!standalone(job)) continue;
+    oldest.push(job);
+    extraJobs--;
+    extraBytes -= storedBytes(job);
+  }
+  if (extraJobs > 0)
     throw new WorkError(
       429,
       "rate_limit_error",
-      `you have ${mine.length} stored jobs; the limit is ${limits.maxStoredPerMember}: wait for batches and runs to finish`,
+      `you have ${mine.length} stored jobs; the limit is ${limits.maxStoredPerMember} (maxStoredPerMember): wait for batches and runs to finish`,
+    );
+  if (extraBytes > 0)
+    throw new WorkError(
+      429,
+      "rate_limit_error",
+      `your stored jobs hold ${held} bytes and these ${bytes} more would pass the limit of ${limits.maxStoredBytesPerMember} bytes (maxStoredBytesPerMember): wait for batches and runs to finish, or send smaller requests`,
     );
   for (const job of oldest) await jobs.forget(job);
 }

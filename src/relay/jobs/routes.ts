@@ -45,7 +45,7 @@ export async function submitAsync(
   const key = idempotencyKey(req);
   const checked = jobRequest(endpoint.path, json, c.limits.maxBodyBytes);
   if (typeof checked === "string") throw new WorkError(400, "invalid_request_error", checked);
-  await makeRoom(c.jobs, member, 1, c.limits);
+  await makeRoom(c.jobs, member, 1, c.limits, checked.body.length);
   // From here on nothing awaits until the job is queued, so a repeated key cannot slip in.
   const known = c.jobs.replay(member, key);
   if (known) return reply(res, 202, jobView(known, baseUrl(req)), REPLAYED);
@@ -73,10 +73,11 @@ export async function jobRoutes(
     allow(req, "GET", url.pathname);
     const status = statusFilter(url, JOB_STATUSES);
     const active = ["1", "true"].includes(url.searchParams.get("active") ?? "");
-    const mine = [...c.jobs.all()]
-      .filter((j) => j.member === member && (status === undefined || j.status === status))
-      .filter((j) => !active || !isTerminal(j.status))
-      .sort((a, b) => b.seq - a.seq);
+    const mine = [...c.jobs.ofMember(member)]
+      .filter(
+        (j) => (status === undefined || j.status === status) && (!active || !isTerminal(j.status)),
+      )
+      .reverse();
     return reply(
       res,
       200,
@@ -106,6 +107,7 @@ export async function jobRoutes(
   req.resume();
   if (action === "cancel") {
     if (!c.jobs.cancel(job)) throw conflict(`job ${id} is already ${job.status}`);
+    await c.jobs.saved(job);
     return reply(res, 200, jobView(job, base));
   }
   if (action === "retry") {

@@ -50,8 +50,13 @@ export interface JobRecord extends StoredRecord {
   /** Public path of the endpoint, e.g. `/v1/chat/completions`. */
   endpoint: string;
   model: string;
-  /** The body sent to the provider: club fields stripped, `stream` off. */
-  body: Record<string, unknown>;
+  /**
+   * Size of the body sent to the provider (club fields stripped, `stream` off). The body itself
+   * is not in the record: the store keeps it apart, written once at submission (`JobStore.body`).
+   */
+  body_bytes: number;
+  /** Set once the store let the body go: at PROCESSED, or when FAILED bodies passed their quota. */
+  body_dropped?: boolean;
   status: JobStatus;
   /** Last time it entered the queue. */
   queued: number;
@@ -84,6 +89,15 @@ export interface JobLimits {
   maxActivePerMember: number;
   /** Jobs kept per member, finished ones included; the oldest finished are dropped first. */
   maxStoredPerMember: number;
+  /** Bytes kept per member (request bodies not yet dropped plus results); as above beyond it. */
+  maxStoredBytesPerMember: number;
+  /**
+   * Request bodies of FAILED and CANCELED jobs kept per member so `retry` works; beyond it the
+   * oldest are dropped and retrying those jobs answers 409.
+   */
+  maxRetainedBodyBytesPerMember: number;
+  /** Most store writes one transaction (one fsync) takes; 1 turns group commits off. */
+  maxWritesPerCommit: number;
   /** Jobs running at once across the relay, and per member. */
   maxRunning: number;
   maxRunningPerMember: number;
@@ -112,6 +126,9 @@ export interface JobLimits {
 export const DEFAULT_LIMITS: JobLimits = {
   maxActivePerMember: 1024,
   maxStoredPerMember: 10_000,
+  maxStoredBytesPerMember: 16 * 1024 * 1024 * 1024,
+  maxRetainedBodyBytesPerMember: 256 * 1024 * 1024,
+  maxWritesPerCommit: 1024,
   maxRunning: 256,
   maxRunningPerMember: 64,
   maxAttempts: 3,

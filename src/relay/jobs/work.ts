@@ -1,6 +1,6 @@
 /**
- * The relay's long-running work, put together: the store (a file log under the data directory,
- * or memory), the job queue, batches and workflow runs, loaded and resumed at start, with the
+ * The relay's long-running work, put together: the store (SQLite under the data directory, or
+ * memory), the job queue, batches and workflow runs, loaded and resumed at start, with the
  * routes the public API hands them. `createRelay` makes one; `close()` saves and lets go.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -14,9 +14,9 @@ import { workflowRoutes } from "../workflows/routes.ts";
 import { Workflows } from "../workflows/runs.ts";
 import type { RunRecord } from "../workflows/types.ts";
 import { Batches } from "./batches.ts";
-import { openFileStore } from "./file-store.ts";
 import { JobSystem } from "./jobs.ts";
 import { createMemoryStore } from "./memory-store.ts";
+import { sweepResults } from "./results.ts";
 import { pruneJobs } from "./retention.ts";
 import { batchRoutes, jobRoutes, submitAsync, type JobRouteContext } from "./routes.ts";
 import {
@@ -26,6 +26,8 @@ import {
   type JobRecord,
   type StoredRecord,
 } from "./types.ts";
+import { openSqliteStore } from "./sqlite-store.ts";
+import { StoreError } from "./store.ts";
 import { WorkError } from "./work-error.ts";
 
 /** What `createWork` needs. */
@@ -78,13 +80,18 @@ const of =
 export async function createWork(o: WorkOptions): Promise<Work> {
   const { registry, log } = o;
   const limits: JobLimits = { ...DEFAULT_LIMITS, ...o.limits };
-  const store = o.dataDir ? await openFileStore(o.dataDir, log) : await createMemoryStore();
+  const store = o.dataDir
+    ? await openSqliteStore(o.dataDir, { log, maxWritesPerCommit: limits.maxWritesPerCommit })
+    : await createMemoryStore();
   const records = await store.load();
   const jobs = new JobSystem({ store, registry, limits, log });
   const batches = new Batches(jobs, store, limits, log);
   const workflows = new Workflows(jobs, store, registry, limits, log);
   const loaded = of<JobRecord>("job")(records);
   const requeued = loaded.filter((j) => j.status === "PROCESSING").length;
+  const files = new Set(loaded.filter((j) => j.result?.kind === "file").map((j) => j.id));
+  const swept = await sweepResults(store.resultsDir, files);
+  if (swept > 0) log.info({ swept }, "removed %d result file(s) no stored job points at", swept);
   jobs.load(loaded);
   batches.load(of<BatchRecord>("batch")(records));
   workflows.load(of<RunRecord>("run")(records));
@@ -121,6 +128,13 @@ export async function createWork(o: WorkOptions): Promise<Work> {
     try {
       await run();
     } catch (err) {
+      if (err instanceof StoreError) {
+        log.error({ err: describeError(err) }, "a write to the job store failed");
+        // 507 Insufficient Storage for a full disk; 503 for any other store failure.
+        const status = err.code === "store_full" ? 507 : 503;
+        sendError(res, status, "server_error", `${err.message}; try again later`);
+        return;
+      }
       if (!(err instanceof WorkError)) throw err;
       sendError(res, err.status, err.type, err.message);
     }

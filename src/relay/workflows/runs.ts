@@ -90,7 +90,14 @@ export class Workflows {
     };
     this.#runs.set(run.id, run);
     if (key !== undefined) this.#keys.set(`${member}\n${key}`, run.id);
-    await this.store.save(run);
+    try {
+      await this.store.save(run);
+    } catch (err) {
+      // Not stored, so not acknowledged: the run goes as if it had not been submitted.
+      this.#runs.delete(run.id);
+      if (key !== undefined) this.#keys.delete(`${member}\n${key}`);
+      throw err;
+    }
     this.log.info(
       { run: run.id, member, template: run.template },
       "workflow run %s started",

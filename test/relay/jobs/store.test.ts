@@ -1,31 +1,61 @@
 /**
- * The `JobStore` drivers: one suite every driver runs (what a reload gives back), then what only
- * the file log does: survive a reopen, skip a torn line, compact, and lock its directory.
+ * The `JobStore` drivers: one suite every driver runs (what a reload gives back, bodies kept
+ * apart), then what only the SQLite store does: its schema version, its lock, group commits,
+ * rows of the wrong shape, and the import of an old `jobs.jsonl`.
  */
-import { existsSync, mkdtempSync, readFileSync, appendFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
-import { silentLogger } from "../../../src/log.ts";
-import { openFileStore } from "../../../src/relay/jobs/file-store.ts";
+import { createLogger, silentLogger } from "../../../src/log.ts";
 import { createMemoryStore } from "../../../src/relay/jobs/memory-store.ts";
+import { MIGRATIONS } from "../../../src/relay/jobs/migrations.ts";
+import { openSqliteStore } from "../../../src/relay/jobs/sqlite-store.ts";
 import type { JobStore } from "../../../src/relay/jobs/store.ts";
 import type { StoredRecord } from "../../../src/relay/jobs/types.ts";
 
 const scratch = (): string => mkdtempSync(join(tmpdir(), "club-store-"));
-const record = (id: string, extra: Record<string, unknown> = {}): StoredRecord => ({
-  kind: "job",
-  id,
-  seq: 1,
-  member: "alice",
-  created: 0,
-  ...extra,
-});
+const record = (id: string, extra: Record<string, unknown> = {}): StoredRecord =>
+  ({
+    kind: "batch",
+    id,
+    seq: 1,
+    member: "alice",
+    created: 0,
+    jobs: [],
+    custom_ids: [],
+    ...extra,
+  }) as StoredRecord;
+const job = (id: string, extra: Record<string, unknown> = {}): StoredRecord =>
+  record(id, {
+    kind: "job",
+    endpoint: "/v1/images/generations",
+    model: "m",
+    status: "QUEUED",
+    queued: 0,
+    attempts: 0,
+    body_bytes: 2,
+    ...extra,
+  });
+const byId = (records: StoredRecord[]): StoredRecord[] =>
+  records.sort((x, y) => x.id.localeCompare(y.id));
+
+/** A database of the store in `dir`, opened after the store closed (the lock is gone). */
+function inspect<T>(dir: string, read: (db: DatabaseSync) => T): T {
+  const db = new DatabaseSync(join(dir, "jobs.db"));
+  try {
+    return read(db);
+  } finally {
+    db.close();
+  }
+}
 
 interface Driver {
   name: string;
   open(dir: string): Promise<JobStore>;
-  /** What a restart would give back: the file store is closed and opened again. */
+  /** What a restart would give back: the SQLite store is closed and opened again. */
   reload(store: JobStore, dir: string): Promise<{ store: JobStore; records: StoredRecord[] }>;
 }
 
@@ -36,11 +66,11 @@ const drivers: Driver[] = [
     reload: async (store) => ({ store, records: await store.load() }),
   },
   {
-    name: "file",
-    open: (dir) => openFileStore(dir, silentLogger),
+    name: "sqlite",
+    open: (dir) => openSqliteStore(dir, { log: silentLogger }),
     async reload(store, dir) {
       await store.close();
-      const again = await openFileStore(dir, silentLogger);
+      const again = await openSqliteStore(dir, { log: silentLogger });
       return { store: again, records: await again.load() };
     },
   },
@@ -51,14 +81,14 @@ describe.each(drivers)("the $name store", (driver) => {
     const dir = scratch();
     const store = await driver.open(dir);
     expect(await store.load()).toEqual([]);
-    await store.save(record("a", { v: 1 }));
+    await store.save(record("a", { seq: 1 }));
     await store.save(record("b"));
-    const a = record("a", { v: 2 });
-    await Promise.all([store.save(a), store.save(record("c"))]);
+    const a = record("a", { seq: 2 });
+    await Promise.all([store.save(a), store.save(job("c"), Buffer.from("{}"))]);
     await store.remove("b");
     await store.remove("never-saved");
     const { store: after, records } = await driver.reload(store, dir);
-    expect(records.sort((x, y) => x.id.localeCompare(y.id))).toEqual([a, record("c")]);
+    expect(byId(records)).toEqual([a, job("c")]);
     expect(existsSync(after.resultsDir)).toBe(true);
     await after.close();
   });
@@ -66,51 +96,146 @@ describe.each(drivers)("the $name store", (driver) => {
   it("writes saves in call order, the last one winning", async () => {
     const dir = scratch();
     const store = await driver.open(dir);
-    await Promise.all(Array.from({ length: 50 }, (_, v) => store.save(record("a", { v }))));
+    await Promise.all(Array.from({ length: 50 }, (_, v) => store.save(record("a", { seq: v }))));
     const { store: after, records } = await driver.reload(store, dir);
-    expect(records).toEqual([record("a", { v: 49 })]);
+    expect(records).toEqual([record("a", { seq: 49 })]);
+    await after.close();
+  });
+
+  it("keeps a job's body apart: given once, kept across saves, gone when dropped or removed", async () => {
+    const dir = scratch();
+    const store = await driver.open(dir);
+    const body = Buffer.from('{"model":"m","prompt":"x"}');
+    await store.save(job("a"), body);
+    await store.save(job("b"), Buffer.from("{}"));
+    await store.save(job("a", { status: "FAILED" }));
+    expect(await store.body("a")).toEqual(body);
+    const { store: after, records } = await driver.reload(store, dir);
+    expect(records.find((r) => r.id === "a")).not.toHaveProperty("body");
+    expect(await after.body("a")).toEqual(body);
+    await after.dropBody("a");
+    await after.remove("b");
+    expect(await after.body("a")).toBeUndefined();
+    expect(await after.body("b")).toBeUndefined();
+    expect(byId(await after.load()).map((r) => r.id)).toEqual(["a"]);
     await after.close();
   });
 });
 
-describe("the file store", () => {
-  it("skips a torn last line (a crash mid-write)", async () => {
+describe("the SQLite store", () => {
+  it("creates its schema at the latest version, and refuses a database newer than it knows", async () => {
     const dir = scratch();
-    const store = await openFileStore(dir, silentLogger);
-    await store.save(record("a"));
-    await store.close();
-    appendFileSync(join(dir, "jobs.jsonl"), '{"put":{"kind":"job","id":"b"');
-    const again = await openFileStore(dir, silentLogger);
-    expect((await again.load()).map((r) => r.id)).toEqual(["a"]);
-    await again.close();
+    await (await openSqliteStore(dir, { log: silentLogger })).close();
+    const version = (db: DatabaseSync): unknown =>
+      (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+    expect(inspect(dir, version)).toBe(MIGRATIONS.length);
+    inspect(dir, (db) => db.exec(`PRAGMA user_version = ${MIGRATIONS.length + 1}`));
+    await expect(openSqliteStore(dir, { log: silentLogger })).rejects.toMatchObject({
+      code: "store_too_new",
+      message: expect.stringMatching(/newer than this relay knows/),
+    });
   });
 
-  it("compacts a log holding more than twice the lines it needs", async () => {
+  it("keeps one relay per directory with SQLite's lock, and ignores an old relay.lock", async () => {
     const dir = scratch();
-    const store = await openFileStore(dir, silentLogger);
-    for (let v = 0; v < 2500; v++) await store.save(record(`r${v % 10}`, { v }));
-    await store.close();
-    const lines = readFileSync(join(dir, "jobs.jsonl"), "utf8").trim().split("\n");
-    expect(lines.length).toBeLessThan(1100);
-    const again = await openFileStore(dir, silentLogger);
-    const records = await again.load();
-    expect(records).toHaveLength(10);
-    expect(records.find((r) => r.id === "r9")).toEqual(record("r9", { v: 2499 }));
-    await again.close();
-  });
-
-  it("keeps one relay per directory, and takes over the lock of a relay that died", async () => {
-    const dir = scratch();
-    const store = await openFileStore(dir, silentLogger);
-    await expect(openFileStore(dir, silentLogger)).rejects.toMatchObject({
+    // The pid file of the old store, naming this very process (a PID 1 restarted in a container).
+    writeFileSync(join(dir, "relay.lock"), `${process.pid}\n`);
+    const store = await openSqliteStore(dir, { log: silentLogger });
+    expect(existsSync(join(dir, "relay.lock"))).toBe(false);
+    await expect(openSqliteStore(dir, { log: silentLogger })).rejects.toMatchObject({
       code: "data_dir_locked",
-      message: expect.stringMatching(/another relay \(pid \d+\) is using the data directory/),
+      message: `another relay is using ${dir}: stop it, or give this relay its own --data-dir`,
     });
     await store.close();
-    // A pid that cannot be running: the lock is stale.
-    writeFileSync(join(dir, "relay.lock"), "2147483646\n");
-    const again = await openFileStore(dir, silentLogger);
+    await (await openSqliteStore(dir, { log: silentLogger })).close();
+  });
+
+  it("commits the saves of one tick in one transaction, or each alone with maxWritesPerCommit 1", async () => {
+    const commits = (dir: string): number =>
+      inspect(
+        dir,
+        (db) =>
+          (db.prepare("SELECT value FROM meta WHERE key = 'commits'").get() as { value: number })
+            .value,
+      );
+    for (const [max, expected] of [
+      [1024, 1],
+      [1, 20],
+      [8, 3],
+    ] as const) {
+      const dir = scratch();
+      const store = await openSqliteStore(dir, { log: silentLogger, maxWritesPerCommit: max });
+      await Promise.all(Array.from({ length: 20 }, (_, i) => store.save(record(`r${i}`))));
+      await store.close();
+      expect(commits(dir)).toBe(expected);
+    }
+  });
+
+  it("writes a body once however often its job is saved", async () => {
+    const dir = scratch();
+    const store = await openSqliteStore(dir, { log: silentLogger });
+    const body = Buffer.alloc(1024 * 1024, "x");
+    await store.save(job("a", { body_bytes: body.length }), body);
+    for (let attempts = 1; attempts <= 20; attempts++)
+      await store.save(job("a", { body_bytes: body.length, attempts }));
+    await store.close();
+    const sizes = inspect(dir, (db) => ({
+      rows: db.prepare("SELECT length(data) AS n FROM jobs").all() as { n: number }[],
+      bodies: db.prepare("SELECT length(body) AS n FROM job_bodies").all() as { n: number }[],
+    }));
+    expect(sizes.bodies).toEqual([{ n: body.length }]);
+    expect(sizes.rows[0]?.n).toBeLessThan(1024);
+  });
+
+  it("skips rows of the wrong shape with a warning naming each, and loads the rest", async () => {
+    const dir = scratch();
+    const store = await openSqliteStore(dir, { log: silentLogger });
+    await store.save(job("good"), Buffer.from("{}"));
+    await store.close();
+    inspect(dir, (db) => {
+      const put = db.prepare(
+        "INSERT INTO jobs (id, member, seq, created, status, data) VALUES (?, 'alice', 1, 0, 'QUEUED', ?)",
+      );
+      put.run("job_notjson", "{not json");
+      put.run("job_nostatus", JSON.stringify({ ...job("job_nostatus"), status: "LOST" }));
+      put.run("job_otherid", JSON.stringify(job("job_someone_else")));
+    });
+    const out = new PassThrough();
+    let text = "";
+    out.on("data", (c: Buffer) => (text += c.toString()));
+    const log = createLogger({ format: "json", level: "warn", destination: out });
+    const again = await openSqliteStore(dir, { log });
+    expect((await again.load()).map((r) => r.id)).toEqual(["good"]);
     await again.close();
-    expect(existsSync(join(dir, "relay.lock"))).toBe(false);
+    const warnings = text.split("\n").filter(Boolean);
+    expect(warnings).toHaveLength(3);
+    for (const [id, why] of [
+      ["job_notjson", "not JSON"],
+      ["job_nostatus", "status"],
+      ["job_otherid", "another id"],
+    ] as const)
+      expect(warnings.some((w) => w.includes(id) && w.includes(why))).toBe(true);
+  });
+
+  it("imports the jobs.jsonl of an earlier version once, bodies apart", async () => {
+    const dir = scratch();
+    const old = { ...job("j1"), body: { model: "m", prompt: "kept" } } as Record<string, unknown>;
+    delete old.body_bytes;
+    const lines = [
+      { put: old },
+      { put: record("b1") },
+      { put: record("gone") },
+      { del: "gone" },
+    ].map((l) => JSON.stringify(l));
+    writeFileSync(join(dir, "jobs.jsonl"), `${lines.join("\n")}\n{"put":{"kind":"job"`);
+    const store = await openSqliteStore(dir, { log: silentLogger });
+    const records = byId(await store.load());
+    expect(records.map((r) => r.id)).toEqual(["b1", "j1"]);
+    expect(records[1]).not.toHaveProperty("body");
+    expect(records[1]).toMatchObject({ body_bytes: 29 });
+    expect((await store.body("j1"))?.toString()).toBe('{"model":"m","prompt":"kept"}');
+    await store.close();
+    expect(existsSync(join(dir, "jobs.jsonl"))).toBe(false);
+    expect(existsSync(join(dir, "jobs.jsonl.imported"))).toBe(true);
   });
 });
