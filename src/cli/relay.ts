@@ -6,6 +6,7 @@ import { createLogger } from "../log.ts";
 import { UserError } from "../errors.ts";
 import { loadKeys } from "../relay/keys.ts";
 import { DEFAULT_MAX_JSON_BYTES } from "../relay/body.ts";
+import { DEFAULT_LIMITS, type JobLimits } from "../relay/jobs/types.ts";
 import { DEFAULT_PROVIDER_LIMITS } from "../relay/provider-link.ts";
 import { DEFAULT_UPLOAD_LIMITS } from "../relay/uploads.ts";
 import { createRelay, type Relay } from "../relay/server.ts";
@@ -32,6 +33,7 @@ interface RelayFlags {
   uploadIdle: string;
   uploadBufferTotal: string;
   headersTimeout: string;
+  jobLimit: string[];
 }
 
 /** `$XDG_DATA_HOME/club-provider/relay`, or `~/.local/share/club-provider/relay`. */
@@ -49,6 +51,21 @@ function positive(flag: string, value: string, zero = false): number {
       `${flag} must be a ${zero ? "number ≥ 0" : "positive number"}, got ${JSON.stringify(value)}`,
     );
   return n;
+}
+
+/** `--job-limit name=value` flags as `JobLimits` overrides; a UserError names a bad one. */
+export function jobLimitFlags(flags: string[]): Partial<JobLimits> {
+  const out: Partial<JobLimits> = {};
+  for (const flag of flags) {
+    const [name = "", value = ""] = flag.split("=", 2);
+    if (!(name in DEFAULT_LIMITS))
+      throw new UserError(
+        "bad_flag",
+        `--job-limit ${JSON.stringify(flag)}: no such limit; the limits are ${Object.keys(DEFAULT_LIMITS).join(", ")}`,
+      );
+    out[name as keyof JobLimits] = positive(`--job-limit ${name}`, value);
+  }
+  return out;
 }
 
 export function relayCommand(): Command {
@@ -122,6 +139,12 @@ export function relayCommand(): Command {
       String(DEFAULT_UPLOAD_LIMITS.idleMs / 1000),
     )
     .option("--headers-timeout <seconds>", "time a client has to send its request headers", "60")
+    .option(
+      "--job-limit <name=value>",
+      "a bound on async jobs, e.g. maxStoredPerMember=20000 (repeatable; names and defaults in docs/jobs.md)",
+      (v: string, acc: string[]) => [...acc, v],
+      [],
+    )
     .option("--log-level <level>", "trace, debug, info, warn or error")
     .action(async (opts: RelayFlags) => {
       const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
@@ -144,6 +167,7 @@ export function relayCommand(): Command {
         keepAliveMs: Number(opts.keepalive) * 1000,
         rateLimit: Number(opts.rateLimit),
         dataDir: opts.dataDir ?? defaultDataDir(),
+        jobLimits: jobLimitFlags(opts.jobLimit),
         providerLimits: {
           maxTunnelsPerMember: positive("--max-tunnels", opts.maxTunnels),
           maxControlBytes: positive("--max-manifest-bytes", opts.maxManifestBytes),

@@ -171,3 +171,26 @@ export function openDatabase(Database: DatabaseClass, dir: string): OpenDatabase
     throw err;
   }
 }
+
+/**
+ * `node:sqlite`, loaded without its "SQLite is an experimental feature" warning: Node 22 and 24
+ * print it on first load, where it reads to an operator as if something were wrong. Any other
+ * warning still goes out as usual.
+ */
+export async function loadSqlite(): Promise<typeof import("node:sqlite")> {
+  const emit = process.emitWarning.bind(process);
+  const quiet = (warning: string | Error, ...rest: unknown[]): void => {
+    const text = typeof warning === "string" ? warning : warning.message;
+    const type =
+      typeof rest[0] === "string" ? rest[0] : (rest[0] as { type?: string } | null)?.type;
+    const name = typeof warning === "string" ? type : warning.name;
+    if (name === "ExperimentalWarning" && /SQLite/i.test(text)) return;
+    (emit as (...args: unknown[]) => void)(warning, ...rest);
+  };
+  process.emitWarning = quiet;
+  try {
+    return await import("node:sqlite");
+  } finally {
+    process.emitWarning = emit;
+  }
+}

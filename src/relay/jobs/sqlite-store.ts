@@ -11,7 +11,7 @@ import type { StatementSync } from "node:sqlite";
 import type { Logger } from "../../log.ts";
 import { importJsonLog } from "./jsonl-import.ts";
 import { checkRecord } from "./record-shape.ts";
-import { SQLITE, openDatabase, sqliteCode } from "./sqlite-open.ts";
+import { SQLITE, loadSqlite, openDatabase, sqliteCode } from "./sqlite-open.ts";
 import { StoreError, type JobStore } from "./store.ts";
 import type { JobRecord, StoredRecord } from "./types.ts";
 
@@ -95,7 +95,7 @@ export async function openSqliteStore(dir: string, o: SqliteStoreOptions): Promi
   await mkdir(resultsDir, { recursive: true, mode: 0o700 });
   // Loaded here, not at import: `node:sqlite` prints an ExperimentalWarning when it loads, and
   // every CLI command imports the relay's modules.
-  const { DatabaseSync } = await import("node:sqlite");
+  const { DatabaseSync } = await loadSqlite();
   const opened = openDatabase(DatabaseSync, dir);
   const { db } = opened;
   let commits = opened.commits;

@@ -65,7 +65,7 @@ export async function workflowRoutes(
   allow(req, "POST", url.pathname);
   if (action === "cancel" && stepId === undefined) {
     req.resume();
-    workflows.cancel(run);
+    await workflows.cancel(run);
     return reply(res, 200, runView(run, base));
   }
   if (
@@ -77,6 +77,6 @@ export async function workflowRoutes(
   const { note } = await readJson(req, DECISION_BYTES);
   if (note !== undefined && typeof note !== "string")
     throw new WorkError(400, "invalid_request_error", '"note" must be text');
-  workflows.decide(run, stepId, decision === "approve", note);
+  await workflows.decide(run, stepId, decision === "approve", note);
   reply(res, 200, runView(run, base));
 }

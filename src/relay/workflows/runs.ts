@@ -24,7 +24,7 @@ export const MAX_ACTIVE_RUNS = 32;
  * The relay's workflow runs.
  * @example
  * const { run } = await workflows.submit("alice", { template: "image-variations", inputs });
- * workflows.decide(run, "review", true, "looks good");
+ * await workflows.decide(run, "review", true, "looks good");
  */
 export class Workflows {
   readonly #runs = new Map<string, RunRecord>();
@@ -119,13 +119,23 @@ export class Workflows {
       .sort((a, b) => b.seq - a.seq);
   }
 
-  cancel(run: RunRecord): void {
+  /** Cancels a run and its unfinished jobs; resolves once that is committed to the store. */
+  async cancel(run: RunRecord): Promise<void> {
     if (isRunOver(run.status)) throw conflict(`run ${run.id} is already ${run.status}`);
     this.#end(run, "CANCELED", { type: "canceled", message: "the run was canceled" });
+    await this.store.save(run);
   }
 
-  /** Approves or rejects a gate that is AWAITING; a rejection ends the run CANCELED. */
-  decide(run: RunRecord, stepId: string, approve: boolean, note: string | undefined): void {
+  /**
+   * Approves or rejects a gate that is AWAITING; a rejection ends the run CANCELED. Resolves
+   * once the decision is committed to the store, so an answered decision survives a crash.
+   */
+  async decide(
+    run: RunRecord,
+    stepId: string,
+    approve: boolean,
+    note: string | undefined,
+  ): Promise<void> {
     const state = run.steps.find((s) => s.id === stepId);
     const step = run.spec.steps.find((s) => s.id === stepId);
     if (!state || !step)
@@ -147,6 +157,7 @@ export class Workflows {
         type: "rejected",
         message: `step "${stepId}" was rejected${note ? `: ${note}` : ""}`,
       });
+    await this.store.save(run);
   }
 
   /** Deletes runs (and their jobs) finished longer than the retention ago. */
