@@ -20,6 +20,7 @@ import { readLimited, sendJson, type GatewayRequest, type GatewayResponse } from
 import { Capacity, type Release } from "./capacity.ts";
 import { limitBody, unsafeImageUrl } from "./safety.ts";
 import { ProgressRegistry } from "./progress.ts";
+import { chatView, execute } from "../../adapters/translate/index.ts";
 
 export interface GatewayOptions {
   /** The current catalog; re-read on every request so re-scans take effect at once. */
@@ -151,8 +152,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     const { service, model } = found;
     if (json) json.model = model.servedId;
-    const unsafe =
-      json && endpoint.path === "/v1/chat/completions" ? unsafeImageUrl(json) : undefined;
+    const asChat = json && chatView(endpoint.path, json);
+    const unsafe = asChat ? unsafeImageUrl(asChat) : undefined;
     if (unsafe) return error(res, 400, "invalid_request_error", unsafe);
 
     const headers: Record<string, string> = {};
@@ -223,7 +224,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     const upload = json ? undefined : limitBody(req, maxUpload);
     let reply;
     try {
-      reply = await service.adapter.execute({
+      // Responses and Messages are translated to chat for engines that do not serve them.
+      reply = await execute(service.adapter, {
         endpoint,
         path: url.pathname + url.search,
         headers,
