@@ -20,7 +20,6 @@ import {
   versionAt,
 } from "./engine-kit.ts";
 import { obj, posNum, str } from "./fields.ts";
-import type { ServiceType } from "../src/protocol/index.ts";
 import { getJson } from "./openai-style.ts";
 
 async function probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResult> {
@@ -46,7 +45,10 @@ async function probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResu
  * `/v1/embeddings` is an embedding model, no chat route and `/v1/rerank` a reranker. A server
  * that does not list its routes (`--disable-fastapi-docs`) counts as a language model.
  */
-async function servedType(upstream: Upstream, signal: AbortSignal): Promise<ServiceType> {
+async function servedType(
+  upstream: Upstream,
+  signal: AbortSignal,
+): Promise<"llm" | "embedding" | "rerank"> {
   const paths = obj((await optionalJson(upstream, "/openapi.json", signal)).paths);
   if (Object.keys(paths).length === 0 || "/v1/chat/completions" in paths) return "llm";
   if ("/v1/embeddings" in paths) return "embedding";
