@@ -33,7 +33,7 @@ export interface ChatUsage {
  * The JSON payloads of an SSE stream's `data:` lines, in order; comments (llama-server's pings,
  * the relay's keep-alives) and `[DONE]` are skipped, as is a payload that is not JSON.
  */
-export async function* sseData(body: Readable): AsyncGenerator<unknown> {
+export async function* sseData(body: Readable): AsyncGenerator {
   let buffered = "";
   for await (const chunk of body) {
     buffered += (chunk as Buffer).toString("utf8");

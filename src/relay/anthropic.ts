@@ -88,12 +88,12 @@ export function anthropicErrors(res: ServerResponse): void {
   let held: { status: number; headers: Record<string, unknown>; chunks: Buffer[] } | undefined;
   const toBuffer = (c: Chunk): Buffer => (typeof c === "string" ? Buffer.from(c) : Buffer.from(c));
 
-  res.writeHead = ((status: number, ...args: unknown[]) => {
+  res.writeHead = (status: number, ...args: unknown[]) => {
     const headers = args.find((a) => typeof a === "object" && a !== null) ?? {};
     if (status < 400) return writeHead(status, headers);
     held = { status, headers: headers as Record<string, unknown>, chunks: [] };
     return res;
-  }) as typeof res.writeHead;
+  };
   const flushHeaders = res.flushHeaders.bind(res);
   res.flushHeaders = () => {
     if (!held) flushHeaders();

@@ -60,11 +60,6 @@ function post(path: string, body: unknown, headers: Record<string, string> = {})
   });
 }
 
-/** The `event:` names of an SSE body, in order. */
-function eventTypes(text: string): string[] {
-  return [...text.matchAll(/^event: (\S+)$/gm)].map((m) => m[1] ?? "");
-}
-
 describe("model cards", () => {
   it("lists embedding and rerank models with their own service types", async () => {
     const cards = (await stack.client.models.list()).data as unknown as Record<string, unknown>[];
