@@ -22,8 +22,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await stack?.stop();
-  await Promise.all([chat?.stop(), embed?.stop()]);
+  await stack.stop();
+  await Promise.all([chat.stop(), embed.stop()]);
 });
 
 interface Answer {
