@@ -234,6 +234,27 @@ describe("Responses", () => {
     expect(paths(ollama)).toContain("POST /v1/responses");
   });
 
+  it("refuses an image on a private address in Responses and Messages, as on chat", async () => {
+    const image = "http://127.0.0.1:9/secret.png";
+    const before = paths(sglang).filter((p) => p.startsWith("POST")).length;
+    const responses = await post("/v1/responses", {
+      model: CHAT,
+      input: [{ role: "user", content: [{ type: "input_image", image_url: image }] }],
+    });
+    expect(responses.status).toBe(400);
+    const messages = await post("/v1/messages", {
+      model: CHAT,
+      max_tokens: 4,
+      messages: [
+        { role: "user", content: [{ type: "image", source: { type: "url", url: image } }] },
+      ],
+    });
+    expect(messages.status).toBe(400);
+    expect(((await messages.json()) as { type: string }).type).toBe("error");
+    // Re-scans may probe the engine meanwhile (GETs); no call reached it.
+    expect(paths(sglang).filter((p) => p.startsWith("POST")).length).toBe(before);
+  });
+
   it("refuses previous_response_id and store: true with a clear 400", async () => {
     for (const extra of [{ previous_response_id: "resp_1" }, { store: true }]) {
       const res = await post("/v1/responses", { model: CHAT, input: "hi", ...extra });
