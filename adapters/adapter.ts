@@ -109,4 +109,11 @@ export interface Adapter {
    * Rejects with an `UpstreamError` when the engine cannot be reached.
    */
   execute(call: EngineCall): Promise<EngineReply>;
+  /**
+   * Public paths beyond chat and text completions that the engine serves itself
+   * (`/v1/responses`, `/v1/messages`, `/v1/messages/count_tokens`, `/v1/embeddings`,
+   * `/v1/rerank`). Responses and Messages calls to an engine that does not list them are
+   * translated to chat completions (`adapters/translate/`).
+   */
+  readonly nativeEndpoints?: readonly string[];
 }

@@ -3,7 +3,7 @@
  * `/v1/models`, model lists and model cards, and the adapter shell that forwards as OpenAI.
  */
 import { UpstreamError } from "../src/errors.ts";
-import type { Feature } from "../src/protocol/index.ts";
+import { SERVICE_TYPE_MODALITIES, type Feature } from "../src/protocol/index.ts";
 import type { Adapter, DiscoveredModel, ProbeResult, Upstream } from "./adapter.ts";
 import { arr, errorMessage, firstOwner, isModelList, obj, readableModelId, str } from "./fields.ts";
 import { forwardOpenAI, getJson, type JsonAnswer } from "./openai-style.ts";
@@ -140,6 +140,34 @@ export function llmModel(facts: LlmFacts): DiscoveredModel {
     ],
     outputModalities: ["text"],
     features,
+    contextLength: facts.contextLength ?? null,
+  };
+  if (facts.quantization) model.quantization = facts.quantization;
+  return model;
+}
+
+/** What an engine says about one of its embedding or rerank models. */
+export interface PoolingFacts {
+  servedId: string;
+  id?: string;
+  type: "embedding" | "rerank";
+  contextLength?: number | undefined;
+  quantization?: string | undefined;
+}
+
+/**
+ * The club's card for an embedding or rerank model: text in, vectors or scores out, nothing to
+ * stream (`SERVICE_TYPE_MODALITIES`).
+ * @example poolingModel({ servedId: "nomic-embed-text:latest", type: "embedding" })
+ */
+export function poolingModel(facts: PoolingFacts): DiscoveredModel {
+  const model: DiscoveredModel = {
+    id: facts.id ?? readableModelId(facts.servedId),
+    servedId: facts.servedId,
+    type: facts.type,
+    inputModalities: [...SERVICE_TYPE_MODALITIES[facts.type].input],
+    outputModalities: [...SERVICE_TYPE_MODALITIES[facts.type].output],
+    features: [],
     contextLength: facts.contextLength ?? null,
   };
   if (facts.quantization) model.quantization = facts.quantization;

@@ -4,9 +4,11 @@
  * recorded responses in `llama-server-captures.md`.
  */
 import { UpstreamError } from "../src/errors.ts";
-import type { Feature } from "../src/protocol/index.ts";
+import type { Feature, ServiceType } from "../src/protocol/index.ts";
 import type { Adapter, DiscoveredModel, ProbeResult, ServiceInfo, Upstream } from "./adapter.ts";
 import { arr, errorMessage, firstOwner, obj, posNum, readableModelId, str } from "./fields.ts";
+import { poolingModel } from "./engine-kit.ts";
+import { poolingType } from "./llamacpp-pooling.ts";
 import { forwardOpenAI, getJson } from "./openai-style.ts";
 
 const LABEL = { name: "llama.cpp", hint: "is llama-server running?" };
@@ -50,9 +52,16 @@ async function probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResu
 }
 
 /** Facts about one model gathered from its `/v1/models` entry and the matching `/props`. */
-function toModel(entry: Json, props: Json, listing: Json): DiscoveredModel {
+function toModel(entry: Json, props: Json, listing: Json, type: ServiceType): DiscoveredModel {
   const servedId = str(entry.id) ?? "";
   const meta = obj(entry.meta);
+  if (type === "embedding" || type === "rerank")
+    return poolingModel({
+      servedId,
+      type,
+      contextLength: posNum(obj(props.default_generation_settings).n_ctx) ?? posNum(meta.n_ctx),
+      quantization: str(meta.ftype) ?? str(props.model_ftype),
+    });
   const modalities = obj(props.modalities);
   const inputs = arr(obj(entry.architecture).input_modalities);
   const ollama = arr(listing.models).map(obj);
@@ -110,21 +119,32 @@ async function describe(upstream: Upstream, signal: AbortSignal): Promise<Servic
   // Router mode (no -m): entries carry `status.value`; /props needs `?model=` there.
   const router = entries.some((e) => typeof obj(e.status).value === "string");
   if (!router) {
-    const p = await props(upstream, "/props", signal);
+    const [p, type] = await Promise.all([
+      props(upstream, "/props", signal),
+      poolingType(upstream, signal),
+    ]);
     const build = str(p.build_info);
     return {
       engine: "llamacpp",
       label: build ? `llama.cpp ${build}` : "llama.cpp",
       maxConcurrent: posNum(p.total_slots) ?? null,
-      models: entries.map((e) => toModel(e, p, listing)),
+      models: entries.map((e) => toModel(e, p, listing, type)),
     };
   }
   const usable = entries.filter((e) => obj(e.status).failed !== true);
+  const loaded = (e: Json) => obj(e.status).value === "loaded";
   const perModel = await Promise.all(
     usable.map((e) =>
-      obj(e.status).value === "loaded"
+      loaded(e)
         ? props(upstream, `/props?model=${encodeURIComponent(str(e.id) ?? "")}`, signal)
         : Promise.resolve<Json>({}),
+    ),
+  );
+  // Only loaded models are asked: a request for an unloaded one would load it. Until it is
+  // loaded, a model counts as a language model.
+  const types = await Promise.all(
+    usable.map((e) =>
+      loaded(e) ? poolingType(upstream, signal, str(e.id)) : Promise.resolve<ServiceType>("llm"),
     ),
   );
   const build = perModel.map((p) => str(p.build_info)).find(Boolean);
@@ -133,9 +153,18 @@ async function describe(upstream: Upstream, signal: AbortSignal): Promise<Servic
     label: build ? `llama.cpp ${build} (router)` : "llama.cpp (router)",
     // Slots are per loaded model in router mode; the operator's config has to say.
     maxConcurrent: null,
-    models: usable.map((e, i) => toModel(e, perModel[i] ?? {}, listing)),
+    models: usable.map((e, i) => toModel(e, perModel[i] ?? {}, listing, types[i] ?? "llm")),
   };
 }
+
+/** What llama-server serves itself (build b1-80fb11a's route table; embeddings and rerank need flags). */
+const NATIVE = [
+  "/v1/responses",
+  "/v1/messages",
+  "/v1/messages/count_tokens",
+  "/v1/embeddings",
+  "/v1/rerank",
+];
 
 /**
  * The llama.cpp adapter. Probes `/v1/models` (`owned_by: "llamacpp"`) and `/health` (503 while
@@ -149,5 +178,6 @@ export default function llamacpp(): Adapter {
     probe,
     describe,
     execute: (call) => forwardOpenAI(call, LABEL),
+    nativeEndpoints: NATIVE,
   };
 }

@@ -14,6 +14,7 @@ import {
   no,
   openAIEngine,
   optionalJson,
+  poolingModel,
   ready,
   refused,
   versionAt,
@@ -32,7 +33,7 @@ async function probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResu
   return ready(`GET /: "${BANNER}"`);
 }
 
-/** One model's card from its `/api/show`, or undefined for a model that cannot chat. */
+/** One model's card from its `/api/show`, or undefined for a model that neither chats nor embeds. */
 function toModel(
   name: string,
   show: Json,
@@ -40,17 +41,26 @@ function toModel(
 ): DiscoveredModel | undefined {
   // Builds before capabilities existed list none; such a model at least completes text.
   const caps = Array.isArray(show.capabilities) ? arr(show.capabilities) : ["completion"];
-  if (!caps.includes("completion")) return undefined;
   const info = obj(show.model_info);
   const arch = str(info["general.architecture"]);
+  const trained = arch === undefined ? undefined : posNum(info[`${arch}.context_length`]);
+  if (!caps.includes("completion"))
+    return caps.includes("embedding")
+      ? poolingModel({
+          servedId: name,
+          id: name,
+          type: "embedding",
+          contextLength: loadedContext ?? trained,
+          quantization: str(obj(show.details).quantization_level),
+        })
+      : undefined;
   return llmModel({
     servedId: name,
     id: name,
     tools: caps.includes("tools"),
     vision: caps.includes("vision"),
     audio: caps.includes("audio"),
-    contextLength:
-      loadedContext ?? (arch === undefined ? undefined : posNum(info[`${arch}.context_length`])),
+    contextLength: loadedContext ?? trained,
     quantization: str(obj(show.details).quantization_level),
   });
 }
@@ -106,5 +116,7 @@ export default function ollama(): Adapter {
     defaultPorts: [11434],
     probe,
     describe,
+    // Older builds lack /v1/responses; they answer 404 and the call is translated to chat.
+    nativeEndpoints: ["/v1/responses", "/v1/embeddings"],
   });
 }

@@ -10,6 +10,8 @@ import {
   keyRefused,
   llmModel,
   modelEntries,
+  optionalJson,
+  poolingModel,
   no,
   openAIEngine,
   ownerVerdict,
@@ -17,7 +19,7 @@ import {
   refused,
   versionAt,
 } from "./engine-kit.ts";
-import { posNum, str } from "./fields.ts";
+import { obj, posNum, str } from "./fields.ts";
 import { getJson } from "./openai-style.ts";
 
 async function probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResult> {
@@ -37,9 +39,29 @@ async function probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResu
   return ready(`GET /v1/models: owned_by "vllm"; GET /version: ${version}`);
 }
 
+/**
+ * What the served model is for. vLLM mounts its routes by the model's tasks (generate, embed,
+ * score), and its FastAPI app lists the routes mounted in `GET /openapi.json`: no chat route and
+ * `/v1/embeddings` is an embedding model, no chat route and `/v1/rerank` a reranker. A server
+ * that does not list its routes (`--disable-fastapi-docs`) counts as a language model.
+ */
+async function servedType(
+  upstream: Upstream,
+  signal: AbortSignal,
+): Promise<"llm" | "embedding" | "rerank"> {
+  const paths = obj((await optionalJson(upstream, "/openapi.json", signal)).paths);
+  if (Object.keys(paths).length === 0 || "/v1/chat/completions" in paths) return "llm";
+  if ("/v1/embeddings" in paths) return "embedding";
+  if ("/v1/rerank" in paths) return "rerank";
+  return "llm";
+}
+
 async function describe(upstream: Upstream, signal: AbortSignal): Promise<ServiceInfo> {
   const entries = await modelEntries(upstream, signal, "vLLM");
-  const version = await versionAt(upstream, "/version", signal).catch(() => undefined);
+  const [version, type] = await Promise.all([
+    versionAt(upstream, "/version", signal).catch(() => undefined),
+    servedType(upstream, signal),
+  ]);
   const maxLen = new Map(entries.map((e) => [str(e.id), posNum(e.max_model_len)]));
   return {
     engine: "vllm",
@@ -47,11 +69,13 @@ async function describe(upstream: Upstream, signal: AbortSignal): Promise<Servic
     // Continuous batching; vLLM reports no fixed limit (only `/load`, the current load).
     maxConcurrent: null,
     models: entries.map((e) =>
-      llmModel({
-        servedId: str(e.id) ?? "",
-        // A LoRA adapter's card has no max_model_len; it runs on its `parent`'s context.
-        contextLength: posNum(e.max_model_len) ?? maxLen.get(str(e.parent)),
-      }),
+      type !== "llm"
+        ? poolingModel({ servedId: str(e.id) ?? "", type, contextLength: posNum(e.max_model_len) })
+        : llmModel({
+            servedId: str(e.id) ?? "",
+            // A LoRA adapter's card has no max_model_len; it runs on its `parent`'s context.
+            contextLength: posNum(e.max_model_len) ?? maxLen.get(str(e.parent)),
+          }),
     ),
   };
 }
@@ -66,5 +90,6 @@ export default function vllm(): Adapter {
     silentWhileLoading: true,
     probe,
     describe,
+    nativeEndpoints: ["/v1/responses", "/v1/embeddings", "/v1/rerank"],
   });
 }

@@ -29,6 +29,7 @@ import { limitBody, unsafeRequestUrl } from "./safety.ts";
 import type { UrlGuardOptions } from "./url-guard.ts";
 import { ProgressRegistry } from "./progress.ts";
 import { refusal, requesterOf, type SharingSource } from "./sharing.ts";
+import { chatView, execute } from "../../adapters/translate/index.ts";
 
 export interface GatewayOptions {
   /** The current catalog; re-read on every request so re-scans take effect at once. */
@@ -204,7 +205,13 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (bodyDenial) return error(res, 403, "permission_error", bodyDenial);
     const { service, model } = found;
     if (json) json.model = model.servedId;
-    const unsafe = json ? await unsafeRequestUrl(json, options.urlGuard) : undefined;
+    // Every URL an engine would fetch: in the body as sent, and in its chat translation
+    // (Responses and Messages parts become chat parts the engine may fetch).
+    const asChat = json && chatView(endpoint.path, json);
+    const unsafe = json
+      ? ((await unsafeRequestUrl(json, options.urlGuard)) ??
+        (asChat && asChat !== json ? await unsafeRequestUrl(asChat, options.urlGuard) : undefined))
+      : undefined;
     if (unsafe) return error(res, 400, "invalid_request_error", unsafe);
 
     const headers: Record<string, string> = {};
@@ -275,7 +282,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     const upload = json ? undefined : limitBody(req, maxUpload);
     let reply;
     try {
-      reply = await service.adapter.execute({
+      // Responses and Messages are translated to chat for engines that do not serve them.
+      reply = await execute(service.adapter, {
         endpoint,
         path: url.pathname + url.search,
         headers,

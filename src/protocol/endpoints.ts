@@ -19,6 +19,24 @@ export interface Endpoint {
 export const ENDPOINTS: readonly Endpoint[] = [
   { method: "POST", path: "/v1/chat/completions", body: "json", serviceType: "llm", async: true },
   { method: "POST", path: "/v1/completions", body: "json", serviceType: "llm", async: true },
+  // Synchronous only for now: async jobs are not offered for the endpoints of issue 18.
+  { method: "POST", path: "/v1/responses", body: "json", serviceType: "llm", async: false },
+  { method: "POST", path: "/v1/messages", body: "json", serviceType: "llm", async: false },
+  {
+    method: "POST",
+    path: "/v1/messages/count_tokens",
+    body: "json",
+    serviceType: "llm",
+    async: false,
+  },
+  {
+    method: "POST",
+    path: "/v1/embeddings",
+    body: "json",
+    serviceType: "embedding",
+    async: false,
+  },
+  { method: "POST", path: "/v1/rerank", body: "json", serviceType: "rerank", async: false },
   {
     method: "POST",
     path: "/v1/audio/transcriptions",

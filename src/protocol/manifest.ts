@@ -4,8 +4,21 @@
  * Local URLs and upstream keys are deliberately absent: they never leave the rig.
  */
 
-/** The club's service types; each maps to one family of public endpoints. */
-export const SERVICE_TYPES = ["llm", "stt", "tts", "image", "mesh", "music", "video"] as const;
+/**
+ * The club's service types; each maps to one family of public endpoints. `embedding` and
+ * `rerank` extend the hosted platform's list (docs/protocol.md §4).
+ */
+export const SERVICE_TYPES = [
+  "llm",
+  "stt",
+  "tts",
+  "image",
+  "mesh",
+  "music",
+  "video",
+  "embedding",
+  "rerank",
+] as const;
 export type ServiceType = (typeof SERVICE_TYPES)[number];
 
 /** Engines the hosted schema knows; anything else is advertised as `other`. */
@@ -99,6 +112,8 @@ export const SERVICE_TYPE_MODALITIES: Record<ServiceType, { input: string[]; out
   mesh: { input: ["image"], output: ["model"] },
   music: { input: ["text"], output: ["audio"] },
   video: { input: ["text", "image"], output: ["video"] },
+  embedding: { input: ["text"], output: ["embedding"] },
+  rerank: { input: ["text"], output: ["score"] },
 };
 
 /** A model card as the club's public `GET /v1/models` lists it. */

@@ -20,6 +20,7 @@ import { forward } from "./forward.ts";
 import { SSE_ENDPOINTS } from "./keepalive.ts";
 import type { Work } from "./jobs/work.ts";
 import type { AuthThrottle } from "./auth-throttle.ts";
+import { anthropicErrors, apiKeyHeader, speaksAnthropic } from "./anthropic.ts";
 import { KeyRing } from "./keys.ts";
 import { MultipartError, MultipartFilter, boundaryOf } from "./multipart.ts";
 import type { ProviderLink } from "./provider-link.ts";
@@ -101,6 +102,7 @@ export function createApi(
     }
     const path = url.pathname;
     const method = req.method ?? "GET";
+    if (speaksAnthropic(path)) anthropicErrors(res);
     if (path === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
       return;
@@ -117,7 +119,10 @@ export function createApi(
       );
       return;
     }
-    const key = keys.lookup(KeyRing.bearer(req.headers.authorization));
+    // Anthropic's clients send the key as `x-api-key`; any endpoint takes either.
+    const key = keys.lookup(
+      KeyRing.bearer(req.headers.authorization) ?? apiKeyHeader(req.headers["x-api-key"]),
+    );
     if (!key) {
       options.throttle?.fail(req);
       req.resume();
@@ -125,7 +130,7 @@ export function createApi(
         res,
         401,
         "authentication_error",
-        "missing or invalid API key: send Authorization: Bearer <key>",
+        "missing or invalid API key: send Authorization: Bearer <key> (or x-api-key: <key>)",
       );
       return;
     }

@@ -12,6 +12,8 @@ import type { ForwardSink } from "./forward.ts";
 export const SSE_ENDPOINTS: ReadonlySet<string> = new Set([
   "/v1/chat/completions",
   "/v1/completions",
+  "/v1/responses",
+  "/v1/messages",
 ]);
 
 /** The SSE event that ends a stream with an error; OpenAI clients throw it as an API error. */

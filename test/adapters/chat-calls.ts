@@ -15,6 +15,14 @@ export function llmModel(model: DiscoveredModel): void {
   expect(model.outputModalities).toEqual(["text"]);
 }
 
+/** What an embedding model's card must be: text in, vectors out, nothing streamed. */
+export function embeddingModel(model: DiscoveredModel): void {
+  expect(model.type).toBe("embedding");
+  expect(model.features).toEqual([]);
+  expect(model.inputModalities).toEqual(["text"]);
+  expect(model.outputModalities).toEqual(["embedding"]);
+}
+
 /** The chat calls every LLM adapter is held to. */
 export const CHAT_CALLS: ConformanceCalls = {
   execute: {

@@ -4,12 +4,14 @@ import { findEndpoint } from "../../src/protocol/index.ts";
 import { FakeOllama } from "../fakes/ollama.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 import { chatCall, readAll } from "../fakes/util.ts";
+import { embeddingModel, llmModel } from "./chat-calls.ts";
 import { describeAdapterConformance } from "./conformance.ts";
 import { fakeUpstreams, signal } from "./fake-upstreams.ts";
 
 describeAdapterConformance("ollama", {
   adapter: ollama,
   fake: (options) => new FakeOllama(options),
+  models: (model) => (model.type === "embedding" ? embeddingModel(model) : llmModel(model)),
   // Ollama loads models on demand, per request; the server itself is never "loading".
   loading: false,
 });
@@ -26,7 +28,7 @@ describe("ollama adapter", () => {
     });
     const info = await adapter.describe(upstream, signal());
     expect(info).toMatchObject({ engine: "ollama", label: "Ollama 0.12.3", maxConcurrent: null });
-    // The embedding model cannot chat and is left out.
+    // The embedding model (capabilities ["embedding"]) is listed as one, not as a chat model.
     expect(info.models).toEqual([
       {
         id: "qwen3:8b",
@@ -46,6 +48,16 @@ describe("ollama adapter", () => {
         outputModalities: ["text"],
         features: ["streaming", "vision"],
         contextLength: 131072,
+        quantization: "Q4_K_M",
+      },
+      {
+        id: "nomic-embed-text:latest",
+        servedId: "nomic-embed-text:latest",
+        type: "embedding",
+        inputModalities: ["text"],
+        outputModalities: ["embedding"],
+        features: [],
+        contextLength: 2048,
         quantization: "Q4_K_M",
       },
     ]);

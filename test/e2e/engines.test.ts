@@ -119,7 +119,8 @@ describe("engines: openai client → relay → daemon → each LLM engine", () =
         ...facts,
       });
     // Models that cannot chat (embeddings, speech) are not advertised as language models.
-    const ids = cards.map((c) => c.id);
+    const llm = cards.filter((c) => (c as { service_type?: string }).service_type === "llm");
+    const ids = llm.map((c) => c.id);
     for (const absent of [
       "nomic-embed-text:latest",
       "text-embedding-nomic-embed-text-v1.5",
@@ -127,6 +128,10 @@ describe("engines: openai client → relay → daemon → each LLM engine", () =
       "tts-1",
     ])
       expect(ids).not.toContain(absent);
+    // Ollama says which of its models embed; that one is an embedding card.
+    expect(cards.find((c) => c.id === "nomic-embed-text:latest")).toMatchObject({
+      service_type: "embedding",
+    });
   });
 
   describe.each(ENGINES)("%s", (_engine, fake, id, servedId) => {

@@ -33,7 +33,8 @@ async function idsOnceRelay(model: string, want: boolean): Promise<string[]> {
 describe("re-scan: models that appear or disappear reach the relay", () => {
   it("lists a model pulled after start, and drops one removed", async () => {
     const before = (await stack.client.models.list()).data.map((m) => m.id);
-    expect(before.sort()).toEqual(["gemma3:4b", "qwen3:8b"]);
+    // The fake's embedding model is listed too, as an embedding card.
+    expect(before.sort()).toEqual(["gemma3:4b", "nomic-embed-text:latest", "qwen3:8b"]);
 
     fake.addModel({
       name: "llama3.2:3b",
@@ -45,11 +46,16 @@ describe("re-scan: models that appear or disappear reach the relay", () => {
     expect((await idsOnceRelay("llama3.2:3b", true)).sort()).toEqual([
       "gemma3:4b",
       "llama3.2:3b",
+      "nomic-embed-text:latest",
       "qwen3:8b",
     ]);
 
     fake.removeModel("gemma3:4b");
     await stack.daemon.waitFor(/models changed/, { nth: 2 });
-    expect((await idsOnceRelay("gemma3:4b", false)).sort()).toEqual(["llama3.2:3b", "qwen3:8b"]);
+    expect((await idsOnceRelay("gemma3:4b", false)).sort()).toEqual([
+      "llama3.2:3b",
+      "nomic-embed-text:latest",
+      "qwen3:8b",
+    ]);
   });
 });

@@ -15,6 +15,7 @@ import {
   type FakeBaseOptions,
   type RecordedRequest,
 } from "./fake-server.ts";
+import { embeddingsBody, rerankBody } from "./pooling.ts";
 import { generate, plan, WORD_SALAD, type GenerationStyle, type PlanError } from "./generation.ts";
 import {
   BUILD_INFO,
@@ -46,6 +47,10 @@ export interface FakeLlamaOptions extends FakeBaseOptions {
   modelPath?: string;
   /** Router mode (no `-m`): these models are listed instead. */
   router?: RouterModel[];
+  /** `--embeddings --pooling mean`: `/v1/embeddings` answers (501 otherwise). */
+  embeddings?: boolean;
+  /** `--reranking`: `/v1/rerank` answers (501 otherwise); implies embeddings. */
+  reranking?: boolean;
 }
 
 const PUBLIC = new Set(["/health", "/v1/health"]);
@@ -140,9 +145,39 @@ export class FakeLlamaServer extends FakeServer {
       case "POST /v1/completions":
       case "POST /completions":
         return this.complete(body, res, "text");
+      case "POST /v1/embeddings":
+        return this.pool(body, res, "embeddings");
+      case "POST /v1/rerank":
+        return this.pool(body, res, "rerank");
       default:
         return error(res, 404, "not_found_error", "File Not Found");
     }
+  }
+
+  /** `/v1/embeddings` and `/v1/rerank`: 501 without their flags, as recorded. */
+  private pool(body: Body, res: ServerResponse, kind: "embeddings" | "rerank"): void {
+    const reranking = this.options.reranking === true;
+    const on = kind === "rerank" ? reranking : reranking || this.options.embeddings === true;
+    if (!on)
+      return kind === "rerank"
+        ? error(
+            res,
+            501,
+            "not_supported_error",
+            "This server does not support reranking. Start it with `--reranking`",
+          )
+        : error(
+            res,
+            501,
+            "not_supported_error",
+            "This server does not support embeddings. Start it with `--embeddings`",
+          );
+    const request = (body.kind === "json" ? body.value : {}) as Record<string, unknown>;
+    const id = this.facts().id;
+    const answer =
+      kind === "rerank" ? rerankBody(request, id) : embeddingsBody(request, id, 64, false);
+    if (typeof answer === "string") return error(res, 400, "invalid_request_error", answer);
+    json(res, 200, answer);
   }
 
   private async complete(body: Body, res: ServerResponse, kind: "chat" | "text"): Promise<void> {

@@ -7,6 +7,7 @@
  */
 import type { ServerResponse } from "node:http";
 import { EngineFake, card, json, text, type EngineFakeOptions, type Route } from "./engine-fake.ts";
+import { embeddingsBody } from "./pooling.ts";
 
 /** One pulled model. */
 export interface OllamaModel {
@@ -118,9 +119,32 @@ export class FakeOllama extends EngineFake {
       case "GET /v1/models":
         json(res, 200, { object: "list", data: this.models.map((m) => card(m.name, "library")) });
         return true;
+      case "POST /v1/embeddings":
+        return this.embed(body.kind === "json" ? (body.value as Record<string, unknown>) : {}, res);
       default:
         return false;
     }
+  }
+
+  /** Ollama's `/v1/embeddings`: only for a model with the `embedding` capability. */
+  private embed(request: Record<string, unknown>, res: ServerResponse): boolean {
+    const m = this.models.find((x) => x.name === request.model);
+    if (!m?.capabilities.includes("embedding")) {
+      const why = m
+        ? `"${m.name}" does not support embeddings`
+        : `model "${String(request.model)}" not found`;
+      json(res, m ? 400 : 404, {
+        error: { message: why, type: "api_error", param: null, code: null },
+      });
+      return true;
+    }
+    const answer = embeddingsBody(request, m.name, 48);
+    if (typeof answer === "string")
+      json(res, 400, {
+        error: { message: answer, type: "invalid_request_error", param: null, code: null },
+      });
+    else json(res, 200, answer);
+    return true;
   }
 
   private show(name: unknown, res: ServerResponse): boolean {

@@ -6,6 +6,7 @@
  */
 import type { RecordedRequest, Body } from "./fake-server.ts";
 import type { ServerResponse } from "node:http";
+import { embeddingsBody, rerankBody } from "./pooling.ts";
 import {
   EngineFake,
   card,
@@ -26,7 +27,19 @@ export interface FakeVllmOptions extends EngineFakeOptions {
   loras?: string[];
   /** The engine died: `/health` answers 503. */
   dead?: boolean;
+  /** The model's task, which decides the routes vLLM mounts; default `generate`. */
+  task?: "generate" | "embed" | "score";
+  /** `--disable-fastapi-docs`: no `/openapi.json`. */
+  noDocs?: boolean;
 }
+
+/** The routes vLLM mounts for each task (its `api_server` routers), as `/openapi.json` lists. */
+const TASK_ROUTES: Record<string, string[]> = {
+  generate: ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages"],
+  embed: ["/v1/embeddings", "/v1/rerank", "/v1/score", "/pooling"],
+  score: ["/v1/rerank", "/v1/score", "/rerank", "/pooling"],
+};
+const COMMON_ROUTES = ["/health", "/version", "/v1/models", "/tokenize", "/load"];
 
 /** What `/version` answers. */
 export const VLLM_VERSION = "0.11.0";
@@ -62,8 +75,35 @@ export class FakeVllm extends EngineFake {
     return super.handle(req, body, res);
   }
 
-  protected route({ key }: Route, res: ServerResponse): boolean {
-    if (key === "GET /version") json(res, 200, { version: VLLM_VERSION });
+  private get task(): string {
+    return this.options.task ?? "generate";
+  }
+
+  protected route({ key, body }: Route, res: ServerResponse): boolean {
+    const routes = [...COMMON_ROUTES, ...(TASK_ROUTES[this.task] ?? [])];
+    const path = key.slice(key.indexOf(" ") + 1);
+    const request = (body.kind === "json" ? body.value : {}) as Record<string, unknown>;
+    if (key.startsWith("POST ") && !routes.includes(path)) {
+      // A route the task does not mount: FastAPI's own 404.
+      json(res, 404, { detail: "Not Found" });
+      return true;
+    }
+    if (key === "GET /openapi.json" && !this.options.noDocs)
+      json(res, 200, {
+        openapi: "3.1.0",
+        info: { title: "FastAPI", version: "0.1.0" },
+        paths: Object.fromEntries(routes.map((r) => [r, {}])),
+      });
+    else if (key === "POST /v1/embeddings" || key === "POST /v1/rerank") {
+      const answer =
+        key === "POST /v1/rerank"
+          ? rerankBody(request, this.model)
+          : embeddingsBody(request, this.model, 32);
+      if (typeof answer === "string")
+        json(res, 400, this.errorBody(400, "BadRequestError", answer));
+      else json(res, 200, answer);
+    } else if (key === "POST /v1/responses") json(res, 200, nativeResponse(this.model, request));
+    else if (key === "GET /version") json(res, 200, { version: VLLM_VERSION });
     else if (key === "GET /health") text(res, this.options.dead ? 503 : 200, "");
     else if (key === "GET /v1/models") json(res, 200, { object: "list", data: this.cards() });
     else return false;
@@ -83,4 +123,30 @@ export class FakeVllm extends EngineFake {
     );
     return [base, ...loras];
   }
+}
+
+/**
+ * vLLM's own `/v1/responses` answer (non-streamed), marked so tests can tell it from the
+ * club's translation: its message item id is `msg_vllm`.
+ */
+function nativeResponse(model: string, request: Record<string, unknown>): Record<string, unknown> {
+  return {
+    id: "resp_vllm",
+    object: "response",
+    created_at: 1_700_000_000,
+    model,
+    status: "completed",
+    output: [
+      {
+        type: "message",
+        id: "msg_vllm",
+        status: "completed",
+        role: "assistant",
+        content: [
+          { type: "output_text", text: `native: ${String(request.input)}`, annotations: [] },
+        ],
+      },
+    ],
+    usage: { input_tokens: 3, output_tokens: 2, total_tokens: 5 },
+  };
 }

@@ -1,0 +1,71 @@
+/**
+ * Reading an engine's chat-completion SSE stream and writing events in another API's shape: the
+ * pieces both translators (`responses.ts`, `messages.ts`) share.
+ */
+import type { Readable } from "node:stream";
+
+/** One chat-completion stream chunk, as far as the translators read it. */
+export interface ChatChunk {
+  id?: string;
+  choices?: {
+    delta?: {
+      content?: string | null;
+      tool_calls?: {
+        index?: number;
+        id?: string;
+        function?: { name?: string; arguments?: string };
+      }[];
+    };
+    finish_reason?: string | null;
+  }[];
+  usage?: ChatUsage | null;
+  error?: unknown;
+}
+
+/** A chat completion's `usage`. */
+export interface ChatUsage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  total_tokens?: number;
+}
+
+/**
+ * The JSON payloads of an SSE stream's `data:` lines, in order; comments (llama-server's pings,
+ * the relay's keep-alives) and `[DONE]` are skipped, as is a payload that is not JSON.
+ */
+export async function* sseData(body: Readable): AsyncGenerator {
+  let buffered = "";
+  for await (const chunk of body) {
+    buffered += (chunk as Buffer).toString("utf8");
+    let cut: number;
+    while ((cut = buffered.indexOf("\n")) !== -1) {
+      const line = buffered.slice(0, cut).replace(/\r$/, "");
+      buffered = buffered.slice(cut + 1);
+      if (!line.startsWith("data:")) continue;
+      const data = line.slice(5).trim();
+      if (data === "" || data === "[DONE]") continue;
+      try {
+        yield JSON.parse(data) as unknown;
+      } catch {
+        // a torn or foreign line: nothing a translator could use
+      }
+    }
+  }
+}
+
+/** One SSE event with a name, as both Responses and Messages streams carry them. */
+export function sseEvent(type: string, data: Record<string, unknown>): string {
+  return `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+/** A short random id with a prefix, in the shape each API uses (`resp_…`, `msg_…`). */
+export function newId(prefix: string): string {
+  return `${prefix}${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
+}
+
+/** Reads a whole body as text. The engine is the rig's own and bounds a reply by its context. */
+export async function readText(body: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
