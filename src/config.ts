@@ -10,6 +10,7 @@ import Conf from "conf";
 import { UserError } from "./errors.ts";
 import type { ServiceConfig } from "./discovery/catalog.ts";
 import type { GpuOverride } from "./hardware/types.ts";
+import type { MemberLimit } from "./gateway/member-limits.ts";
 import { MAX_ACCESS_MEMBERS, type Access } from "./protocol/manifest.ts";
 import { DEFAULT_MAX_STREAMS } from "./tunnel/h2-settings.ts";
 
@@ -37,6 +38,11 @@ export interface StoredConfig {
    * own entry wins over its service's); anything not listed is private.
    */
   sharing?: Record<string, Access>;
+  /**
+   * The owner's limits on other members' use of the rig, for all (`"*"`) or one member by name:
+   * `{"*": {"concurrent": 2, "requestsPerDay": 500}}`.
+   */
+  memberLimits?: Record<string, MemberLimit>;
   /** Allow a plain `ws://` relay that is not on loopback (the key crosses the network in clear). */
   allowInsecureRelay?: boolean;
   /** Most HTTP/2 streams (requests) a relay may have open on one tunnel (default 64). */
@@ -66,6 +72,7 @@ export interface Config {
   queueTotal: number;
   /** Stored `sharing` with `--share` flags applied over it. */
   sharing: Record<string, Access>;
+  memberLimits: Record<string, MemberLimit>;
   /** `ws://` to a relay off this machine was allowed (`--insecure`, `allowInsecureRelay`). */
   insecureRelay: boolean;
   maxStreams: number;
@@ -109,6 +116,17 @@ const schema = {
   },
   queueSize: { type: "integer", minimum: 0, maximum: 100000 },
   queueTotal: { type: "integer", minimum: 0, maximum: 1000000 },
+  memberLimits: {
+    type: "object",
+    additionalProperties: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        concurrent: { type: "integer", minimum: 0, maximum: 100000 },
+        requestsPerDay: { type: "integer", minimum: 0, maximum: 1000000000 },
+      },
+    },
+  },
   sharing: {
     type: "object",
     propertyNames: { minLength: 1, maxLength: 256 },
@@ -327,6 +345,7 @@ export function resolveConfig(
     queueSize: stored.queueSize ?? 32,
     queueTotal: stored.queueTotal ?? 256,
     sharing,
+    memberLimits: stored.memberLimits ?? {},
     insecureRelay: flags.insecure ?? stored.allowInsecureRelay ?? false,
     maxStreams: stored.maxStreams ?? DEFAULT_MAX_STREAMS,
     maxBufferedBytes: (stored.maxBufferedMiB ?? 256) * 1024 * 1024,

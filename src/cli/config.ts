@@ -19,6 +19,7 @@ const KEYS = [
   "queueTotal",
   "localKey",
   "sharing",
+  "memberLimits",
   "allowInsecureRelay",
   "maxStreams",
   "maxBufferedMiB",

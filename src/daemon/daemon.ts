@@ -83,6 +83,7 @@ export class Daemon extends EventEmitter {
         owner: () => this.tunnels.find((t) => t.welcome)?.welcome?.member,
         sharing: () => this.config.sharing,
       },
+      memberLimits: () => this.config.memberLimits,
     });
     this.metrics = new DaemonMetrics(this);
   }
@@ -220,6 +221,7 @@ export class Daemon extends EventEmitter {
       queueSize: next.queueSize,
       queueTotal: next.queueTotal,
       sharing: next.sharing,
+      memberLimits: next.memberLimits,
     });
     this.gateway.load.configure({
       queueSize: next.queueSize,

@@ -28,6 +28,7 @@ import { Capacity, type Release } from "./capacity.ts";
 import { limitBody, unsafeRequestUrl } from "./safety.ts";
 import type { UrlGuardOptions } from "./url-guard.ts";
 import { ProgressRegistry } from "./progress.ts";
+import { MemberLimits, type MemberLimit } from "./member-limits.ts";
 import { refusal, requesterOf, type SharingSource } from "./sharing.ts";
 import { chatView, execute } from "../../adapters/translate/index.ts";
 
@@ -58,6 +59,8 @@ export interface GatewayOptions {
   onRequestDone?: (info: RequestDoneInfo) => void;
   /** The owner and the sharing settings; without it every request is the owner's. */
   sharing?: SharingSource;
+  /** The owner's limits on other members (`memberLimits` setting); none without it. */
+  memberLimits?: () => Readonly<Record<string, MemberLimit>>;
 }
 
 /** What the gateway knows about a request once it is over. */
@@ -102,6 +105,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const maxJson = options.maxJsonBytes ?? 64 * 1024 * 1024;
   const buffered = new BodyBudget(options.maxBufferedBytes);
   const started = Math.floor(Date.now() / 1000);
+  const memberLimits = new MemberLimits(options.memberLimits ?? (() => ({})));
 
   async function handle(req: GatewayRequest, res: GatewayResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://gateway");
@@ -155,6 +159,12 @@ export function createGateway(options: GatewayOptions): Gateway {
       refusal(options.catalog(), id, who, options.sharing, options.providerName);
     const headerDenial = modelId === undefined ? undefined : denied(modelId);
     if (headerDenial) return error(res, 403, "permission_error", headerDenial);
+    const admitted = memberLimits.admit(who);
+    if ("refusal" in admitted)
+      return sendJson(res, 429, envelope("rate_limit_error", admitted.refusal), {
+        "retry-after": String(admitted.retryAfter),
+      });
+    res.once("close", admitted.release);
     let json: Record<string, unknown> | undefined;
     if (endpoint.body === "json") {
       const tooLarge = (): void =>

@@ -35,6 +35,7 @@ beforeAll(async () => {
     providerName: "alice-rig",
     log: silentLogger,
     sharing: { owner: () => client.welcome?.member, sharing: () => sharing },
+    memberLimits: () => ({ dave: { requestsPerDay: 1 } }),
   });
   client = victim(relay.url, { onRequest: gateway });
   client.start();
@@ -109,5 +110,19 @@ describe("a rig's sharing, checked by the rig", () => {
     // The model named only in the body is checked too.
     expect((await chat("private-chat", "mallory", { modelHeader: false })).status).toBe(403);
     expect(served()).toBe(before);
+  });
+
+  it("answers 429 past the owner's limit for a member, saying which, and the relay may go elsewhere", async () => {
+    expect((await chat("shared-chat", "dave")).status).toBe(200);
+    const refused = await chat("shared-chat", "dave");
+    expect(refused.status).toBe(429);
+    expect(JSON.parse(refused.body)).toMatchObject({
+      error: {
+        type: "rate_limit_error",
+        message: expect.stringContaining("dave used the 1 requests a day") as string,
+      },
+    });
+    // The owner has no such limit.
+    expect((await chat("shared-chat", "alice")).status).toBe(200);
   });
 });
