@@ -9,6 +9,7 @@ import { runCli, scratchDir, writeSecret, type CliProcess } from "./harness.ts";
 
 export const ALICE_KEY = "sk-alice-e2e-0123456789";
 export const BOB_KEY = "sk-bob-e2e-0123456789";
+export const CAROL_KEY = "sk-carol-e2e-0123456789";
 
 export interface Stack {
   home: string;
@@ -68,7 +69,7 @@ export async function startStack(
   const home = scratchDir();
   writeFileSync(
     join(home, "keys.json"),
-    JSON.stringify({ [ALICE_KEY]: "alice", [BOB_KEY]: "bob" }),
+    JSON.stringify({ [ALICE_KEY]: "alice", [BOB_KEY]: "bob", [CAROL_KEY]: "carol" }),
   );
   const keyFile = writeSecret(home, "key.txt", ALICE_KEY);
   let { relay, url: relayUrl } = await startRelay(home, 0, relayArgs);
