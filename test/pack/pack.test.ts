@@ -53,7 +53,7 @@ describe("the packed package", () => {
     const imported = new Set<string>();
     for (const f of dist) {
       const text = readFileSync(join(prefix, "lib", "node_modules", "club-provider", f), "utf8");
-      for (const m of text.matchAll(/(?:from |import\(|require\(|resolve\()"([^".][^"]*)"/g)) {
+      for (const m of text.matchAll(/(?:from |import\(|require\(|\)\.resolve\()"([^".][^"]*)"/g)) {
         const spec = m[1] ?? "";
         if (spec.startsWith("node:")) continue;
         imported.add(
@@ -118,6 +118,32 @@ describe("the packed package", () => {
       });
       expect(reply.choices[0]?.message.content).toBe("from the package");
     });
+  });
+
+  it("installs itself as a service with `service install` (into a throwaway root)", async () => {
+    const root = mkdtempSync(join(work, "svc-"));
+    const keyFile = join(work, "svc-key");
+    writeFileSync(keyFile, "sk-pack-service-0123456789", { mode: 0o600 });
+    const cli = runCli(
+      [
+        "service",
+        "install",
+        "--root",
+        root,
+        "--relay",
+        "wss://club.example",
+        "--api-key-file",
+        keyFile,
+        "--name",
+        "packed-rig",
+      ],
+      { home: scratchDir(), bin },
+    );
+    expect(await cli.exited, cli.output()).toBe(0);
+    const unit = readFileSync(join(root, "etc/systemd/system/club-provider.service"), "utf8");
+    // The unit runs the installed copy, not this checkout.
+    const installed = join(prefix, "lib/node_modules/club-provider/bin/club-provider");
+    expect(unit).toContain(`${installed} start --api-key-file /etc/club-provider/key`);
   });
 
   it("is what install.sh installs as a service (dry run into a throwaway root)", async () => {
