@@ -6,12 +6,7 @@
  */
 import type { Logger } from "../log.ts";
 import { describeError } from "../errors.ts";
-import {
-  USAGE_COUNTERS,
-  type JobStore,
-  type UsageCounts,
-  type UsageRow,
-} from "./jobs/store.ts";
+import { USAGE_COUNTERS, type JobStore, type UsageCounts, type UsageRow } from "./jobs/store.ts";
 import type { UsageSink, UsageTarget } from "./usage-meter.ts";
 
 const DAY_MS = 86_400_000;

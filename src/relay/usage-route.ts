@@ -30,7 +30,12 @@ export async function usageRoute(
 ): Promise<void> {
   req.resume();
   if (url.pathname !== "/v1/usage" && url.pathname !== "/v1/usage/") {
-    sendError(res, 404, "not_found_error", `unknown endpoint ${req.method ?? "GET"} ${url.pathname}`);
+    sendError(
+      res,
+      404,
+      "not_found_error",
+      `unknown endpoint ${req.method ?? "GET"} ${url.pathname}`,
+    );
     return;
   }
   if (req.method !== "GET") {

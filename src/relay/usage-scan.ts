@@ -123,6 +123,7 @@ export class JsonScanner {
     else if (key === "data" && d === 1 && c === 0x5b) {
       this.#dataDepth = 2;
       this.#dataExpect = true;
+      this.#out.dataItems = 0;
     }
   }
 

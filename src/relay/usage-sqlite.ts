@@ -8,8 +8,7 @@ import { USAGE_COUNTERS, type UsageQuery, type UsageRow } from "./jobs/store.ts"
 
 /** The usage writes, as the SQLite store queues them. */
 export type UsageOp =
-  | { kind: "usage"; rows: readonly UsageRow[] }
-  | { kind: "pruneUsage"; beforeDay: string };
+  { kind: "usage"; rows: readonly UsageRow[] } | { kind: "pruneUsage"; beforeDay: string };
 
 const KEY = ["member", "provider", "owner", "model", "day"] as const;
 
