@@ -172,7 +172,7 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
       keepAlive?.stop();
       status = Number(headers[":status"]);
       const type = headers["content-type"] ?? "";
-      sse = (headers["content-type"] ?? "").startsWith("text/event-stream");
+      sse = type.startsWith("text/event-stream");
       if (keepAlive?.committed) {
         // The consumer already has a 200: a stream goes on after the comments; anything else
         // (the provider's refusal) becomes the stream's final error event.
@@ -242,6 +242,8 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
 
     res.on("close", () => {
       if (retry) return;
+      // A consumer who left before the answer is not the provider's error.
+      if (!responded) status = 0;
       book();
       cancel(stream);
       finish();
