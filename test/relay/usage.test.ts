@@ -260,13 +260,19 @@ describe("usage per member, rig and model", () => {
     expect(anonymous.status).toBe(401);
   });
 
-  it("keeps the counts across a restart", async () => {
+  it("keeps the counts across a restart, the last ones written on close", async () => {
     const before = { alice: await usage(ALICE), bob: await usage(BOB) };
+    expect(before.bob.used[0]).toEqual(bob);
+    // Counted, not flushed yet (every 5 s by default): close writes it.
+    await client(CAROL).chat.completions.create({ model: "shared-chat", messages: messages("c") });
     rig.stop();
     await relay.close();
     relay = await start(relay.port);
-    expect(await usage(ALICE)).toEqual(before.alice);
     expect(await usage(BOB)).toEqual(before.bob);
-    expect(before.bob.used[0]).toEqual(bob);
+    const alice = await usage(ALICE);
+    expect(alice.served.find((r) => r.member === "carol")?.requests).toBe(2);
+    expect(alice.served.filter((r) => r.member === "bob")).toEqual(
+      before.alice.served.filter((r) => r.member === "bob"),
+    );
   });
 });
