@@ -21,6 +21,14 @@ export interface Scanned {
   dataItems?: number;
 }
 
+/** A value being captured: its bytes in a buffer that grows up to `MAX_CAPTURE`. */
+interface Capture {
+  depth: number;
+  key: string;
+  buf: Buffer;
+  length: number;
+}
+
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /**
@@ -41,7 +49,7 @@ export class JsonScanner {
   /** The key being read (levels 1 and 2 only), and the last key read at each of those levels. */
   #key: number[] | undefined;
   #keys: string[] = ["", "", ""];
-  #capture: { depth: number; key: string; bytes: number[] } | undefined;
+  #capture: Capture | undefined;
   #dataDepth = 0;
   #dataExpect = false;
   #out: Scanned = {};
@@ -119,7 +127,7 @@ export class JsonScanner {
     const d = this.#depth;
     const key = this.#keys[d] ?? "";
     if ((key === "usage" && d <= 2 && c === 0x7b) || (key === "duration" && d === 1))
-      this.#capture = { depth: d, key, bytes: [] };
+      this.#capture = { depth: d, key, buf: Buffer.allocUnsafe(256), length: 0 };
     else if (key === "data" && d === 1 && c === 0x5b) {
       this.#dataDepth = 2;
       this.#dataExpect = true;
@@ -127,14 +135,22 @@ export class JsonScanner {
     }
   }
 
-  #take(cap: { bytes: number[] }, c: number): void {
-    if (cap.bytes.length < MAX_CAPTURE) cap.bytes.push(c);
-    else this.#capture = undefined;
+  #take(cap: Capture, c: number): void {
+    if (cap.length === cap.buf.length) {
+      if (cap.length >= MAX_CAPTURE) {
+        this.#capture = undefined;
+        return;
+      }
+      const bigger = Buffer.allocUnsafe(cap.length * 2);
+      cap.buf.copy(bigger);
+      cap.buf = bigger;
+    }
+    cap.buf[cap.length++] = c;
   }
 
-  #finish(cap: { key: string; bytes: number[] }): void {
+  #finish(cap: Capture): void {
     this.#capture = undefined;
-    const text = Buffer.from(cap.bytes).toString("utf8");
+    const text = cap.buf.toString("utf8", 0, cap.length);
     if (cap.key === "duration") {
       const n = Number(text);
       if (Number.isFinite(n) && n >= 0) this.#out.duration = n;

@@ -32,10 +32,17 @@ export function mergeTokens(into: Tokens, usage: Record<string, unknown> | undef
   if (completion !== undefined) into.completion = completion;
 }
 
-/** Whether an event's data is the usage-only final chunk (`choices: []` and a `usage`). */
-function usageOnly(data: Buffer): boolean {
+/** Whether an event (its whole text) is the usage-only final chunk (`choices: []`, `usage`). */
+function usageOnly(event: Buffer): boolean {
+  const data = event
+    .toString("utf8")
+    .split(/\r?\n/)
+    .filter((line) => line.startsWith("data:"))
+    .map((line) => line.slice(5))
+    .join("\n");
+  if (data.trim() === "") return false;
   try {
-    const v = JSON.parse(data.toString("utf8")) as { choices?: unknown; usage?: unknown };
+    const v = JSON.parse(data) as { choices?: unknown; usage?: unknown };
     return Array.isArray(v.choices) && v.choices.length === 0 && typeof v.usage === "object";
   } catch {
     return false;
@@ -56,10 +63,9 @@ export class SseUsage {
   #lineLength = 0;
   #data = false;
   #dataSeen = false;
-  /** Bytes of the event held back (strip mode), its data, and whether it was let go already. */
+  /** Bytes of the event held back (strip mode), and whether it was let go already. */
   #held: Buffer[] = [];
   #heldBytes = 0;
-  #heldData: number[] = [];
   #released = false;
 
   constructor(o: { strip: boolean }) {
@@ -87,13 +93,13 @@ export class SseUsage {
         else if (++this.#lineLength === DATA.length) {
           this.#data = true;
           // Lines of one event's data are joined with a newline (JSON whitespace).
-          if (this.#dataSeen) this.#feed(LF);
+          if (this.#dataSeen) this.#scan.byte(LF);
           this.#dataSeen = true;
         }
         continue;
       }
       this.#lineLength++;
-      if (this.#data) this.#feed(c);
+      if (this.#data) this.#scan.byte(c);
     }
     if (!this.#strip) return chunk;
     this.#hold(chunk.subarray(from), out);
@@ -106,11 +112,6 @@ export class SseUsage {
     const rest = Buffer.concat(this.#held);
     this.#held = [];
     return rest;
-  }
-
-  #feed(c: number): void {
-    this.#scan.byte(c);
-    if (this.#strip && !this.#released && this.#heldData.length < MAX_HELD) this.#heldData.push(c);
   }
 
   #hold(part: Buffer, out: Buffer[]): void {
@@ -135,13 +136,9 @@ export class SseUsage {
     this.#dataSeen = false;
     if (this.#strip) {
       this.#hold(chunk.subarray(from, to), out);
-      if (!this.#released) {
-        const drop = this.#heldData.length > 0 && usageOnly(Buffer.from(this.#heldData));
-        if (!drop) out.push(...this.#held);
-      }
+      if (!this.#released && !usageOnly(Buffer.concat(this.#held))) out.push(...this.#held);
       this.#held = [];
       this.#heldBytes = 0;
-      this.#heldData = [];
       this.#released = false;
     }
   }
