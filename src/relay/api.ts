@@ -29,6 +29,8 @@ import type { RateLimiter } from "./rate-limit.ts";
 import { sendError, sendJson } from "./respond.ts";
 import { decodePart, parseTarget } from "./target.ts";
 import type { Uploads } from "./uploads.ts";
+import { askUsage } from "./usage-meter.ts";
+import { isUsagePath, usageRoute } from "./usage-route.ts";
 
 export interface ApiOptions {
   keys: KeyRing;
@@ -170,6 +172,10 @@ export function createApi(
         sendError(res, 404, "no_provider", `no online provider serves model ${JSON.stringify(id)}`);
       return;
     }
+    if (work && isUsagePath(path)) {
+      await usageRoute(work.usage, req, res, member, url);
+      return;
+    }
     if (ASYNC_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`))) {
       if (work) {
         await work.handle(req, res, member, url);
@@ -209,6 +215,7 @@ export function createApi(
     let model: unknown;
     let body: Buffer | Readable | null = null;
     let streamed = false;
+    let strip = false;
     if (endpoint.body === "json") {
       const json = parseJsonObject(await readBody(req, maxJson));
       if (json.async === true) {
@@ -231,6 +238,7 @@ export function createApi(
       }
       model = json.model;
       streamed = json.stream === true && SSE_ENDPOINTS.has(endpoint.path);
+      if (work && streamed) strip = askUsage(endpoint.path, json);
       body = Buffer.from(JSON.stringify(stripClubFields(json)));
       headers["content-type"] = "application/json";
     } else if (endpoint.body === "multipart") {
@@ -290,6 +298,7 @@ export function createApi(
         log,
         ...(next ? { retryOn: (status: number) => status === 429 } : {}),
         ...(streamed && keepAliveMs > 0 ? { keepAliveMs } : {}),
+        ...(work ? { usage: { sink: work.usage, endpoint: endpoint.path, strip } } : {}),
       });
       if (outcome !== "retry" || !next) break;
       log.debug(

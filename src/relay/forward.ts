@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import { HEADER_MEMBER, HEADER_MODEL, HEADER_REQUEST_ID, envelope } from "../protocol/index.ts";
 import { KeepAlive, errorEvent, refusalEvent } from "./keepalive.ts";
 import type { ProviderLink } from "./provider-link.ts";
+import { UsageMeter, type UsageTap } from "./usage-meter.ts";
 
 /**
  * Where a forwarded answer goes: a consumer's `ServerResponse`, or any writable with the few
@@ -48,6 +49,8 @@ export interface ForwardRequest {
    * send SSE comments until the answer begins (`keepalive.ts`). A retry is possible only before.
    */
   keepAliveMs?: number;
+  /** Meter the answer: what it used is booked once it is over (`usage-meter.ts`). */
+  usage?: UsageTap;
 }
 
 /** Answers with the club's envelope, or cuts the answer off once headers are out (as `sendError`). */
@@ -103,8 +106,8 @@ export function responseHeaders(
  * `close`, only once that data is read: reset as it is, it never closes, and a retry waiting
  * for it never starts.
  */
-function cancel(stream: ClientHttp2Stream, res: ForwardSink): void {
-  stream.unpipe(res);
+function cancel(stream: ClientHttp2Stream): void {
+  stream.unpipe();
   stream.resume();
   if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
 }
@@ -134,7 +137,23 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
     const keepAlive = f.keepAliveMs ? new KeepAlive(res, f.requestId, f.keepAliveMs) : undefined;
     /** The body of a refusal that came after the commit, to end the stream with. */
     let refusal: { status: number; chunks: Buffer[]; size: number } | undefined;
+    const meter = f.usage ? new UsageMeter(f.usage) : undefined;
+    let status = 502;
+    /** The meter's pass-through, and whether the provider's answer ended cleanly. */
+    let through: NodeJS.ReadWriteStream | undefined;
+    let ending = false;
+    const book = (): void =>
+      meter?.record(
+        { member: f.member, model: f.model, provider: link.name, owner: link.member },
+        status,
+      );
+    const pipeOn = (type: string): void => {
+      through = meter?.through(type);
+      if (through) stream.pipe(through).pipe(res, { end: false });
+      else stream.pipe(res, { end: false });
+    };
     const finish = (): void => {
+      if (!retry && !ending) book();
       if (done) return;
       done = true;
       keepAlive?.stop();
@@ -145,14 +164,15 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
     if (buffered) stream.end(f.body);
     else if (f.body)
       pipeline(f.body as Readable, stream, (err) => {
-        if (err) cancel(stream, res);
+        if (err) cancel(stream);
       });
 
     stream.on("response", (headers) => {
       responded = true;
       keepAlive?.stop();
-      const status = Number(headers[":status"]);
-      sse = (headers["content-type"] ?? "").startsWith("text/event-stream");
+      status = Number(headers[":status"]);
+      const type = headers["content-type"] ?? "";
+      sse = type.startsWith("text/event-stream");
       if (keepAlive?.committed) {
         // The consumer already has a 200: a stream goes on after the comments; anything else
         // (the provider's refusal) becomes the stream's final error event.
@@ -162,20 +182,20 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
             if (r.size < 64 * 1024) r.chunks.push(chunk);
             r.size += chunk.length;
           });
-        } else stream.pipe(res, { end: false });
+        } else pipeOn(type);
         sse = true;
         return;
       }
       if (f.retryOn?.(status)) {
         retry = true;
-        cancel(stream, res);
+        cancel(stream);
         return;
       }
       res.writeHead(status, responseHeaders(headers, f.requestId));
       // A body of unknown length may be slow to start (a stream): the consumer gets the headers
       // now. One of known length is sent with its headers, in one write.
       if (headers["content-length"] === undefined) res.flushHeaders();
-      stream.pipe(res, { end: false });
+      pipeOn(type);
     });
     // A session that dies also ends its streams' readable side: only an end while the session
     // is alive and the stream was not reset is the provider's END_STREAM. A refusal dropped for
@@ -183,14 +203,24 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
     stream.on("end", () => {
       if (retry || !responded || link.session.destroyed || stream.rstCode) return;
       if (refusal) res.end(refusalEvent(link.name, refusal.status, Buffer.concat(refusal.chunks)));
-      else res.end();
+      else if (through) {
+        // The rest of the answer is still passing through the meter: end after it.
+        ending = true;
+        through.once("end", () => {
+          book();
+          res.end();
+        });
+      } else res.end();
     });
     stream.on("error", (err: Error) =>
       f.log.debug({ err: err.message, requestId: f.requestId }, "tunnel stream error"),
     );
     stream.on("close", () => {
       finish();
-      if (retry || res.writableEnded) return;
+      if (retry || ending || res.writableEnded) return;
+      // What the meter still holds is dropped: the answer ends here.
+      if (through) stream.unpipe(through);
+      through?.unpipe(res);
       if (!responded && keepAlive?.committed) {
         const why = link.session.destroyed ? "disconnected" : "failed";
         res.end(
@@ -212,11 +242,14 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
 
     res.on("close", () => {
       if (retry) return;
-      cancel(stream, res);
+      // A consumer who left before the answer is not the provider's error.
+      if (!responded) status = 0;
+      book();
+      cancel(stream);
       finish();
     });
     f.req?.on("error", () => {
-      cancel(stream, res);
+      cancel(stream);
     });
   });
 }

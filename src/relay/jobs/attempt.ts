@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "../../log.ts";
 import { forward } from "../forward.ts";
 import type { ProviderLink } from "../provider-link.ts";
+import type { UsageSink } from "../usage-meter.ts";
 import { ResultSink, closed } from "./result-sink.ts";
 import { commitResult, dropResult, readPartHead, readPartJson, resultPaths } from "./results.ts";
 import type { JobError, JobLimits, JobRecord, JobResult } from "./types.ts";
@@ -35,6 +36,8 @@ export interface AttemptOptions {
   resultsDir: string;
   limits: Pick<JobLimits, "maxResultBytes" | "inlineResultBytes" | "attemptTimeoutMs">;
   log: Logger;
+  /** Where the answer's usage is booked. */
+  usage?: UsageSink;
 }
 
 const isJson = (type: string): boolean => type === "application/json" || type.endsWith("+json");
@@ -150,6 +153,7 @@ export function startAttempt(o: AttemptOptions): Attempt {
       requestId,
       res: sink,
       log: o.log,
+      ...(o.usage ? { usage: { sink: o.usage, endpoint: job.endpoint } } : {}),
     });
     await closed(sink);
     clearTimeout(timer);

@@ -12,6 +12,7 @@ import { startAttempt, type Attempt, type Outcome } from "./attempt.ts";
 import { pickForJob, serviceSlot } from "./capacity.ts";
 import { RunningAttempts } from "./running.ts";
 import type { JobLimits, JobRecord } from "./types.ts";
+import type { UsageSink } from "../usage-meter.ts";
 import type { ProviderLink } from "../provider-link.ts";
 
 /** What the dispatcher asks of, and tells, the queue. */
@@ -35,6 +36,8 @@ export interface DispatcherOptions {
   /** A job's request body, from the store (undefined once dropped). */
   body: (job: JobRecord) => Promise<Buffer | undefined>;
   hooks: DispatchHooks;
+  /** Where attempts book what their answers used. */
+  usage?: UsageSink;
 }
 
 /**
@@ -113,7 +116,16 @@ export class Dispatcher {
     const { limits, log, resultsDir, hooks } = this.#o;
     this.#waiting.delete(job.id);
     const body = this.#o.body(job);
-    const attempt = startAttempt({ job, body, link, resultsDir, limits, log });
+    const usage = this.#o.usage;
+    const attempt = startAttempt({
+      job,
+      body,
+      link,
+      resultsDir,
+      limits,
+      log,
+      ...(usage ? { usage } : {}),
+    });
     this.running.add(job.id, job.member, attempt, slot);
     hooks.started(job, link, attempt);
     attempt.done

@@ -16,6 +16,7 @@ import { seenSeq } from "./ids.ts";
 import { newJob, type JobOrigin, type JobRequest } from "./request.ts";
 import { dropResult } from "./results.ts";
 import type { JobStore } from "./store.ts";
+import type { UsageSink } from "../usage-meter.ts";
 import {
   isTerminal,
   type JobError,
@@ -31,6 +32,8 @@ export interface JobSystemOptions {
   registry: Registry;
   limits: JobLimits;
   log: Logger;
+  /** Where attempts book what their answers used. */
+  usage?: UsageSink;
 }
 
 /**
@@ -60,6 +63,7 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
       limits,
       log,
       resultsDir: store.resultsDir,
+      ...(options.usage ? { usage: options.usage } : {}),
       body: (job) => store.body(job.id),
       hooks: {
         queue: () => this.#queue,

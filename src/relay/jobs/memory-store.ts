@@ -2,7 +2,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { JobStore } from "./store.ts";
+import { USAGE_COUNTERS, type JobStore, type UsageRow } from "./store.ts";
 import type { StoredRecord } from "./types.ts";
 
 /**
@@ -16,6 +16,7 @@ export async function createMemoryStore(): Promise<JobStore> {
   const resultsDir = await mkdtemp(join(tmpdir(), "club-relay-results-"));
   const records = new Map<string, StoredRecord>();
   const bodies = new Map<string, Buffer>();
+  const usage = new Map<string, UsageRow>();
   return {
     resultsDir,
     load: () => Promise.resolve([...records.values()].map((r) => structuredClone(r))),
@@ -34,9 +35,32 @@ export async function createMemoryStore(): Promise<JobStore> {
       bodies.delete(id);
       return Promise.resolve();
     },
+    addUsage(rows) {
+      for (const row of rows) {
+        const key = JSON.stringify([row.member, row.provider, row.owner, row.model, row.day]);
+        const had = usage.get(key);
+        if (!had) usage.set(key, { ...row });
+        else for (const c of USAGE_COUNTERS) had[c] += row[c];
+      }
+      return Promise.resolve();
+    },
+    readUsage(q) {
+      const rows = [...usage.values()].filter(
+        (r) =>
+          ("member" in q ? r.member === q.member : r.owner === q.owner) &&
+          r.day >= q.sinceDay &&
+          (q.model === undefined || r.model === q.model),
+      );
+      return Promise.resolve(rows.map((r) => ({ ...r })));
+    },
+    pruneUsage(beforeDay) {
+      for (const [key, r] of usage) if (r.day < beforeDay) usage.delete(key);
+      return Promise.resolve();
+    },
     async close() {
       records.clear();
       bodies.clear();
+      usage.clear();
       await rm(resultsDir, { recursive: true, force: true });
     },
   };

@@ -69,8 +69,33 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
 INSERT INTO meta (key, value) VALUES ('commits', 0);
 `;
 
+/**
+ * What each member used, per rig, model and UTC day (`usage-book.ts`): one row per key, its
+ * counters raised by batched upserts. Read by member (the key's prefix) or by owner and day.
+ */
+const V2 = `
+CREATE TABLE usage (
+  member TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  model TEXT NOT NULL,
+  day TEXT NOT NULL,
+  requests INTEGER NOT NULL,
+  errors INTEGER NOT NULL,
+  prompt_tokens INTEGER NOT NULL,
+  completion_tokens INTEGER NOT NULL,
+  audio_seconds REAL NOT NULL,
+  images INTEGER NOT NULL,
+  videos INTEGER NOT NULL,
+  bytes_out INTEGER NOT NULL,
+  PRIMARY KEY (member, provider, owner, model, day)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX usage_owner_day ON usage (owner, day);
+CREATE INDEX usage_day ON usage (day);
+`;
+
 /** The migrations, in order: index 0 is version 1. */
-export const MIGRATIONS: readonly string[] = [V1];
+export const MIGRATIONS: readonly string[] = [V1, V2];
 
 /** Brings `db` to the latest version, one transaction per step; refuses a newer database. */
 export function migrate(db: DatabaseSync, path: string): void {

@@ -13,6 +13,7 @@ import { importJsonLog } from "./jsonl-import.ts";
 import { checkRecord } from "./record-shape.ts";
 import { SQLITE, loadSqlite, openDatabase, sqliteCode } from "./sqlite-open.ts";
 import { StoreError, type JobStore } from "./store.ts";
+import { usageStatements, type UsageOp } from "../usage-sqlite.ts";
 import type { JobRecord, StoredRecord } from "./types.ts";
 
 /** The table of each kind of record. */
@@ -21,7 +22,8 @@ const TABLES: Record<string, string> = { job: "jobs", batch: "batches", run: "ru
 type Op =
   | { kind: "save"; record: StoredRecord; body?: Buffer | undefined }
   | { kind: "dropBody"; id: string }
-  | { kind: "remove"; id: string };
+  | { kind: "remove"; id: string }
+  | UsageOp;
 
 interface Pending {
   op: Op;
@@ -100,6 +102,7 @@ export async function openSqliteStore(dir: string, o: SqliteStoreOptions): Promi
   const { db } = opened;
   let commits = opened.commits;
   const st = statements(db);
+  const usage = usageStatements(db);
   const max = Math.max(1, o.maxWritesPerCommit ?? 1024);
   let pending: Pending[] = [];
   /** Bodies saved but not committed yet: an attempt may ask for one before its commit. */
@@ -108,6 +111,10 @@ export async function openSqliteStore(dir: string, o: SqliteStoreOptions): Promi
   let closed = false;
 
   const apply = (op: Op): void => {
+    if (op.kind === "usage" || op.kind === "pruneUsage") {
+      usage.apply(op);
+      return;
+    }
     if (op.kind === "dropBody") {
       st.dropBody?.run(op.id);
       return;
@@ -227,6 +234,9 @@ export async function openSqliteStore(dir: string, o: SqliteStoreOptions): Promi
     },
     dropBody: (id) => enqueue({ kind: "dropBody", id }),
     remove: (id) => enqueue({ kind: "remove", id }),
+    addUsage: (rows) => enqueue({ kind: "usage", rows }),
+    readUsage: (query) => Promise.resolve(usage.read(query)),
+    pruneUsage: (beforeDay) => enqueue({ kind: "pruneUsage", beforeDay }),
     close() {
       flush();
       closed = true;

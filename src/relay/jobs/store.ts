@@ -27,9 +27,65 @@ export interface JobStore {
   dropBody(id: string): Promise<void>;
   /** Deletes a record and its body. */
   remove(id: string): Promise<void>;
+  /**
+   * Adds counts to the usage rows of the same key (creating them); in call order with the other
+   * writes, durable when the promise resolves.
+   */
+  addUsage(rows: readonly UsageRow[]): Promise<void>;
+  /** The usage rows from `sinceDay` on, of one member or of the rigs of one owner. */
+  readUsage(query: UsageQuery): Promise<UsageRow[]>;
+  /** Deletes the usage rows of days before `beforeDay`. */
+  pruneUsage(beforeDay: string): Promise<void>;
   /** Writes whatever is pending and lets the store go. */
   close(): Promise<void>;
 }
+
+/** What one member used of one rig, one model, one UTC day. */
+export interface UsageKey {
+  /** The member whose key made the requests. */
+  member: string;
+  /** The rig that served them (its name) and the member who owns it. */
+  provider: string;
+  owner: string;
+  model: string;
+  /** The UTC day, `YYYY-MM-DD`. */
+  day: string;
+}
+
+/** The counters of a usage row. */
+export interface UsageCounts {
+  requests: number;
+  /** Answers with a status of 400 or more. */
+  errors: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  audio_seconds: number;
+  images: number;
+  videos: number;
+  /** Bytes of answers sent on to the member. */
+  bytes_out: number;
+}
+
+/** One row of the usage table. */
+export type UsageRow = UsageKey & UsageCounts;
+
+/** Which usage rows to read: by `member` (what they used) or by `owner` (use of their rigs). */
+export type UsageQuery = ({ member: string } | { owner: string }) & {
+  sinceDay: string;
+  model?: string;
+};
+
+/** The counter columns, in the order the drivers write them. */
+export const USAGE_COUNTERS: readonly (keyof UsageCounts)[] = [
+  "requests",
+  "errors",
+  "prompt_tokens",
+  "completion_tokens",
+  "audio_seconds",
+  "images",
+  "videos",
+  "bytes_out",
+];
 
 /**
  * A write the store could not make durable: `store_full` (the disk or the database is full),

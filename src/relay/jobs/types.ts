@@ -120,6 +120,10 @@ export interface JobLimits {
   retainMs: number;
   /** How often the queue is looked at without an event (backoff, new providers, timeouts). */
   tickMs: number;
+  /** Usage rows (`GET /v1/usage`) are deleted this many days after their UTC day. */
+  usageRetainDays: number;
+  /** How often counted usage is written to the store (and always on close). */
+  usageFlushMs: number;
 }
 
 /** The bounds a relay uses unless told otherwise (see docs/jobs.md). */
@@ -141,6 +145,8 @@ export const DEFAULT_LIMITS: JobLimits = {
   inlineResultBytes: 1024 * 1024,
   retainMs: 7 * 24 * 3_600_000,
   tickMs: 1_000,
+  usageRetainDays: 400,
+  usageFlushMs: 5_000,
 };
 
 /** Batches take at most this many requests (the club's documented limit). */

@@ -29,6 +29,7 @@ import {
 import { openSqliteStore } from "./sqlite-store.ts";
 import { StoreError } from "./store.ts";
 import { WorkError } from "./work-error.ts";
+import { UsageBook } from "../usage-book.ts";
 
 /** What `createWork` needs. */
 export interface WorkOptions {
@@ -53,6 +54,8 @@ export interface Work {
     endpoint: Endpoint,
     json: Record<string, unknown>,
   ): Promise<void>;
+  /** What each member used, for `GET /v1/usage` and the meters of synchronous requests. */
+  usage: UsageBook;
   close(): Promise<void>;
 }
 
@@ -84,7 +87,14 @@ export async function createWork(o: WorkOptions): Promise<Work> {
     ? await openSqliteStore(o.dataDir, { log, maxWritesPerCommit: limits.maxWritesPerCommit })
     : await createMemoryStore();
   const records = await store.load();
-  const jobs = new JobSystem({ store, registry, limits, log });
+  const usage = new UsageBook({
+    store,
+    log,
+    flushMs: limits.usageFlushMs,
+    retainDays: limits.usageRetainDays,
+  });
+  void usage.prune();
+  const jobs = new JobSystem({ store, registry, limits, log, usage });
   const batches = new Batches(jobs, store, limits, log);
   const workflows = new Workflows(jobs, store, registry, limits, log);
   const loaded = of<JobRecord>("job")(records);
@@ -153,9 +163,11 @@ export async function createWork(o: WorkOptions): Promise<Work> {
     submit(req, res, member, endpoint, json) {
       return answer(res, () => submitAsync(ctx, req, res, member, endpoint, json));
     },
+    usage,
     async close() {
       for (const t of timers) clearInterval(t);
       await jobs.close();
+      await usage.close();
       await store.close();
     },
   };

@@ -37,6 +37,12 @@ export interface MediaRigOptions {
   access?: Record<string, Access>;
   /** What the LLM answers: the reply's text for a request. */
   reply?: (body: Record<string, unknown>) => string;
+  /**
+   * The tokens the LLM reports having used for a request, in its answer's `usage` (and, streamed,
+   * in a final `choices: []` chunk when `stream_options.include_usage` asks, as llama-server
+   * does); no `usage` when absent.
+   */
+  usage?: (body: Record<string, unknown>) => { prompt_tokens: number; completion_tokens: number };
 }
 
 /** A small valid PNG's first bytes plus a tag: what the fake image engine "draws". */
@@ -193,17 +199,26 @@ export class MediaRig extends EventEmitter<{
     const type = TYPES[path];
     if (type === "image") {
       done = true;
-      const data = [{ b64_json: PNG.toString("base64"), revised_prompt: body.prompt }];
+      const n = typeof body.n === "number" ? body.n : 1;
+      const data = Array.from({ length: n }, () => ({
+        b64_json: PNG.toString("base64"),
+        revised_prompt: body.prompt,
+      }));
       return this.#json(res, 200, { created: 1, data });
     }
     if (type === "llm") {
       done = true;
       const content = this.options.reply?.(body) ?? "ok";
+      const usage = this.options.usage?.(body);
+      if (body.stream === true) return this.#stream(res, recorded.model, content, body, usage);
       return this.#json(res, 200, {
         id: "chatcmpl-rig",
         object: "chat.completion",
         model: recorded.model,
         choices: [{ index: 0, finish_reason: "stop", message: { role: "assistant", content } }],
+        ...(usage
+          ? { usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } }
+          : {}),
       });
     }
     const bytes = type === "video" ? VIDEO : MUSIC;
@@ -215,6 +230,36 @@ export class MediaRig extends EventEmitter<{
     }
     done = true;
     res.end();
+  }
+
+  /** A chat answer streamed as llama-server streams it: one chunk per word, then the usage. */
+  #stream(
+    res: Http2ServerResponse,
+    model: string,
+    content: string,
+    body: Record<string, unknown>,
+    usage: { prompt_tokens: number; completion_tokens: number } | undefined,
+  ): void {
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    const base = { id: "chatcmpl-rig", object: "chat.completion.chunk", created: 1, model };
+    const event = (v: unknown): string => `data: ${JSON.stringify(v)}\n\n`;
+    const deltas = [
+      { role: "assistant", content: null },
+      ...content.split(/(?= )/).map((w) => ({ content: w })),
+    ];
+    for (const delta of deltas)
+      res.write(event({ choices: [{ index: 0, finish_reason: null, delta }], ...base }));
+    res.write(event({ choices: [{ index: 0, finish_reason: "stop", delta: {} }], ...base }));
+    const options = body.stream_options as { include_usage?: unknown } | undefined;
+    if (usage && options?.include_usage === true)
+      res.write(
+        event({
+          choices: [],
+          ...base,
+          usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens },
+        }),
+      );
+    res.end("data: [DONE]\n\n");
   }
 
   #json(res: Http2ServerResponse, status: number, value: unknown): void {
