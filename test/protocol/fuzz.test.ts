@@ -107,7 +107,7 @@ function mutate(base: unknown, next: () => number): unknown {
       parent = child as Record<string | number, unknown>;
     }
     const last = path.at(-1) ?? "";
-    if (next() < 0.2) delete parent[last];
+    if (next() < 0.2) Reflect.deleteProperty(parent, last);
     else parent[last] = structuredClone(ODD[Math.floor(next() * ODD.length)]);
   }
   return copy;
