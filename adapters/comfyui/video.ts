@@ -9,7 +9,7 @@ import { longReply } from "../job.ts";
 import { InvalidRequest, decodeInline, typeOfFile } from "../media.ts";
 import type { ModelWorkflows } from "./library.ts";
 import { fetchOutput, outputFiles } from "./outputs.ts";
-import { applyValues, readValues } from "./params.ts";
+import { prepare, readValues } from "./params.ts";
 import { runGraph } from "./run.ts";
 import { uploadImage } from "./upload.ts";
 import type { Workflow } from "./workflow.ts";
@@ -54,10 +54,10 @@ export async function generateVideo(
       decodeInline(json.image, "image", MAX_IMAGE_BYTES),
       "image",
     );
-  const graph = applyValues(wf, values);
+  const run = prepare(wf, values);
   const contentType = wf.contentType ?? "video/mp4";
   return longReply(call, contentType, async () => {
-    const entry = await runGraph(call, graph);
+    const entry = await runGraph(call, wf.source, run);
     const files = outputFiles(entry, wf.outputs);
     const file = files.find((f) => typeOfFile(f.filename)?.startsWith("video/")) ?? files[0];
     if (!file)
