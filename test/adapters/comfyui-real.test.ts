@@ -8,11 +8,13 @@ import { once } from "node:events";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { Upstream } from "../../adapters/adapter.ts";
 import comfyui from "../../adapters/comfyui.ts";
 import { stripMetadata } from "../../adapters/comfyui/metadata.ts";
+import { mp4MetadataStripper } from "../../adapters/comfyui/mp4-metadata.ts";
 import { readBytes } from "../fakes/audio-calls.ts";
 import { jsonCall } from "../fakes/comfyui-calls.ts";
 import { pngChunks, pngText } from "../fakes/comfyui-files.ts";
@@ -339,5 +341,88 @@ describe("the comfyui adapter against ComfyUI's real shapes", () => {
     expect(out.toString("latin1")).not.toContain("XMP ");
     expect(out.toString("latin1")).toContain("pixels!");
     expect(out[20]).toBe(0x10);
+  });
+});
+
+/** An MP4 box. */
+const box = (type: string, ...parts: Buffer[]): Buffer => {
+  const body = Buffer.concat(parts);
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(body.length + 8, 0);
+  head.write(type, 4, "latin1");
+  return Buffer.concat([head, body]);
+};
+
+/** An MP4 as SaveVideo writes it: ftyp, mdat, then moov with the graph in udta/meta. */
+function mp4WithGraph(graph: unknown, frames: Buffer): Buffer {
+  const json = Buffer.from(JSON.stringify(graph));
+  return Buffer.concat([
+    box("ftyp", Buffer.from("isom\0\0\x02\0isomiso2avc1mp41", "latin1")),
+    box("mdat", frames),
+    box(
+      "moov",
+      box("mvhd", Buffer.alloc(100, 1)),
+      box("trak", box("tkhd", Buffer.alloc(84, 2))),
+      box(
+        "udta",
+        box(
+          "meta",
+          Buffer.alloc(4),
+          box("hdlr", Buffer.alloc(25)),
+          box("keys", Buffer.from("prompt")),
+          box("ilst", box("data", json)),
+        ),
+      ),
+    ),
+  ]);
+}
+
+describe("the comfyui adapter streams videos without ComfyUI's metadata", () => {
+  const start = fakeUpstreams();
+  const dir = mkdtempSync(join(tmpdir(), "club-comfy-mp4-"));
+  writeFileSync(join(dir, "ltxv.json"), JSON.stringify(LTXV));
+
+  it("blanks moov/udta, keeping every size, offset and frame", async () => {
+    const frames = Buffer.alloc(300 * 1024);
+    for (let i = 0; i < frames.length; i++) frames[i] = (i * 7) & 0xff;
+    const file = mp4WithGraph(LTXV.workflow, frames);
+    const fake = new FakeComfyUI({ videoFile: file });
+    const up = { ...(await start(fake)), comfyui: { workflowsDir: dir } };
+    const adapter = comfyui();
+    const ltxv = (await adapter.describe(up, signal())).models.find((m) => m.id === "ltxv")!;
+    const reply = await adapter.execute(
+      jsonCall("/v1/videos/generations", up, ltxv, { prompt: "waves" }),
+    );
+    expect(reply.headers["content-length"]).toBe(String(file.length));
+    const sent = await readBytes(reply.body);
+    expect(sent.length).toBe(file.length);
+    expect(file.toString("latin1")).toContain("CheckpointLoaderSimple");
+    expect(sent.toString("latin1")).not.toContain("CheckpointLoaderSimple");
+    expect(sent.toString("latin1")).not.toContain("udta");
+    const udta = file.indexOf("udta", 0, "latin1");
+    expect(sent.toString("latin1", udta, udta + 4)).toBe("free");
+    // Everything but the metadata box's contents is byte for byte what ComfyUI saved.
+    const size = file.readUInt32BE(udta - 4);
+    expect(sent.subarray(0, udta).equals(file.subarray(0, udta))).toBe(true);
+    expect(sent.subarray(udta + 4, udta - 4 + size).every((b) => b === 0)).toBe(true);
+    expect(sent.subarray(udta - 4 + size).equals(file.subarray(udta - 4 + size))).toBe(true);
+  });
+});
+
+describe("mp4MetadataStripper", () => {
+  it("gives the same bytes whatever the chunking, and passes a non-MP4 as it is", async () => {
+    const file = mp4WithGraph({ secret: "lora.safetensors" }, Buffer.alloc(999, 3));
+    const run = async (input: Buffer, step: number) => {
+      const parts: Buffer[] = [];
+      for (let i = 0; i < input.length; i += step) parts.push(input.subarray(i, i + step));
+      const out = Readable.from(parts).pipe(mp4MetadataStripper());
+      return readBytes(out);
+    };
+    const whole = await run(file, file.length);
+    expect(whole.toString("latin1")).not.toContain("lora.safetensors");
+    expect(whole.length).toBe(file.length);
+    for (const step of [1, 5, 17, 4096]) expect((await run(file, step)).equals(whole)).toBe(true);
+    const other = Buffer.from("RIFF....WEBPVP8 not an mp4 at all, udta inside");
+    expect((await run(other, 3)).equals(other)).toBe(true);
   });
 });

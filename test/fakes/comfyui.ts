@@ -30,6 +30,8 @@ export interface FakeComfyUIOptions extends FakeBaseOptions {
   checkpoints?: string[];
   /** Size of the MP4 each SaveVideo node writes. */
   videoBytes?: number;
+  /** When set, what each SaveVideo node writes instead (an MP4 with metadata, say). */
+  videoFile?: Buffer;
 }
 
 export const COMFY_CHECKPOINTS = ["sd_xl_base_1.0.safetensors", "ltx-video-2b-v0.9.5.safetensors"];
@@ -49,6 +51,7 @@ export class FakeComfyUI extends FakeServer {
   /** False: `/ws` is refused (a proxy in front that does not pass WebSockets). */
   acceptSockets = true;
   videoBytes: number;
+  readonly #videoFile: Buffer | undefined;
   readonly #checkpoints: string[];
   readonly #sockets = new Map<string, WebSocket>();
   readonly #wss = new WebSocketServer({ noServer: true });
@@ -58,6 +61,7 @@ export class FakeComfyUI extends FakeServer {
     super(options);
     this.#checkpoints = options.checkpoints ?? COMFY_CHECKPOINTS;
     this.videoBytes = options.videoBytes ?? 4096;
+    this.#videoFile = options.videoFile;
     this.queue = new JobQueue({
       send: (clientId, type, data) =>
         this.#sockets.get(clientId)?.send(JSON.stringify({ type, data })),
@@ -72,7 +76,12 @@ export class FakeComfyUI extends FakeServer {
       },
       outputs: (job) => {
         this.completed++;
-        return saveOutputs(job.graph, this.files, () => ++this.#counter, this.videoBytes);
+        const outputs = saveOutputs(job.graph, this.files, () => ++this.#counter, this.videoBytes);
+        const given = this.#videoFile;
+        if (given)
+          for (const [key, file] of this.files)
+            if (file.kind === "video") this.files.set(key, { kind: "bytes", bytes: given });
+        return outputs;
       },
       takeFailure: () => {
         const failure = this.failNext;
