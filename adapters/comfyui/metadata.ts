@@ -42,7 +42,8 @@ function stripWebp(bytes: Buffer): Buffer | undefined {
     if (end > bytes.length && at + 8 + size !== bytes.length) return undefined;
     const type = bytes.toString("latin1", at, at + 4);
     const chunk = Buffer.from(bytes.subarray(at, Math.min(end, bytes.length)));
-    if (type === "VP8X" && chunk.length > 8) chunk[8] = chunk[8]! & ~(VP8X_EXIF | VP8X_XMP);
+    if (type === "VP8X" && chunk.length > 8)
+      chunk.writeUInt8(chunk.readUInt8(8) & ~(VP8X_EXIF | VP8X_XMP), 8);
     if (!WEBP_META.has(type)) kept.push(chunk);
     at = end;
   }

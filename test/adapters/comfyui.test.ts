@@ -53,7 +53,9 @@ describeAdapterConformance("comfyui", {
         jsonCall(IMAGES, upstream, model, { prompt: "too wide", size: "20000x512" }, s),
       check(status, body) {
         expect(status).toBe(400);
-        expect(JSON.parse(body).error.message).toBe('"width" must be between 16 and 16384, got 20000');
+        expect(JSON.parse(body).error.message).toBe(
+          '"width" must be between 16 and 16384, got 20000',
+        );
       },
     },
   },

@@ -114,7 +114,8 @@ export function nodeSchemas(
   // Limits as ComfyUI 0.3.64 lists them (MAX_RESOLUTION is 16384).
   const INT = (min: number, max: number) => ["INT", { default: min, min, max }];
   const FLOAT = (min: number, max: number) => ["FLOAT", { default: min, min, max }];
-  const SEED = INT(0, 0xffffffffffffffff);
+  // ComfyUI's seed max is 0xffffffffffffffff, which a double rounds to 2 ** 64.
+  const SEED = INT(0, 2 ** 64);
   const SIZE = INT(16, 16384);
   const BATCH = INT(1, 4096);
   const STRING = ["STRING", { multiline: true }];
