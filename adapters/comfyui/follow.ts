@@ -1,9 +1,11 @@
 /**
  * Following one prompt on ComfyUI's WebSocket (`/ws?clientId=`): progress for the daemon's
- * status, and the moment it ends or fails. Message shapes (engines.md §6, C1/C2): `{type,
- * data}` with `execution_start`, `executing` (`node: null` once the prompt is done),
- * `progress` (`value`, `max`), `execution_success`, `execution_error`,
- * `execution_interrupted`; binary frames are previews, ignored here.
+ * status, and the moment it ends or fails. Message shapes (engines.md §6, C1/C2, and ComfyUI
+ * 0.3.64 as recorded): `{type, data}` with `execution_start`, `executing` per node (`node:
+ * null` once the prompt is done, after `execution_success`), `progress` (`value`, `max`; only
+ * from nodes with a progress bar), `execution_success`, `execution_error`,
+ * `execution_interrupted`; `status`, `execution_cached`, `progress_state` and `executed` are
+ * not needed here. Binary frames are previews, ignored.
  */
 import WebSocket from "ws";
 import { UpstreamError } from "../../src/errors.ts";

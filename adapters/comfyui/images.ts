@@ -17,11 +17,12 @@ import {
   typeOfFile,
 } from "../media.ts";
 import type { ModelWorkflows } from "./library.ts";
+import { stripMetadata } from "./metadata.ts";
 import { fetchOutput, outputFiles } from "./outputs.ts";
-import { applyValues, readValues } from "./params.ts";
+import { prepare, readValues, type Prepared } from "./params.ts";
 import { runGraph } from "./run.ts";
 import { uploadImage } from "./upload.ts";
-import type { Graph, Workflow } from "./workflow.ts";
+import type { Workflow } from "./workflow.ts";
 
 /** An image ComfyUI saves is at most this large; a PNG of 8192² is about 200 MB raw. */
 const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
@@ -56,10 +57,10 @@ function needPrompt(prompt: unknown): void {
 async function render(
   call: EngineCall,
   wf: Workflow,
-  graph: Graph,
+  run: Prepared,
   format: "b64_json" | "url",
 ): Promise<EngineReply> {
-  const entry = await runGraph(call, graph);
+  const entry = await runGraph(call, wf.source, run);
   const files = outputFiles(entry, wf.outputs).filter((f) =>
     typeOfFile(f.filename)?.startsWith("image/"),
   );
@@ -68,7 +69,8 @@ async function render(
   const data: Record<string, string>[] = [];
   for (const file of files) {
     const reply = await fetchOutput(call, file);
-    const b64 = (await readCapped(reply.body, MAX_IMAGE_BYTES, file.filename)).toString("base64");
+    const bytes = await readCapped(reply.body, MAX_IMAGE_BYTES, file.filename);
+    const b64 = stripMetadata(bytes).toString("base64");
     const type = typeOfFile(file.filename) ?? "image/png";
     data.push(format === "url" ? { url: `data:${type};base64,${b64}` } : { b64_json: b64 });
   }
@@ -82,8 +84,8 @@ export function generateImages(call: EngineCall, models: ModelWorkflows): Promis
   const wf = pick(models.text, models, "only edits images: use /v1/images/edits");
   const format = responseFormat(json.response_format);
   needPrompt(json.prompt);
-  const graph = applyValues(wf, readValues(json));
-  return longReply(call, "application/json", () => render(call, wf, graph, format));
+  const run = prepare(wf, readValues(json));
+  return longReply(call, "application/json", () => render(call, wf, run, format));
 }
 
 /** `POST /v1/images/edits`: `image` (or one `image[]`), optional `mask`, as multipart. */
@@ -105,6 +107,6 @@ export async function editImages(call: EngineCall, models: ModelWorkflows): Prom
   const values = readValues(fields);
   values.image = await uploadImage(call, image, "image");
   if (mask) values.mask = await uploadImage(call, mask, "mask");
-  const graph = applyValues(wf, values);
-  return longReply(call, "application/json", () => render(call, wf, graph, format));
+  const run = prepare(wf, values);
+  return longReply(call, "application/json", () => render(call, wf, run, format));
 }

@@ -78,15 +78,18 @@ export function readValues(fields: Record<string, unknown>): Values {
 
 /**
  * A copy of `wf`'s graph with `values` written into the inputs its `inputs` map names (`size`
- * into `inputs.size`, or `inputs.width` and `inputs.height`). Rejects a value the workflow has
- * no place for when leaving it out would change the answer: `n` > 1, a size, an image, a mask,
- * frames or a negative prompt.
+ * into `inputs.size`, or `inputs.width` and `inputs.height`); each input written is added to
+ * `written` as `node.input` (what the request set, told apart from what the workflow fixed).
+ * Rejects a value the workflow has no place for when leaving it out would change the answer:
+ * `n` > 1, a size, an image, a mask, frames or a negative prompt.
  */
-export function applyValues(wf: Workflow, values: Values): Graph {
+export function applyValues(wf: Workflow, values: Values, written: Set<string> = new Set()): Graph {
   const graph = structuredClone(wf.graph);
   const write = (t: Target, value: string | number): void => {
     const node = graph[t.node];
-    if (node) node.inputs[t.input] = value;
+    if (!node) return;
+    node.inputs[t.input] = value;
+    written.add(`${t.node}.${t.input}`);
   };
   const refuse = (what: string): never => {
     throw new InvalidRequest(`model ${wf.model} (${wf.source}) does not take ${what}`);
@@ -113,4 +116,16 @@ export function applyValues(wf: Workflow, values: Values): Graph {
     for (const t of wf.targets[name as Field] ?? (target ? [target] : [])) write(t, value);
   }
   return graph;
+}
+
+/** A graph ready to run, with the inputs the request set in it (`node.input`). */
+export interface Prepared {
+  graph: Graph;
+  written: ReadonlySet<string>;
+}
+
+/** {@link applyValues}, keeping what the request set (so a refusal can say whose fault it is). */
+export function prepare(wf: Workflow, values: Values): Prepared {
+  const written = new Set<string>();
+  return { graph: applyValues(wf, values, written), written };
 }

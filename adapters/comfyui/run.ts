@@ -9,38 +9,31 @@ import { UpstreamError } from "../../src/errors.ts";
 import type { EngineCall, Upstream } from "../adapter.ts";
 import { arr, obj, str } from "../fields.ts";
 import { pollMs } from "../job.ts";
-import { InvalidRequest } from "../media.ts";
 import { getJson, postJson } from "../openai-style.ts";
 import { executionError, follow, openSocket, type Outcome } from "./follow.ts";
-import type { Graph } from "./workflow.ts";
+import type { Prepared } from "./params.ts";
+import { refusal } from "./refusal.ts";
 
 /** While the socket is up it says when the prompt ends; this poll is only a safety net. */
 const SOCKET_POLL_FACTOR = 30;
 
-/** ComfyUI's validation message, with the node errors it lists. */
-function rejection(body: unknown): string {
-  const error = obj(body).error;
-  const head = str(error) ?? str(obj(error).message) ?? "the workflow was rejected";
-  const details = Object.entries(obj(obj(body).node_errors)).flatMap(([id, e]) =>
-    arr(obj(e).errors).map(
-      (x) => `node ${id}: ${str(obj(x).message) ?? "?"} ${str(obj(x).details) ?? ""}`,
-    ),
-  );
-  return [`ComfyUI: ${head}`, ...details].join("; ").trim();
-}
-
-async function submit(call: EngineCall, graph: Graph, clientId: string): Promise<string> {
+async function submit(
+  call: EngineCall,
+  source: string,
+  run: Prepared,
+  clientId: string,
+): Promise<string> {
   // Not the call's signal: once ComfyUI has the prompt we must learn its id to cancel it.
   const answer = await postJson(
     call.upstream,
     "/prompt",
-    { prompt: graph, client_id: clientId },
+    { prompt: run.graph, client_id: clientId },
     AbortSignal.timeout(60_000),
     60_000,
   );
   const id = str(obj(answer.json).prompt_id);
   if (answer.status === 200 && id) return id;
-  if (answer.status === 400) throw new InvalidRequest(rejection(answer.json));
+  if (answer.status === 400) throw refusal(answer.json, run.written, source);
   throw new UpstreamError(
     "upstream_bad_answer",
     `ComfyUI at ${call.upstream.url} answered ${answer.status} to POST /prompt`,
@@ -92,12 +85,16 @@ export async function cancelPrompt(upstream: Upstream, id: string): Promise<void
 }
 
 /**
- * Runs `graph` and resolves with its `/history` entry. Reports progress through
- * `call.progress`. Rejects with `InvalidRequest` when ComfyUI refuses the graph, an
- * `UpstreamError` when it fails or cannot be reached, and the call's abort reason (after
- * cancelling the prompt) when the call is aborted.
+ * Runs `run.graph` (from the workflow `source`) and resolves with its `/history` entry. Reports
+ * progress through `call.progress`. Rejects with `InvalidRequest` when ComfyUI refuses what the
+ * request set, an `UpstreamError` when it refuses what the workflow fixed, fails or cannot be
+ * reached, and the call's abort reason (after cancelling the prompt) when the call is aborted.
  */
-export async function runGraph(call: EngineCall, graph: Graph): Promise<Record<string, unknown>> {
+export async function runGraph(
+  call: EngineCall,
+  source: string,
+  run: Prepared,
+): Promise<Record<string, unknown>> {
   const clientId = randomUUID().replaceAll("-", "");
   const ws = await openSocket(call.upstream, clientId);
   const socket: { outcome: Outcome | undefined; wake: () => void } = {
@@ -105,7 +102,7 @@ export async function runGraph(call: EngineCall, graph: Graph): Promise<Record<s
     wake: () => undefined,
   };
   try {
-    const id = await submit(call, graph, clientId);
+    const id = await submit(call, source, run, clientId);
     call.progress?.(null, "queued");
     const aborted = new Promise<never>((_, reject) => {
       const onAbort = (): void => {
@@ -120,7 +117,7 @@ export async function runGraph(call: EngineCall, graph: Graph): Promise<Record<s
       follow(
         ws,
         id,
-        graph,
+        run.graph,
         (fraction, detail) => call.progress?.(fraction, detail),
         (outcome) => {
           socket.outcome = outcome;

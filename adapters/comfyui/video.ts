@@ -1,15 +1,17 @@
 /**
  * `videos/generations` on ComfyUI: the model's video workflow (its image kind when the request
  * sends an `image`) runs, and the video file it saved streams from `/view` to the consumer as
- * it is read: a 200 MB MP4 is never held whole.
+ * it is read, its movie metadata (the graph) blanked: a 200 MB MP4 is never held whole.
  */
+import { pipeline } from "node:stream";
 import { UpstreamError } from "../../src/errors.ts";
 import type { EngineCall, EngineReply } from "../adapter.ts";
 import { longReply } from "../job.ts";
 import { InvalidRequest, decodeInline, typeOfFile } from "../media.ts";
 import type { ModelWorkflows } from "./library.ts";
+import { mp4MetadataStripper } from "./mp4-metadata.ts";
 import { fetchOutput, outputFiles } from "./outputs.ts";
-import { applyValues, readValues } from "./params.ts";
+import { prepare, readValues } from "./params.ts";
 import { runGraph } from "./run.ts";
 import { uploadImage } from "./upload.ts";
 import type { Workflow } from "./workflow.ts";
@@ -54,10 +56,10 @@ export async function generateVideo(
       decodeInline(json.image, "image", MAX_IMAGE_BYTES),
       "image",
     );
-  const graph = applyValues(wf, values);
+  const run = prepare(wf, values);
   const contentType = wf.contentType ?? "video/mp4";
   return longReply(call, contentType, async () => {
-    const entry = await runGraph(call, graph);
+    const entry = await runGraph(call, wf.source, run);
     const files = outputFiles(entry, wf.outputs);
     const file = files.find((f) => typeOfFile(f.filename)?.startsWith("video/")) ?? files[0];
     if (!file)
@@ -69,6 +71,11 @@ export async function generateVideo(
     };
     const length = reply.headers["content-length"];
     if (length !== undefined) headers["content-length"] = length;
-    return { status: 200, headers, body: reply.body };
+    if (!/^video\/(mp4|quicktime)$/.test(headers["content-type"] ?? ""))
+      return { status: 200, headers, body: reply.body };
+    // The graph ComfyUI wrote into the movie's metadata stays on the rig; sizes do not change.
+    const body = mp4MetadataStripper();
+    pipeline(reply.body, body, () => undefined);
+    return { status: 200, headers, body };
   });
 }

@@ -137,6 +137,22 @@ export function checkKey(
   });
 }
 
+/**
+ * One warning per ComfyUI workflow the engine's describe skipped (`skipped <file>: <why>`): a
+ * node class or file it lacks, or a fixed value outside its node's `/object_info` limits,
+ * which ComfyUI would refuse on every request.
+ */
+function skippedWorkflows(name: string, notes: string[]): CheckResult[] {
+  return notes
+    .filter((n) => n.startsWith("skipped "))
+    .map((n) => ({
+      name: `${name} workflow`,
+      status: "warn" as const,
+      detail: n.slice("skipped ".length),
+      fix: "install what it names, or correct the value in the workflow file (see docs/comfyui-workflows.md)",
+    }));
+}
+
 /** Every configured engine must answer; at least one engine must serve models. */
 export async function checkEngines(config: Config): Promise<CheckResult[]> {
   const catalog = await discover({
@@ -144,29 +160,36 @@ export async function checkEngines(config: Config): Promise<CheckResult[]> {
     autodetect: config.autodetect,
     log: silentLogger,
   });
-  const results = catalog.services.map((s): CheckResult => {
+  const results = catalog.services.flatMap((s): CheckResult[] => {
     const name = `engine ${s.name}`;
     if (s.status === "ready") {
       const models = s.info?.models.map((m) => m.id) ?? [];
-      return {
-        name,
-        status: "ok",
-        detail: `${s.upstream.url}: ${models.length} model(s): ${models.join(", ")}`,
-      };
+      return [
+        {
+          name,
+          status: "ok",
+          detail: `${s.upstream.url}: ${models.length} model(s): ${models.join(", ")}`,
+        },
+        ...skippedWorkflows(name, s.info?.notes ?? []),
+      ];
     }
     if (s.status === "loading")
-      return {
+      return [
+        {
+          name,
+          status: "warn",
+          detail: `${s.upstream.url}: ${s.reason}`,
+          fix: "wait until it has loaded its model",
+        },
+      ];
+    return [
+      {
         name,
-        status: "warn",
+        status: "fail",
         detail: `${s.upstream.url}: ${s.reason}`,
-        fix: "wait until it has loaded its model",
-      };
-    return {
-      name,
-      status: "fail",
-      detail: `${s.upstream.url}: ${s.reason}`,
-      fix: "start it, or correct or remove its URL (--service, or `club-provider config get services`)",
-    };
+        fix: "start it, or correct or remove its URL (--service, or `club-provider config get services`)",
+      },
+    ];
   });
   if (!catalog.ready.length)
     results.push({

@@ -7,6 +7,7 @@ import { openStore, resolveConfig } from "../config.ts";
 import { fetchStatus } from "../daemon/status-server.ts";
 import type { RecentError } from "../daemon/recent-errors.ts";
 import { UserError } from "../errors.ts";
+import type { JobStatus } from "../gateway/progress.ts";
 import type { GpuLoad, ModelCard } from "../protocol/index.ts";
 import { print, table } from "./output.ts";
 
@@ -31,6 +32,7 @@ export interface DaemonStatus {
   gpu_load?: GpuLoad[];
   models: ModelCard[];
   recent_errors?: RecentError[];
+  jobs?: JobStatus[];
 }
 
 /** "3d 4h", "5m 10s": how long ago, roughly. */
@@ -51,6 +53,36 @@ export function duration(seconds: number): string {
 }
 
 const dash = (n: number | null, unit: string): string => (n === null ? "-" : `${n}${unit}`);
+
+/** Cells of a progress bar. */
+const BAR = 20;
+
+/** `[#########-----------]  45%`, or "" while the engine has not said how far it got. */
+export function progressBar(fraction: number | null): string {
+  if (fraction === null) return "";
+  const f = Math.min(1, Math.max(0, fraction));
+  const full = Math.round(f * BAR);
+  return `[${"#".repeat(full)}${"-".repeat(BAR - full)}] ${String(Math.round(f * 100)).padStart(3)}%`;
+}
+
+/** The requests in flight, each with what its engine says it does and how far it got. */
+export function renderJobs(jobs: JobStatus[], now = Date.now()): string[] {
+  if (jobs.length === 0) return [];
+  return [
+    "",
+    table(
+      ["JOB", "MODEL", "ENDPOINT", "FOR", "PROGRESS", "DETAIL"],
+      jobs.map((j) => [
+        j.request_id,
+        j.model,
+        j.endpoint,
+        duration(now / 1000 - j.started),
+        progressBar(j.progress) || "-",
+        j.detail ?? "-",
+      ]),
+    ),
+  ];
+}
 
 /** The status as a person reads it. */
 export function renderStatus(s: DaemonStatus, now = Date.now()): string {
@@ -89,6 +121,7 @@ export function renderStatus(s: DaemonStatus, now = Date.now()): string {
       ? `models (${s.models.length}): ${s.models.map((m) => `${m.id} [${m.service_type}]`).join(", ")}`
       : "models: none advertised",
   );
+  lines.push(...renderJobs(s.jobs ?? [], now));
   if (s.gpu_load?.length)
     lines.push(
       "",

@@ -47,10 +47,11 @@ export class DaemonMetrics {
     );
     const requestLabels = ["endpoint", "model"];
     this.#requests = r.register(
-      new Counter(`${P}requests_total`, "Requests served, by endpoint, model and HTTP status", [
-        ...requestLabels,
-        "status",
-      ]),
+      new Counter(
+        `${P}requests_total`,
+        "Requests served, by endpoint, model and HTTP status (499: the caller left first)",
+        [...requestLabels, "status"],
+      ),
     );
     this.#aborted = r.register(
       new Counter(

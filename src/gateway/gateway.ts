@@ -69,6 +69,7 @@ export interface RequestDoneInfo {
   model: string;
   endpoint: string;
   service: string;
+  /** The HTTP status sent, or {@link ABORTED_STATUS} when the response did not end. */
   status: number;
   ms: number;
   bytes: number;
@@ -82,6 +83,9 @@ export type Gateway = ((req: GatewayRequest, res: GatewayResponse) => void) & {
   /** Request bodies held in memory now, against `maxBufferedBytes`. */
   buffered: BodyBudget;
 };
+
+/** The status of a request whose response did not end (nginx's "client closed request"). */
+export const ABORTED_STATUS = 499;
 
 /** Answers up to this size with a declared length are read whole before they are sent. */
 const WHOLE_REPLY_BYTES = 256 * 1024;
@@ -245,6 +249,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       // the relay reset, so a consumer who left before the answer began was never noticed.
       const cut = !res.writableEnded;
       if (cut) abort.abort();
+      // What was sent is not how it ended: a caller who left is logged and counted as 499.
+      const status = cut ? ABORTED_STATUS : res.statusCode;
       release?.();
       job.end();
       log.info(
@@ -253,22 +259,22 @@ export function createGateway(options: GatewayOptions): Gateway {
           model: model.id,
           endpoint: endpoint.path,
           service: service.name,
-          status: res.statusCode,
+          status,
           ms: Math.round(performance.now() - t0),
           bytes,
-          ...(cut ? { aborted: true } : {}),
+          ...(cut ? { aborted: true, sent: res.headersSent ? res.statusCode : null } : {}),
         },
         "%s %s %d",
         endpoint.method,
         endpoint.path,
-        res.statusCode,
+        status,
       );
       options.onRequestDone?.({
         requestId,
         model: model.id,
         endpoint: endpoint.path,
         service: service.name,
-        status: res.statusCode,
+        status,
         ms: performance.now() - t0,
         bytes,
         aborted: cut,

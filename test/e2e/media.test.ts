@@ -17,7 +17,7 @@ import { FakeComfyUI } from "../fakes/comfyui.ts";
 import { FakeDia } from "../fakes/dia.ts";
 import { FakeHunyuan3D, fakeGlb } from "../fakes/hunyuan3d.ts";
 import { freePort } from "../fakes/util.ts";
-import { scratchDir } from "./harness.ts";
+import { runCli, scratchDir } from "./harness.ts";
 import { ALICE_KEY, startStack, type Stack } from "./stack.ts";
 
 const VIDEO_BYTES = 200 * 1024 * 1024;
@@ -174,16 +174,39 @@ describe("media: consumer → relay → tunnel → daemon → media engines", ()
       endpoint: "/v1/images/generations",
       service: expect.any(String),
     });
+    // `club-provider status` prints the job with what the engine says it does.
+    const cli = runCli(["status", "--status-port", String(statusPort)], { home: stack.home });
+    expect(await cli.exited, cli.output()).toBe(0);
+    expect(cli.output()).toMatch(/^JOB +MODEL +ENDPOINT +FOR +PROGRESS +DETAIL$/m);
+    expect(cli.output()).toMatch(
+      new RegExp(
+        `^${String(job!.request_id)} +sdxl +/v1/images/generations +\\S+ +- +running KSampler$`,
+        "m",
+      ),
+    );
     const prompt = comfy.queue.jobs.at(-1)!;
     expect(prompt.state).toBe("running");
     const closed = once(comfy, "client-closed");
     controller.abort();
+    // As in ComfyUI, the interrupt takes effect at the sampler's next step.
     await closed;
     const interrupt = comfy.requests.find((r) => r.path === "/interrupt");
     expect(interrupt?.body).toEqual({ prompt_id: prompt.id });
     expect(prompt.state).toBe("cancelled");
+    expect(comfy.queue.history.get(prompt.id)).toMatchObject({
+      status: { status_str: "error", completed: false },
+    });
     comfy.resumeGenerations();
     expect(await jobsUntil((jobs) => jobs.length === 0)).toEqual([]);
+    // Logged and counted as aborted (499), not as the 200 its keepalives may have begun with.
+    const line = await stack.daemon.waitFor(
+      new RegExp(`"requestId":"${String(job!.request_id)}".*"aborted":true`),
+    );
+    expect(JSON.parse(line)).toMatchObject({ status: 499, aborted: true });
+    const metrics = await (await fetch(`http://127.0.0.1:${statusPort}/metrics`)).text();
+    const labels = 'endpoint="/v1/images/generations",model="sdxl"';
+    expect(metrics).toContain(`club_provider_requests_total{${labels},status="499"} 1`);
+    expect(metrics).toContain(`club_provider_requests_aborted_total{${labels}} 1`);
   });
 
   it("keeps a long job alive with spaces before its JSON, and cuts it off if it fails", async () => {

@@ -1,10 +1,13 @@
 /**
- * The ComfyUI fake's execution queue, in ComfyUI's shapes (server.py, comms messages): prompts
- * run one at a time; their client hears `execution_start`, `executing`, `progress` (one step
- * per gate of the fake), then `executing {node: null}` and `execution_success`, or
- * `execution_error` / `execution_interrupted`; `/history` gets the entry a moment after the
- * socket says done (as in ComfyUI, where the two race). `/queue` deletes pending prompts and
- * `/interrupt` stops the running one.
+ * The ComfyUI fake's execution queue, in the shapes ComfyUI 0.3.64 sends (recorded in
+ * shared/reference/comfyui-captures): prompts run one at a time, nodes in graph order; the
+ * client hears `status` (queue count), `execution_start`, `execution_cached`, then per node
+ * `progress_state`, `executing` and, for output nodes, `executed`; `progress` (one step per gate
+ * of the fake) comes only from nodes with a progress bar (samplers, upscalers). A run ends with
+ * `execution_success`, `status` and `executing {node: null}`, or `execution_error` /
+ * `execution_interrupted` and `status`; `/history` gets the entry just after
+ * `execution_success` (the two race in ComfyUI). `/queue` deletes pending prompts; `/interrupt`
+ * stops the running one at its next node or progress step, leaving an `error` history entry.
  */
 import { randomUUID } from "node:crypto";
 import type { RecordedRequest } from "./fake-server.ts";
@@ -23,11 +26,15 @@ export interface Job {
   graph: Record<string, FakeNode>;
   request: RecordedRequest;
   state: "pending" | "running" | "done" | "failed" | "cancelled";
+  /** `/interrupt` asked for it; the run stops at its next node or progress step. */
+  interrupting?: boolean;
 }
 
 /** What the queue needs from the fake around it. */
 export interface QueueHost {
   send(clientId: string, type: string, data: Record<string, unknown>): void;
+  /** A message to every socket (ComfyUI's `status`). */
+  broadcast(type: string, data: Record<string, unknown>): void;
   beforeToken(): Promise<void>;
   /** A job started running (1) or stopped (-1). */
   running(delta: number): void;
@@ -41,6 +48,11 @@ export interface QueueHost {
 
 export const STEPS = 4;
 
+/** Classes that report `progress` (a progress bar in ComfyUI). */
+const PROGRESS_NODES = /^(KSampler|KSamplerAdvanced|SamplerCustom\w*|ImageUpscaleWithModel)$/;
+/** Classes that save files: their `executed` carries the `/history` outputs. */
+export const OUTPUT_NODES = /^(SaveImage|PreviewImage|SaveVideo|SaveAnimatedWEBP)$/;
+
 /** Read through a function: a job's state changes while its run awaits. */
 const running = (job: Job): boolean => job.state === "running";
 
@@ -49,6 +61,8 @@ export class JobQueue {
   readonly history = new Map<string, Record<string, unknown>>();
   #number = 0;
   #running = false;
+  /** Wakes a run waiting at the gate when `/interrupt` comes. */
+  #wake: () => void = () => undefined;
 
   constructor(private readonly host: QueueHost) {}
 
@@ -62,6 +76,7 @@ export class JobQueue {
       state: "pending",
     };
     this.jobs.push(job);
+    this.#status();
     void this.#drain();
     return job;
   }
@@ -80,15 +95,15 @@ export class JobQueue {
       job.state = "cancelled";
       this.host.cancelled(job);
     }
+    this.#status();
   }
 
+  /** Asks the running prompt (`promptId`, or whichever runs) to stop; it does at its next step. */
   interrupt(promptId: unknown): void {
     const job = this.jobs.find((j) => j.state === "running");
     if (!job || (promptId !== undefined && promptId !== job.id)) return;
-    job.state = "cancelled";
-    this.host.running(-1);
-    this.host.send(job.clientId, "execution_interrupted", { prompt_id: job.id, node_id: "3" });
-    this.host.cancelled(job);
+    job.interrupting = true;
+    this.#wake();
   }
 
   /** A restart: every unfinished prompt is gone, with no history and no message. */
@@ -113,40 +128,108 @@ export class JobQueue {
     return this.jobs.find((j) => j.state === "pending");
   }
 
+  #status(): void {
+    const remaining = this.jobs.filter((j) => j.state === "pending" || j.state === "running");
+    this.host.broadcast("status", { status: { exec_info: { queue_remaining: remaining.length } } });
+  }
+
+  /** The gate, cut short by an interrupt (a sampler notices it at its next step). */
+  async #step(job: Job): Promise<void> {
+    await Promise.race([
+      this.host.beforeToken(),
+      new Promise<void>((resolve) => (this.#wake = resolve)),
+    ]);
+    this.#wake = () => undefined;
+    if (job.interrupting) throw new Interrupted();
+  }
+
   async #run(job: Job): Promise<void> {
     const say = (type: string, data: Record<string, unknown>): void =>
       this.host.send(job.clientId, type, { ...data, prompt_id: job.id });
     job.state = "running";
     this.host.running(1);
+    this.#status();
     say("execution_start", { timestamp: Date.now() });
-    const sampler =
-      Object.keys(job.graph).find((id) =>
-        /^(KSampler|SamplerCustom\w*)$/.test(job.graph[id]?.class_type ?? ""),
-      ) ?? "3";
-    say("executing", { node: sampler, display_node: sampler });
+    say("execution_cached", { nodes: [], timestamp: Date.now() });
     const failure = this.host.takeFailure();
-    for (let step = 1; step <= STEPS; step++) {
-      await this.host.beforeToken();
-      if (!running(job)) return; // interrupted while it waited at the gate
-      say("progress", { value: step, max: STEPS, node: sampler });
-      if (failure && step === 2) {
-        job.state = "failed";
-        this.host.running(-1);
-        const error = { node_id: sampler, node_type: "KSampler", exception_message: failure };
-        say("execution_error", error);
-        this.history.set(
-          job.id,
-          this.#entry(job, {}, "error", [["execution_error", { ...error, prompt_id: job.id }]]),
-        );
-        return;
+    const executed: string[] = [];
+    let outputs: Record<string, unknown> | undefined;
+    let current = "";
+    const stop = (state: "failed" | "cancelled", type: string, extra: Record<string, unknown>) => {
+      job.state = state;
+      this.host.running(-1);
+      const node = job.graph[current];
+      const data = {
+        prompt_id: job.id,
+        node_id: current,
+        node_type: node?.class_type,
+        executed: [...executed].reverse(),
+        ...extra,
+        timestamp: Date.now(),
+      };
+      say(type, data);
+      this.history.set(
+        job.id,
+        this.#entry(job, {}, "error", [
+          ["execution_start", { prompt_id: job.id, timestamp: Date.now() }],
+          ["execution_cached", { nodes: [], prompt_id: job.id, timestamp: Date.now() }],
+          [type, data],
+        ]),
+      );
+      this.#status();
+      if (state === "cancelled") this.host.cancelled(job);
+    };
+    try {
+      for (const [id, node] of Object.entries(job.graph)) {
+        current = id;
+        if (job.interrupting) throw new Interrupted();
+        const state = (s: string) => ({
+          nodes: { [id]: { value: 0, max: 1, state: s, node_id: id, prompt_id: job.id } },
+        });
+        say("progress_state", state("running"));
+        say("executing", { node: id, display_node: id });
+        if (PROGRESS_NODES.test(node.class_type))
+          for (let step = 1; step <= STEPS; step++) {
+            await this.#step(job);
+            if (!running(job)) return; // forgotten (a restart) while it waited
+            say("progress", { value: step, max: STEPS, node: id });
+            if (failure && step === 2) {
+              stop("failed", "execution_error", {
+                exception_message: failure,
+                exception_type: "RuntimeError",
+                traceback: [],
+                current_inputs: {},
+                current_outputs: {},
+              });
+              return;
+            }
+          }
+        if (OUTPUT_NODES.test(node.class_type)) {
+          outputs ??= this.host.outputs(job);
+          say("executed", { node: id, display_node: id, output: outputs[id] ?? {} });
+        }
+        say("progress_state", state("finished"));
+        executed.push(id);
       }
+    } catch (err) {
+      if (!(err instanceof Interrupted)) throw err;
+      stop("cancelled", "execution_interrupted", {});
+      return;
     }
-    const outputs = this.host.outputs(job);
+    const files = outputs ?? this.host.outputs(job);
     job.state = "done";
     this.host.running(-1);
-    say("executing", { node: null });
     say("execution_success", { timestamp: Date.now() });
-    setImmediate(() => this.history.set(job.id, this.#entry(job, outputs, "success", [])));
+    setImmediate(() => {
+      const ran = [
+        ["execution_start", { prompt_id: job.id, timestamp: Date.now() }],
+        ["execution_cached", { nodes: [], prompt_id: job.id, timestamp: Date.now() }],
+        ["execution_success", { prompt_id: job.id, timestamp: Date.now() }],
+      ];
+      this.history.set(job.id, this.#entry(job, files, "success", ran));
+      this.#status();
+      say("executing", { node: null });
+    });
   }
 
   #entry(
@@ -163,3 +246,6 @@ export class JobQueue {
     };
   }
 }
+
+/** Thrown inside a run when an interrupt takes effect. */
+class Interrupted extends Error {}

@@ -1,11 +1,15 @@
 /**
- * A fake ComfyUI over real HTTP and a real WebSocket, in the shapes of its server.py
- * (engines.md §6): `/system_stats`, `/object_info/{class}`, `POST /prompt` (400 with
- * `node_errors` for an unknown node class), `/ws?clientId=`, `/history/{id}`, `/queue`,
- * `/interrupt`, `POST /upload/image` and `GET /view` (only `type=output`, no `..`).
- * SaveImage nodes write `fakePng`s that name their prompt, seed and input image; SaveVideo
- * nodes write a `videoBytes` MP4 made as it is read. A prompt deleted or interrupted counts as
- * a generation its client closed early (`client-closed`), as the shared suite expects.
+ * A fake ComfyUI over real HTTP and a real WebSocket, answering as ComfyUI 0.3.64 does (the
+ * recordings in shared/reference/comfyui-captures): `/system_stats`, `/object_info/{class}`
+ * (`{}` for an unknown class), `POST /prompt` (its three 400s: `invalid_prompt`,
+ * `prompt_no_outputs`, `prompt_outputs_failed_validation` from each input's `min`, `max` and
+ * options), `/ws?clientId=`, `/history/{id}` (`{}` when unknown), `/queue`, `/interrupt` (200,
+ * empty), `POST /upload/image` and `GET /view` (a missing `type` means `output`; 400 for `..`
+ * in the name, 403 for a subfolder that climbs out, 404 for a missing file). SaveImage nodes
+ * write `fakePng`s that name their prompt, seed and input image and, as ComfyUI does, carry the
+ * graph in `prompt` and `workflow` text chunks; SaveVideo nodes write a `videoBytes` MP4 made as
+ * it is read. A prompt deleted or interrupted counts as a generation its client closed early
+ * (`client-closed`), as the shared suite expects.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
@@ -13,6 +17,7 @@ import { Readable } from "node:stream";
 import { Response } from "undici";
 import WebSocket, { WebSocketServer } from "ws";
 import { JobQueue, type FakeNode } from "./comfyui-jobs.ts";
+import { refusePrompt } from "./comfyui-validate.ts";
 import { nodeSchemas, saveOutputs, videoStream, type StoredFile } from "./comfyui-files.ts";
 import {
   FakeServer,
@@ -25,6 +30,8 @@ export interface FakeComfyUIOptions extends FakeBaseOptions {
   checkpoints?: string[];
   /** Size of the MP4 each SaveVideo node writes. */
   videoBytes?: number;
+  /** When set, what each SaveVideo node writes instead (an MP4 with metadata, say). */
+  videoFile?: Buffer;
 }
 
 export const COMFY_CHECKPOINTS = ["sd_xl_base_1.0.safetensors", "ltx-video-2b-v0.9.5.safetensors"];
@@ -44,6 +51,7 @@ export class FakeComfyUI extends FakeServer {
   /** False: `/ws` is refused (a proxy in front that does not pass WebSockets). */
   acceptSockets = true;
   videoBytes: number;
+  readonly #videoFile: Buffer | undefined;
   readonly #checkpoints: string[];
   readonly #sockets = new Map<string, WebSocket>();
   readonly #wss = new WebSocketServer({ noServer: true });
@@ -53,9 +61,13 @@ export class FakeComfyUI extends FakeServer {
     super(options);
     this.#checkpoints = options.checkpoints ?? COMFY_CHECKPOINTS;
     this.videoBytes = options.videoBytes ?? 4096;
+    this.#videoFile = options.videoFile;
     this.queue = new JobQueue({
       send: (clientId, type, data) =>
         this.#sockets.get(clientId)?.send(JSON.stringify({ type, data })),
+      broadcast: (type, data) => {
+        for (const ws of this.#sockets.values()) ws.send(JSON.stringify({ type, data }));
+      },
       beforeToken: () => this.beforeToken(),
       running: (delta) => (this.inFlight += delta),
       cancelled: (job) => {
@@ -64,7 +76,12 @@ export class FakeComfyUI extends FakeServer {
       },
       outputs: (job) => {
         this.completed++;
-        return saveOutputs(job.graph, this.files, () => ++this.#counter, this.videoBytes);
+        const outputs = saveOutputs(job.graph, this.files, () => ++this.#counter, this.videoBytes);
+        const given = this.#videoFile;
+        if (given)
+          for (const [key, file] of this.files)
+            if (file.kind === "video") this.files.set(key, { kind: "bytes", bytes: given });
+        return outputs;
       },
       takeFailure: () => {
         const failure = this.failNext;
@@ -117,7 +134,7 @@ export class FakeComfyUI extends FakeServer {
       });
     if (route.startsWith("GET /object_info/")) {
       const name = decodeURIComponent(url.pathname.slice("/object_info/".length));
-      const spec = nodeSchemas(this.#checkpoints, [...this.uploads.keys(), "example.png"])[name];
+      const spec = this.#schemas()[name];
       return json(
         res,
         200,
@@ -144,46 +161,14 @@ export class FakeComfyUI extends FakeServer {
     return json(res, 404, { error: "not found" });
   }
 
+  #schemas(): Record<string, Record<string, unknown>> {
+    return nodeSchemas(this.#checkpoints, [...this.uploads.keys(), "example.png"]);
+  }
+
   #prompt(req: RecordedRequest, b: Record<string, unknown>, res: ServerResponse): void {
     const graph = (b.prompt ?? {}) as Record<string, FakeNode>;
-    const schemas = nodeSchemas(this.#checkpoints, []);
-    const unknown = Object.entries(graph).find(([, n]) => !schemas[n.class_type]);
-    if (unknown) {
-      const message = `Cannot execute because node ${unknown[1].class_type} does not exist.`;
-      return json(res, 400, {
-        error: {
-          type: "invalid_prompt",
-          message,
-          details: `Node ID '#${unknown[0]}'`,
-          extra_info: {},
-        },
-        node_errors: {},
-      });
-    }
-    // ComfyUI checks every input against its node's min and max (MAX_RESOLUTION here 8192).
-    const big = Object.entries(graph).find(([, n]) => Number(n.inputs.width) > 8192);
-    if (big)
-      return json(res, 400, {
-        error: {
-          type: "prompt_outputs_failed_validation",
-          message: "Prompt outputs failed validation",
-          details: "",
-          extra_info: {},
-        },
-        node_errors: {
-          [big[0]]: {
-            errors: [
-              {
-                type: "value_bigger_than_max",
-                message: "Value bigger than max",
-                details: `width: ${String(big[1].inputs.width)} > 8192`,
-              },
-            ],
-            dependent_outputs: [],
-            class_type: big[1].class_type,
-          },
-        },
-      });
+    const refused = refusePrompt(graph, this.#schemas());
+    if (refused) return json(res, 400, refused);
     const job = this.queue.add(graph, typeof b.client_id === "string" ? b.client_id : "", req);
     json(res, 200, { prompt_id: job.id, number: job.number, node_errors: {} });
   }
@@ -211,18 +196,23 @@ export class FakeComfyUI extends FakeServer {
     const filename = url.searchParams.get("filename") ?? "";
     const subfolder = url.searchParams.get("subfolder") ?? "";
     this.views.push(url.search);
-    if (
-      filename.includes("..") ||
-      subfolder.includes("..") ||
-      url.searchParams.get("type") !== "output"
-    )
+    if (!filename || filename.startsWith("/") || filename.includes(".."))
       return void res.writeHead(400).end();
-    const file = this.files.get(subfolder ? `${subfolder}/${filename}` : filename);
+    if (subfolder.startsWith("/") || subfolder.split("/").includes(".."))
+      return void res.writeHead(403).end();
+    const type = url.searchParams.get("type") ?? "output";
+    const key = subfolder ? `${subfolder}/${filename}` : filename;
+    const upload = type === "input" ? this.uploads.get(key) : undefined;
+    const file: StoredFile | undefined = upload
+      ? { kind: "bytes", bytes: upload }
+      : type === "output"
+        ? this.files.get(key)
+        : undefined;
     if (!file) return void res.writeHead(404).end();
-    const type = filename.endsWith(".mp4") ? "video/mp4" : "image/png";
+    const contentType = filename.endsWith(".mp4") ? "video/mp4" : "image/png";
     const size = file.kind === "bytes" ? file.bytes.length : file.size;
     res.writeHead(200, {
-      "Content-Type": type,
+      "Content-Type": contentType,
       "Content-Length": size,
       "Content-Disposition": `filename="${filename}"`,
     });
