@@ -320,6 +320,11 @@ export function createGateway(options: GatewayOptions): Gateway {
         err instanceof UpstreamError
           ? err.message
           : `${service.name} failed: ${describeError(err)}`;
+      // The operator's to fix (an engine down, a workflow the engine refuses): say why here.
+      log.warn(
+        { requestId, service: service.name, model: model.id, reason: message },
+        "engine failed",
+      );
       return error(res, 502, "upstream_error", message);
     }
     if (reply.status >= 500) {
