@@ -22,6 +22,9 @@ const KEYS = [
   "allowInsecureRelay",
   "maxStreams",
   "maxBufferedMiB",
+  "paused",
+  "autoPause",
+  "schedule",
 ] as const;
 const SECRET = new Set(["apiKey", "localKey"]);
 

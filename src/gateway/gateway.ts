@@ -58,6 +58,8 @@ export interface GatewayOptions {
   onRequestDone?: (info: RequestDoneInfo) => void;
   /** The owner and the sharing settings; without it every request is the owner's. */
   sharing?: SharingSource;
+  /** Why a model takes no work now (its rig or its GPU is paused), or undefined: 429 if so. */
+  paused?: (modelId: string) => string | undefined;
 }
 
 /** What the gateway knows about a request once it is over. */
@@ -84,6 +86,8 @@ export type Gateway = ((req: GatewayRequest, res: GatewayResponse) => void) & {
 const WHOLE_REPLY_BYTES = 256 * 1024;
 const KNOWN_PATHS = new Set(ENDPOINTS.map((e) => e.path));
 const PASS_HEADERS = ["content-type", "accept"] as const;
+/** Retry-After of a paused model: a pause lasts minutes, not the seconds of a full queue. */
+const PAUSED_RETRY_SECONDS = 60;
 
 function error(
   res: GatewayResponse,
@@ -155,6 +159,22 @@ export function createGateway(options: GatewayOptions): Gateway {
       refusal(options.catalog(), id, who, options.sharing, options.providerName);
     const headerDenial = modelId === undefined ? undefined : denied(modelId);
     if (headerDenial) return error(res, 403, "permission_error", headerDenial);
+    // A paused rig drains: what runs finishes, new work is refused; the relay tries elsewhere.
+    const pausedNow = (id: string): boolean => {
+      const reason = options.paused?.(id);
+      if (reason === undefined) return false;
+      sendJson(
+        res,
+        429,
+        envelope(
+          "rate_limit_error",
+          `${options.providerName} is not serving ${id} now (${reason}): retry later or elsewhere`,
+        ),
+        { "retry-after": String(PAUSED_RETRY_SECONDS) },
+      );
+      return true;
+    };
+    if (modelId !== undefined && pausedNow(modelId)) return;
     let json: Record<string, unknown> | undefined;
     if (endpoint.body === "json") {
       const tooLarge = (): void =>
@@ -196,6 +216,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (!modelId)
       return error(res, 400, "invalid_request_error", `"model" is required on ${endpoint.path}`);
 
+    if (pausedNow(modelId)) return;
     const candidates = servedFor(modelId);
     // Engines that serve the same model share its load: the request goes to one with room.
     const chosen = load.choose(candidates.map((c) => c.service));
