@@ -29,8 +29,8 @@ export interface GpuUsersInput {
 interface Busy {
   /** When a foreign program was first seen in this run of sightings. */
   since: number | undefined;
-  /** When one was last seen. */
-  last: number;
+  /** The first poll that no longer saw one, while paused; resumeMs counts from here. */
+  gone: number | undefined;
   paused: boolean;
   who: GpuProcess;
 }
@@ -67,9 +67,9 @@ export class GpuUsers {
     const now = input.now;
     const foreign = this.foreign(input);
     for (const [gpu, who] of foreign) {
-      const b = this.#busy.get(gpu) ?? { since: undefined, last: now, paused: false, who };
+      const b = this.#busy.get(gpu) ?? { since: undefined, gone: undefined, paused: false, who };
       b.since ??= now;
-      b.last = now;
+      b.gone = undefined;
       b.who = who;
       if (now - b.since >= afterMs) b.paused = true;
       this.#busy.set(gpu, b);
@@ -77,7 +77,8 @@ export class GpuUsers {
     for (const [gpu, b] of this.#busy) {
       if (foreign.has(gpu)) continue;
       b.since = undefined;
-      if (!b.paused || now - b.last >= resumeMs) this.#busy.delete(gpu);
+      b.gone ??= now;
+      if (!b.paused || now - b.gone >= resumeMs) this.#busy.delete(gpu);
     }
     const taken = [...this.#busy].filter(([, b]) => b.paused);
     const models: Record<string, string> = {};
