@@ -175,6 +175,9 @@ export class Daemon extends EventEmitter {
         log: this.log.child({ tunnel: i }),
       });
       tunnel.on("connected", () => {
+        // The hello carries no pause: a paused rig says so at once, not a heartbeat later.
+        const fields = this.pause.fields();
+        if (fields.paused || fields.paused_models) tunnel.sendHeartbeat();
         this.log.info(
           { relay: config.relayUrl, models: this.cards().map((c) => c.id) },
           "connected to the relay; serving %d model(s)",
