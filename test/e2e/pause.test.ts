@@ -43,7 +43,7 @@ async function streamed(client: OpenAI): Promise<string> {
     stream: true,
   });
   let text = "";
-  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+  for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
   return text;
 }
 
