@@ -10,7 +10,7 @@ import { isLoopbackHost } from "../gateway/address.ts";
 import type { Gpu } from "../hardware/types.ts";
 import { listGpuProcesses, type GpuProcessReport } from "../hardware/gpu-processes.ts";
 import type { ToolOptions } from "../hardware/run-tool.ts";
-import { enginePids } from "./engine-pids.ts";
+import { findEngine } from "./engine-pids.ts";
 import { GpuUsers, type PausableService } from "./gpu-users.ts";
 import type { PauseState } from "./pause.ts";
 
@@ -33,16 +33,22 @@ export interface AutoPauseOptions {
 const TOOL_TIMEOUT_MS = 5000;
 
 /** The engine processes of each ready service, found from the port of its upstream URL. */
-async function services(catalog: Catalog, proc: string | undefined): Promise<PausableService[]> {
+async function services(
+  catalog: Catalog,
+  proc: string | undefined,
+): Promise<(PausableService & { hidden: boolean; url: string })[]> {
   return Promise.all(
     catalog.ready.map(async (s) => {
       const url = new URL(s.upstream.url);
       const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
       const local = isLoopbackHost(url.hostname) || url.hostname === "0.0.0.0";
+      const found = local ? await findEngine(port, proc) : null;
       return {
         name: s.name,
+        url: s.upstream.url,
         models: (s.info?.models ?? []).map((m) => m.id),
-        pids: local ? await enginePids(port, proc) : null,
+        pids: found?.pids ?? null,
+        hidden: found?.hidden ?? false,
       };
     }),
   );
@@ -56,6 +62,7 @@ export class AutoPause {
   #polling = false;
   /** Set once no GPU tool is found: the GPU watch stops, the schedule check goes on. */
   #noTool = false;
+  #warnedHidden = false;
 
   constructor(options: AutoPauseOptions) {
     this.#opts = options;
@@ -111,6 +118,20 @@ export class AutoPause {
     // Reading every process's sockets costs something: only when someone else may be there.
     const list =
       candidates.length || pausedNow ? await services(this.#opts.catalog(), this.#opts.proc) : [];
+    const hidden = list.find((s) => s.hidden);
+    if (hidden) {
+      // Its own work on the GPU would read as another program's: pausing would never end.
+      if (!this.#warnedHidden)
+        log.warn(
+          { service: hidden.name },
+          "GPU auto-pause is off: the engine at %s runs as another user, so its GPU work cannot be told from other programs'. Run club-provider as the engine's user, or set autoPause.enabled false",
+          hidden.url,
+        );
+      this.#warnedHidden = true;
+      state.setModels({});
+      return;
+    }
+    this.#warnedHidden = false;
     const before = JSON.stringify(state.fields().paused_models ?? {});
     const models = this.#users.poll({
       report,

@@ -99,5 +99,22 @@ export async function withDescendants(roots: number[], proc = "/proc"): Promise<
  * const mine = await enginePids(8080); // Set { 4242, 4250 }
  */
 export async function enginePids(port: number, proc = "/proc"): Promise<Set<number>> {
-  return withDescendants(await socketOwners(await listeningInodes(port, proc), proc), proc);
+  return (await findEngine(port, proc)).pids;
+}
+
+/**
+ * The engine's processes, and `hidden: true` when something listens on the port but its
+ * process cannot be seen (another user's, or `ProtectProc=invisible`): then the engine's own
+ * work on the GPU cannot be told from another program's.
+ */
+export async function findEngine(
+  port: number,
+  proc = "/proc",
+): Promise<{ pids: Set<number>; hidden: boolean }> {
+  const inodes = await listeningInodes(port, proc);
+  const owners = await socketOwners(inodes, proc);
+  return {
+    pids: await withDescendants(owners, proc),
+    hidden: inodes.size > 0 && owners.length === 0,
+  };
 }

@@ -4,12 +4,20 @@
  */
 import http from "node:http";
 import { once } from "node:events";
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { Writable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { discover, type Catalog } from "../../src/discovery/catalog.ts";
+import { AutoPause } from "../../src/daemon/auto-pause.ts";
+import { PauseState } from "../../src/daemon/pause.ts";
+import { createLogger } from "../../src/log.ts";
+import { FakeLlamaServer } from "../fakes/llama-server.ts";
+import { fakeTools } from "../hardware/fake-tools.ts";
 import { DEFAULT_AUTO_PAUSE_IGNORE, type AutoPauseConfig } from "../../src/config.ts";
-import { enginePids, listeningInodes } from "../../src/daemon/engine-pids.ts";
+import { enginePids, findEngine, listeningInodes } from "../../src/daemon/engine-pids.ts";
 import { GpuUsers, type GpuUsersInput, type PausableService } from "../../src/daemon/gpu-users.ts";
 import type { GpuProcess } from "../../src/hardware/gpu-processes.ts";
 
@@ -136,12 +144,21 @@ function fakeProc(port: number): string {
   return proc;
 }
 
+/** The same tree where the listener is another user's: its socket is there, its process is not. */
+function hiddenProc(port: number): string {
+  const proc = fakeProc(port);
+  rmSync(join(proc, "4000"), { recursive: true });
+  return proc;
+}
+
 describe("engine processes from /proc", () => {
   it("finds the listener of a port and its descendants, not a client of it", async () => {
     const proc = fakeProc(8080);
     expect(await listeningInodes(8080, proc)).toEqual(new Set(["55501"]));
     expect(await enginePids(8080, proc)).toEqual(new Set([4000, 4001, 4002]));
     expect(await enginePids(8081, proc)).toEqual(new Set());
+    expect(await findEngine(8080, hiddenProc(8080))).toEqual({ pids: new Set(), hidden: true });
+    expect((await findEngine(8081, proc)).hidden).toBe(false);
   });
 
   it("finds this process as the owner of a server it listens with", async () => {
@@ -154,5 +171,70 @@ describe("engine processes from /proc", () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe("auto-pause timer", () => {
+  const llama = new FakeLlamaServer();
+  let catalog: Catalog;
+  beforeAll(async () => {
+    await llama.start();
+    catalog = await discover({ services: [{ url: llama.url }], autodetect: false });
+  });
+  afterAll(async () => {
+    await llama.stop();
+    await closeUpstreamPools();
+  });
+
+  const apps = `4001, llama-server, ${GPU0}, 20480\n4100, /opt/blender/blender, ${GPU0}, 3120\n`;
+  function autoPause(proc: string, warnings: string[]): { run: AutoPause; state: PauseState } {
+    const fakes = fakeTools({
+      "nvidia-smi": [
+        { args: "--query-compute-apps", stdout: apps },
+        { args: "-q -x", stdout: "" },
+      ],
+    });
+    const state = new PauseState();
+    const log = createLogger({
+      format: "json",
+      destination: new Writable({
+        write(chunk: Buffer, _enc, done) {
+          const line = JSON.parse(chunk.toString()) as { level: number; msg: string };
+          if (line.level >= 40) warnings.push(line.msg);
+          done();
+        },
+      }),
+    });
+    const run = new AutoPause({
+      settings: () => ({ ...settings, afterMs: 0 }),
+      catalog: () => catalog,
+      gpus: () => [],
+      state,
+      log,
+      onChange: () => undefined,
+      env: fakes.env,
+      proc,
+    });
+    return { run, state };
+  }
+
+  it("pauses the engine's model when another program shares its GPU", async () => {
+    const port = Number(new URL(llama.url).port);
+    const { run, state } = autoPause(fakeProc(port), []);
+    await run.tick();
+    expect(state.fields().paused_models).toEqual({
+      [catalog.ready[0]?.info?.models[0]?.id ?? ""]:
+        `GPU ${GPU0} is in use by another program (blender, pid 4100)`,
+    });
+  });
+
+  it("stays off, and says why, when the engine's process is another user's", async () => {
+    const port = Number(new URL(llama.url).port);
+    const warnings: string[] = [];
+    const { run, state } = autoPause(hiddenProc(port), warnings);
+    await run.tick();
+    await run.tick();
+    expect(state.fields()).toEqual({});
+    expect(warnings).toEqual([expect.stringMatching(/^GPU auto-pause is off: the engine at http/)]);
   });
 });
