@@ -13,6 +13,54 @@ import type { GpuOverride } from "./hardware/types.ts";
 import type { MemberLimit } from "./gateway/member-limits.ts";
 import { MAX_ACCESS_MEMBERS, type Access } from "./protocol/manifest.ts";
 import { DEFAULT_MAX_STREAMS } from "./tunnel/h2-settings.ts";
+import { checkSchedule, type ScheduleWindow } from "./daemon/schedule.ts";
+
+/** Stored auto-pause settings: serving stops on a GPU while another program of the owner's uses it. */
+export interface StoredAutoPause {
+  /** Default: on wherever `nvidia-smi` or `rocm-smi` answers. */
+  enabled?: boolean;
+  /** A foreign program must hold the GPU this long before its models pause (default 5). */
+  afterSeconds?: number;
+  /** Serving resumes this long after the last foreign program left (default 60). */
+  resumeSeconds?: number;
+  /** How often the GPU tools are asked (default 5). */
+  pollSeconds?: number;
+  /** Process names never counted (compositors and display servers always hold the GPU). */
+  ignore?: string[];
+}
+
+/** Auto-pause after defaults are applied. */
+export interface AutoPauseConfig {
+  /** undefined: on when a GPU tool answers. */
+  enabled: boolean | undefined;
+  afterMs: number;
+  resumeMs: number;
+  pollMs: number;
+  ignore: string[];
+}
+
+/**
+ * Programs that hold a graphics context on any desktop, all the time: counting them would
+ * keep a desktop rig paused for ever. Matched against the process name's last path part.
+ */
+export const DEFAULT_AUTO_PAUSE_IGNORE = [
+  "Xorg",
+  "Xwayland",
+  "gnome-shell",
+  "kwin_x11",
+  "kwin_wayland",
+  "plasmashell",
+  "mutter",
+  "sway",
+  "Hyprland",
+  "weston",
+  "gdm-wayland-session",
+  "cinnamon",
+  "xfwm4",
+  "picom",
+  "dwm.exe",
+  "explorer.exe",
+];
 
 /** What the user can store with `club-provider config set`. */
 export interface StoredConfig {
@@ -49,6 +97,11 @@ export interface StoredConfig {
   maxStreams?: number;
   /** Most MiB of JSON request bodies held in memory at once, over all requests (default 256). */
   maxBufferedMiB?: number;
+  /** Why the owner paused the rig (`club-provider pause`); kept so a restart stays paused. */
+  paused?: string;
+  autoPause?: StoredAutoPause;
+  /** When the rig serves, in local time; outside every window it is paused. Empty: always. */
+  schedule?: ScheduleWindow[];
 }
 
 /** The daemon's settings after every source is applied. */
@@ -77,6 +130,10 @@ export interface Config {
   insecureRelay: boolean;
   maxStreams: number;
   maxBufferedBytes: number;
+  /** The stored pause reason: the daemon starts paused when set. */
+  paused: string | undefined;
+  autoPause: AutoPauseConfig;
+  schedule: ScheduleWindow[];
 }
 
 /** Flags of `club-provider start` that override config. */
@@ -106,6 +163,36 @@ const schema = {
   allowInsecureRelay: { type: "boolean" },
   maxStreams: { type: "integer", minimum: 1, maximum: 100000 },
   maxBufferedMiB: { type: "integer", minimum: 1, maximum: 1048576 },
+  paused: { type: "string", minLength: 1, maxLength: 256 },
+  autoPause: {
+    type: "object",
+    additionalProperties: false,
+    properties: {
+      enabled: { type: "boolean" },
+      afterSeconds: { type: "number", minimum: 0, maximum: 86400 },
+      resumeSeconds: { type: "number", minimum: 0, maximum: 86400 },
+      pollSeconds: { type: "number", minimum: 0.1, maximum: 3600 },
+      ignore: { type: "array", maxItems: 256, items: { type: "string", minLength: 1 } },
+    },
+  },
+  schedule: {
+    type: "array",
+    maxItems: 64,
+    items: {
+      type: "object",
+      required: ["days", "from", "to"],
+      additionalProperties: false,
+      properties: {
+        days: {
+          type: "array",
+          minItems: 1,
+          items: { enum: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] },
+        },
+        from: { type: "string", pattern: "^\\d\\d:\\d\\d$" },
+        to: { type: "string", pattern: "^\\d\\d:\\d\\d$" },
+      },
+    },
+  },
   resourceGroups: {
     type: "object",
     additionalProperties: {
@@ -328,6 +415,9 @@ export function resolveConfig(
   if (name.length === 0 || name.length > 128)
     problems.push(`provider name must be 1-128 characters, got ${JSON.stringify(name)}`);
   const sharing = applyShareFlags(stored.sharing ?? {}, flags.share ?? [], problems);
+  const schedule = stored.schedule ?? [];
+  problems.push(...checkSchedule(schedule));
+  const auto = stored.autoPause ?? {};
   if (problems.length)
     throw new UserError("config_invalid", `configuration problems:\n  ${problems.join("\n  ")}`);
   return {
@@ -349,5 +439,14 @@ export function resolveConfig(
     insecureRelay: flags.insecure ?? stored.allowInsecureRelay ?? false,
     maxStreams: stored.maxStreams ?? DEFAULT_MAX_STREAMS,
     maxBufferedBytes: (stored.maxBufferedMiB ?? 256) * 1024 * 1024,
+    paused: stored.paused,
+    autoPause: {
+      enabled: auto.enabled,
+      afterMs: (auto.afterSeconds ?? 5) * 1000,
+      resumeMs: (auto.resumeSeconds ?? 60) * 1000,
+      pollMs: (auto.pollSeconds ?? 5) * 1000,
+      ignore: auto.ignore ?? DEFAULT_AUTO_PAUSE_IGNORE,
+    },
+    schedule,
   };
 }

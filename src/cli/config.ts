@@ -23,6 +23,9 @@ const KEYS = [
   "allowInsecureRelay",
   "maxStreams",
   "maxBufferedMiB",
+  "paused",
+  "autoPause",
+  "schedule",
 ] as const;
 const SECRET = new Set(["apiKey", "localKey"]);
 

@@ -7,6 +7,7 @@ import { detectCommand } from "./detect.ts";
 import { doctorCommand } from "./doctor.ts";
 import { modelsCommand } from "./models.ts";
 import { printError } from "./output.ts";
+import { pauseCommand, resumeCommand } from "./pause.ts";
 import { relayCommand } from "./relay.ts";
 import { serviceCommand } from "./service.ts";
 import { startCommand } from "./start.ts";
@@ -22,6 +23,8 @@ export function program(): Command {
     .addCommand(modelsCommand())
     .addCommand(detectCommand())
     .addCommand(statusCommand())
+    .addCommand(pauseCommand())
+    .addCommand(resumeCommand())
     .addCommand(doctorCommand())
     .addCommand(serviceCommand())
     .addCommand(relayCommand())

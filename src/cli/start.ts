@@ -92,7 +92,13 @@ export function startCommand(): Command {
         );
       }
       const config = resolveConfig(store.store, process.env, flags);
-      const daemon = new Daemon({ config, log });
+      const daemon = new Daemon({
+        config,
+        log,
+        // The owner's pause survives a restart: `club-provider resume` is the way out.
+        persistPause: (reason) =>
+          reason === undefined ? store.delete("paused") : store.set("paused", reason),
+      });
       running.daemon = daemon;
       daemon.on("fatal", (err: UserError) => {
         printError(err.message);

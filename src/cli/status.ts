@@ -6,6 +6,7 @@ import { Command } from "commander";
 import { openStore, resolveConfig } from "../config.ts";
 import { fetchStatus } from "../daemon/status-server.ts";
 import type { RecentError } from "../daemon/recent-errors.ts";
+import type { PauseView } from "../daemon/pause.ts";
 import { UserError } from "../errors.ts";
 import type { JobStatus } from "../gateway/progress.ts";
 import type { GpuLoad, ModelCard } from "../protocol/index.ts";
@@ -17,6 +18,8 @@ export interface DaemonStatus {
   version: string;
   started?: number;
   relay: string;
+  /** Absent from daemons older than pausing. */
+  pause?: PauseView;
   tunnels: { state: string; connects: number; connection_id: string | null }[];
   in_flight: number;
   queued?: number;
@@ -93,6 +96,14 @@ export function renderStatus(s: DaemonStatus, now = Date.now()): string {
     `relay:     ${s.relay}`,
     `ready:     ${up > 0 ? "yes" : "NO"} (${up} of ${s.tunnels.length} tunnel${s.tunnels.length === 1 ? "" : "s"} connected)`,
     `requests:  ${s.in_flight} in flight, ${s.queued ?? 0} queued`,
+    ...(s.pause?.paused
+      ? [
+          `PAUSED:    ${s.pause.paused} (running requests finish; \`club-provider resume\` serves again)`,
+        ]
+      : []),
+    ...Object.entries(s.pause?.paused_models ?? {}).map(
+      ([model, why]) => `PAUSED:    ${model}: ${why}`,
+    ),
     "",
     table(
       ["TUNNEL", "STATE", "CONNECTS", "CONNECTION"],

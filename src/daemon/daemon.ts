@@ -30,6 +30,8 @@ import { VERSION } from "../version.ts";
 import { DaemonMetrics } from "./daemon-metrics.ts";
 import { RecentErrors } from "./recent-errors.ts";
 import { startStatusServer } from "./status-server.ts";
+import { AutoPause } from "./auto-pause.ts";
+import { PauseState, manualReason, type PauseView } from "./pause.ts";
 
 export interface DaemonOptions {
   config: Config;
@@ -37,6 +39,10 @@ export interface DaemonOptions {
   /** Discovery overrides (tests point auto-detection at other ports). */
   discovery?: Partial<DiscoverOptions>;
   backoff?: BackoffOptions;
+  /** Keeps the owner's pause across restarts (the CLI writes the `paused` setting). */
+  persistPause?: (reason: string | undefined) => void;
+  /** Environment the GPU tools of the auto-pause run with; default the daemon's own. */
+  toolEnv?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -60,12 +66,27 @@ export class Daemon extends EventEmitter {
   #manifestJson = "";
   #hardware: HardwareReport | null = null;
   #gpuMonitor: GpuMonitor | null = null;
+  /** The owner's pause, the schedule and busy GPUs: whether and what this rig serves. */
+  readonly pause: PauseState;
+  #autoPause: AutoPause | null = null;
+  /** What the status server's `POST /pause` and `POST /resume` call. */
+  readonly pausing = {
+    pause: (reason: string | undefined): PauseView => this.pauseRig(reason),
+    resume: (): PauseView => this.resumeRig(),
+  };
+  #pauseJson = "{}";
 
   constructor(options: DaemonOptions) {
     super();
     this.#opts = options;
     this.config = options.config;
     this.log = options.log;
+    this.pause = new PauseState({
+      manual: options.config.paused,
+      schedule: () => this.config.schedule,
+      ...(options.persistPause ? { persist: options.persistPause } : {}),
+    });
+    this.#pauseJson = JSON.stringify(this.pause.fields());
     this.gateway = createGateway({
       catalog: () => this.catalog,
       providerName: this.config.name,
@@ -84,6 +105,7 @@ export class Daemon extends EventEmitter {
         sharing: () => this.config.sharing,
       },
       memberLimits: () => this.config.memberLimits,
+      paused: (id) => this.pause.model(id),
     });
     this.metrics = new DaemonMetrics(this);
   }
@@ -129,6 +151,17 @@ export class Daemon extends EventEmitter {
       log: this.log,
     });
     this.#gpuMonitor.start();
+    if (this.pause.rig()) this.log.warn("starting paused: %s", this.pause.rig());
+    this.#autoPause = new AutoPause({
+      settings: () => this.config.autoPause,
+      catalog: () => this.catalog,
+      gpus: () => this.#hardware?.gpus ?? [],
+      state: this.pause,
+      log: this.log,
+      onChange: () => this.#pauseChanged(),
+      ...(this.#opts.toolEnv ? { env: this.#opts.toolEnv } : {}),
+    });
+    this.#autoPause.start();
     for (let i = 0; i < config.connections; i++) {
       const tunnel = new TunnelClient({
         relayUrl: config.relayUrl,
@@ -143,6 +176,9 @@ export class Daemon extends EventEmitter {
         log: this.log.child({ tunnel: i }),
       });
       tunnel.on("connected", () => {
+        // The hello carries no pause: a paused rig says so at once, not a heartbeat later.
+        const fields = this.pause.fields();
+        if (fields.paused || fields.paused_models) tunnel.sendHeartbeat();
         this.log.info(
           { relay: config.relayUrl, models: this.cards().map((c) => c.id) },
           "connected to the relay; serving %d model(s)",
@@ -222,6 +258,8 @@ export class Daemon extends EventEmitter {
       queueTotal: next.queueTotal,
       sharing: next.sharing,
       memberLimits: next.memberLimits,
+      autoPause: next.autoPause,
+      schedule: next.schedule,
     });
     this.gateway.load.configure({
       queueSize: next.queueSize,
@@ -281,6 +319,34 @@ export class Daemon extends EventEmitter {
     this.emit("catalog", catalog);
   }
 
+  /** The owner pauses the rig (`POST /pause`): running requests finish, new ones are refused. */
+  pauseRig(reason?: string): PauseView {
+    this.pause.pause(manualReason(reason));
+    this.#pauseChanged();
+    return this.pause.view();
+  }
+
+  /** The owner lets the rig serve again (`POST /resume`). */
+  resumeRig(): PauseView {
+    this.pause.resume();
+    this.#pauseChanged();
+    return this.pause.view();
+  }
+
+  /** A changed pause goes to the relay at once, not with the next heartbeat. */
+  #pauseChanged(): void {
+    const json = JSON.stringify(this.pause.fields());
+    if (json === this.#pauseJson) return;
+    this.#pauseJson = json;
+    const rig = this.pause.rig();
+    this.log.info(
+      { paused: rig ?? null, paused_models: this.pause.view().paused_models },
+      rig ? "paused: %s" : "serving (paused models: %d)",
+      rig ?? Object.keys(this.pause.view().paused_models).length,
+    );
+    for (const t of this.tunnels) t.sendHeartbeat();
+  }
+
   manifest(): Manifest {
     const gpus = manifestGpus(this.#hardware?.gpus ?? [], this.config.gpus);
     return this.catalog.manifest(
@@ -310,6 +376,7 @@ export class Daemon extends EventEmitter {
       queued: this.gateway.load.totalQueued,
       services,
       gpus,
+      ...this.pause.fields(),
     };
   }
 
@@ -323,6 +390,7 @@ export class Daemon extends EventEmitter {
       version: VERSION,
       started: this.#started,
       relay: this.config.relayUrl,
+      pause: this.pause.view(),
       tunnels: this.tunnels.map((t) => ({
         state: t.state,
         connects: t.connects,
@@ -355,6 +423,7 @@ export class Daemon extends EventEmitter {
   async stop(graceMs = 0): Promise<void> {
     if (this.#rescanTimer) clearInterval(this.#rescanTimer);
     this.#gpuMonitor?.stop();
+    this.#autoPause?.stop();
     for (const t of this.tunnels) t.drain();
     const deadline = Date.now() + graceMs;
     while (this.gateway.load.total > 0 && Date.now() < deadline)

@@ -1,7 +1,7 @@
 /**
  * The daemon's status server, on loopback only: `/healthz`, `/ready` (200 while a tunnel is
- * up), `/status` (JSON, what `club-provider status` and `models` read) and `/metrics`
- * (Prometheus text).
+ * up), `/status` (JSON, what `club-provider status` and `models` read), `/metrics`
+ * (Prometheus text), and `POST /pause` and `POST /resume` (what `club-provider pause` sends).
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -14,6 +14,36 @@ export interface StatusSource {
   status(): unknown;
   /** The Prometheus exposition; `/metrics` answers 404 without it. */
   readonly metrics?: { render(): string };
+  /** The owner's pause; `/pause` and `/resume` answer 404 without it. */
+  readonly pausing?: {
+    /** Pauses the rig with the owner's words (may be empty); answers the new state. */
+    pause(reason: string | undefined): unknown;
+    resume(): unknown;
+  };
+}
+
+/** Largest body `POST /pause` reads: a reason is at most a few hundred characters. */
+const MAX_POST_BYTES = 16 * 1024;
+
+/** Reads a small JSON object body; undefined when it is not one (or too large). */
+async function readJson(req: http.IncomingMessage): Promise<Record<string, unknown> | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_POST_BYTES) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString("utf8").trim();
+  if (text === "") return {};
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -39,8 +69,13 @@ export function refusal(
     req.headers.origin !== undefined ||
     ["cross-site", "same-site"].includes(String(req.headers["sec-fetch-site"]));
   if (crossSite) return { status: 403, message: `cross-site ${method} requests are refused` };
-  return { status: 405, message: `the status server takes GET and HEAD, not ${method}` };
+  // A browser sends a cross-origin JSON POST only after a preflight this server never answers.
+  if (method === "POST" && !/^application\/json\b/i.test(req.headers["content-type"] ?? ""))
+    return { status: 415, message: "POST bodies must be application/json" };
+  return undefined;
 }
+
+const POSTS = new Set(["/pause", "/resume"]);
 
 /**
  * Starts the server on `127.0.0.1:port` (0 picks a free port). Resolves with null, after a
@@ -55,13 +90,30 @@ export async function startStatusServer(
 ): Promise<http.Server | null> {
   const server = http.createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://status").pathname;
+    const method = req.method ?? "GET";
     const reply = (status: number, body: string, type = "application/json"): void => {
       res.writeHead(status, { "content-type": type, "cache-control": "no-store" }).end(body);
     };
+    const fail = (status: number, message: string, type = "invalid_request_error"): void =>
+      reply(status, JSON.stringify({ error: { message, type } }));
     const refused = refusal(req, (server.address() as AddressInfo).port);
-    if (refused) {
-      const error = { message: refused.message, type: "invalid_request_error" };
-      reply(refused.status, JSON.stringify({ error }));
+    if (refused) fail(refused.status, refused.message);
+    else if (POSTS.has(path) && source.pausing) {
+      if (method !== "POST") {
+        res.setHeader("allow", "POST");
+        return fail(405, `${path} takes POST, not ${method}`);
+      }
+      const pausing = source.pausing;
+      void readJson(req).then((body) => {
+        const reason = body?.reason;
+        if (!body || (reason !== undefined && typeof reason !== "string"))
+          return fail(400, 'the body must be a JSON object, e.g. {"reason": "gaming tonight"}');
+        const state = path === "/pause" ? pausing.pause(reason) : pausing.resume();
+        reply(200, JSON.stringify(state));
+      });
+    } else if (method !== "GET" && method !== "HEAD") {
+      res.setHeader("allow", "GET, HEAD");
+      fail(405, `${path} takes GET and HEAD, not ${method}`);
     } else if (path === "/healthz") reply(200, "ok\n", "text/plain");
     else if (path === "/ready")
       reply(
@@ -73,14 +125,10 @@ export async function startStatusServer(
     else if (path === "/metrics" && source.metrics)
       reply(200, source.metrics.render(), METRICS_CONTENT_TYPE);
     else
-      reply(
+      fail(
         404,
-        JSON.stringify({
-          error: {
-            message: `no status endpoint ${path}; try /healthz, /ready, /status or /metrics`,
-            type: "not_found_error",
-          },
-        }),
+        `no status endpoint ${path}; try /healthz, /ready, /status or /metrics`,
+        "not_found_error",
       );
   });
   return new Promise((resolve) => {
@@ -95,6 +143,35 @@ export async function startStatusServer(
       resolve(server);
     });
   });
+}
+
+/**
+ * Sends `POST path` with a JSON body to a running daemon's status server; null when none
+ * answers on that port, else its status and parsed answer.
+ */
+export async function postStatus(
+  port: number,
+  path: string,
+  body: Record<string, unknown>,
+  timeoutMs = 3000,
+): Promise<{ status: number; body: unknown } | null> {
+  let res: Response;
+  try {
+    res = await fetch(`http://127.0.0.1:${port}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch {
+    return null;
+  }
+  const text = await res.text();
+  try {
+    return { status: res.status, body: JSON.parse(text) as unknown };
+  } catch {
+    return { status: res.status, body: text };
+  }
 }
 
 /** Reads a running daemon's `/status`, or null when none answers on that port. */

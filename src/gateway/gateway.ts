@@ -61,6 +61,8 @@ export interface GatewayOptions {
   sharing?: SharingSource;
   /** The owner's limits on other members (`memberLimits` setting); none without it. */
   memberLimits?: () => Readonly<Record<string, MemberLimit>>;
+  /** Why a model takes no work now (its rig or its GPU is paused), or undefined: 429 if so. */
+  paused?: (modelId: string) => string | undefined;
 }
 
 /** What the gateway knows about a request once it is over. */
@@ -91,6 +93,8 @@ export const ABORTED_STATUS = 499;
 const WHOLE_REPLY_BYTES = 256 * 1024;
 const KNOWN_PATHS = new Set(ENDPOINTS.map((e) => e.path));
 const PASS_HEADERS = ["content-type", "accept"] as const;
+/** Retry-After of a paused model: a pause lasts minutes, not the seconds of a full queue. */
+const PAUSED_RETRY_SECONDS = 60;
 
 function error(
   res: GatewayResponse,
@@ -163,6 +167,22 @@ export function createGateway(options: GatewayOptions): Gateway {
       refusal(options.catalog(), id, who, options.sharing, options.providerName);
     const headerDenial = modelId === undefined ? undefined : denied(modelId);
     if (headerDenial) return error(res, 403, "permission_error", headerDenial);
+    // A paused rig drains: what runs finishes, new work is refused; the relay tries elsewhere.
+    const pausedNow = (id: string): boolean => {
+      const reason = options.paused?.(id);
+      if (reason === undefined) return false;
+      sendJson(
+        res,
+        429,
+        envelope(
+          "rate_limit_error",
+          `${options.providerName} is not serving ${id} now (${reason}): retry later or elsewhere`,
+        ),
+        { "retry-after": String(PAUSED_RETRY_SECONDS) },
+      );
+      return true;
+    };
+    if (modelId !== undefined && pausedNow(modelId)) return;
     const admitted = memberLimits.admit(who);
     if ("refusal" in admitted)
       return sendJson(res, 429, envelope("rate_limit_error", admitted.refusal), {
@@ -210,6 +230,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (!modelId)
       return error(res, 400, "invalid_request_error", `"model" is required on ${endpoint.path}`);
 
+    if (pausedNow(modelId)) return;
     const candidates = servedFor(modelId);
     // Engines that serve the same model share its load: the request goes to one with room.
     const chosen = load.choose(candidates.map((c) => c.service));
