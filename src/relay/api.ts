@@ -29,6 +29,11 @@ import type { RateLimiter } from "./rate-limit.ts";
 import { sendError, sendJson } from "./respond.ts";
 import { decodePart, parseTarget } from "./target.ts";
 import type { Uploads } from "./uploads.ts";
+import { answerMediaError, type Media } from "./media/media.ts";
+import type { MediaPlan } from "./media/plan.ts";
+import { isFilesPath, isOpenMediaPath } from "./media/routes.ts";
+import { readSharing } from "./media/sharing.ts";
+import { MediaError } from "./media/types.ts";
 
 export interface ApiOptions {
   keys: KeyRing;
@@ -52,6 +57,8 @@ export interface ApiOptions {
    * SSE comments, and how often it sends them then (default 15 s; 0 never).
    */
   keepAliveMs?: number;
+  /** The media library: results kept and served by URL (`media/`); without it, none are. */
+  media?: Media;
 }
 
 /**
@@ -123,6 +130,10 @@ export function createApi(
     const key = keys.lookup(
       KeyRing.bearer(req.headers.authorization) ?? apiKeyHeader(req.headers["x-api-key"]),
     );
+    if (options.media && isOpenMediaPath(path)) {
+      await options.media.open(req, res, url, key?.member);
+      return;
+    }
     if (!key) {
       options.throttle?.fail(req);
       req.resume();
@@ -170,6 +181,10 @@ export function createApi(
         sendError(res, 404, "no_provider", `no online provider serves model ${JSON.stringify(id)}`);
       return;
     }
+    if (options.media && isFilesPath(path)) {
+      await options.media.files(req, res, url, member);
+      return;
+    }
     if (ASYNC_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`))) {
       if (work) {
         await work.handle(req, res, member, url);
@@ -209,8 +224,10 @@ export function createApi(
     let model: unknown;
     let body: Buffer | Readable | null = null;
     let streamed = false;
+    let plan: MediaPlan | undefined;
     if (endpoint.body === "json") {
-      const json = parseJsonObject(await readBody(req, maxJson));
+      let json = parseJsonObject(await readBody(req, maxJson));
+      readSharing(json);
       if (json.async === true) {
         if (endpoint.async && work) await work.submit(req, res, member, endpoint, json);
         else if (endpoint.async)
@@ -230,6 +247,9 @@ export function createApi(
         return;
       }
       model = json.model;
+      if (typeof model === "string" && model !== "")
+        plan = options.media?.planner.plan(req, res, endpoint, member, model, json);
+      json = plan?.body ?? json;
       streamed = json.stream === true && SSE_ENDPOINTS.has(endpoint.path);
       body = Buffer.from(JSON.stringify(stripClubFields(json)));
       headers["content-type"] = "application/json";
@@ -248,6 +268,8 @@ export function createApi(
       req.on("aborted", () => filter.destroy());
       model = (await filter.captured).model;
       body = filter;
+      if (typeof model === "string" && model !== "")
+        plan = options.media?.planner.plan(req, res, endpoint, member, model);
     } else {
       model = url.searchParams.get("model") ?? undefined;
       req.resume();
@@ -286,7 +308,7 @@ export function createApi(
         member,
         requestId,
         req,
-        res,
+        res: plan?.sink ?? res,
         log,
         ...(next ? { retryOn: (status: number) => status === 429 } : {}),
         ...(streamed && keepAliveMs > 0 ? { keepAliveMs } : {}),
@@ -298,6 +320,7 @@ export function createApi(
       );
       link = next;
     }
+    await plan?.finish();
     log.info(
       {
         requestId,
@@ -327,6 +350,7 @@ export function createApi(
           err.status === 503 ? "overloaded" : BODY_ERROR_TYPES[err.code],
           err.message,
         );
+      else if (err instanceof MediaError) answerMediaError(res, err);
       else if (err instanceof MultipartError)
         sendError(
           res,

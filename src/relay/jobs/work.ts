@@ -53,6 +53,8 @@ export interface Work {
     endpoint: Endpoint,
     json: Record<string, unknown>,
   ): Promise<void>;
+  /** The job database, where there is one (the media library's index lives there too). */
+  readonly database?: import("node:sqlite").DatabaseSync;
   close(): Promise<void>;
 }
 
@@ -141,6 +143,7 @@ export async function createWork(o: WorkOptions): Promise<Work> {
   };
 
   return {
+    ...(store.database ? { database: store.database } : {}),
     handle(req, res, member, url) {
       const [, , area = "", ...rest] = url.pathname.split("/");
       const parts = rest.filter((p) => p !== "").map(decodePart);

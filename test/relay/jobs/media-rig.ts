@@ -37,6 +37,10 @@ export interface MediaRigOptions {
   access?: Record<string, Access>;
   /** What the LLM answers: the reply's text for a request. */
   reply?: (body: Record<string, unknown>) => string;
+  /** The image engine's picture (default `PNG`). */
+  image?: Buffer;
+  /** The video engine's bytes (default `VIDEO`). */
+  video?: Buffer;
 }
 
 /** A small valid PNG's first bytes plus a tag: what the fake image engine "draws". */
@@ -193,7 +197,8 @@ export class MediaRig extends EventEmitter<{
     const type = TYPES[path];
     if (type === "image") {
       done = true;
-      const data = [{ b64_json: PNG.toString("base64"), revised_prompt: body.prompt }];
+      const image = (this.options.image ?? PNG).toString("base64");
+      const data = [{ b64_json: image, revised_prompt: body.prompt }];
       return this.#json(res, 200, { created: 1, data });
     }
     if (type === "llm") {
@@ -206,7 +211,7 @@ export class MediaRig extends EventEmitter<{
         choices: [{ index: 0, finish_reason: "stop", message: { role: "assistant", content } }],
       });
     }
-    const bytes = type === "video" ? VIDEO : MUSIC;
+    const bytes = type === "video" ? (this.options.video ?? VIDEO) : MUSIC;
     res.writeHead(200, { "content-type": type === "video" ? "video/mp4" : "audio/wav" });
     for (let i = 0; i < 4; i++) {
       await this.#wait();
