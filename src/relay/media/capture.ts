@@ -14,8 +14,18 @@ export class CaptureSink extends Writable implements ForwardSink {
   size = 0;
   /** Set when the answer was larger than the limit. */
   overflow = false;
+  /** Whether the answer's body has begun (past any leading whitespace). */
+  #begun = false;
 
-  constructor(readonly limit: number) {
+  /**
+   * @param limit the most bytes held
+   * @param onSpace given the whitespace a provider sends before its JSON to keep a long call
+   *   alive (the daemon does for slow generations), for the consumer to get it at once
+   */
+  constructor(
+    readonly limit: number,
+    readonly onSpace?: (chunk: Buffer) => void,
+  ) {
     super();
     this.on("error", () => undefined);
   }
@@ -34,6 +44,17 @@ export class CaptureSink extends Writable implements ForwardSink {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error) => void): void {
+    if (!this.#begun && this.onSpace && this.status === 200) {
+      let n = 0;
+      while (n < chunk.length && chunk[n] === 0x20) n++;
+      if (n > 0) this.onSpace(chunk.subarray(0, n));
+      if (n === chunk.length) {
+        done();
+        return;
+      }
+      this.#begun = true;
+      chunk = chunk.subarray(n);
+    }
     this.size += chunk.length;
     if (this.size > this.limit) {
       this.overflow = true;

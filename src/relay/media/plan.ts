@@ -105,7 +105,17 @@ export class MediaPlanner {
     const keepB64 = json ? format === "b64_json" : true;
     const store = !(keepB64 && meta.visibility === "SECRET");
     if (store) this.library.checkQuota(meta.member, meta.visibility);
-    const sink = new CaptureSink(this.library.limits.maxImageAnswerBytes);
+    // Spaces a provider sends to keep a slow generation alive reach the consumer as they come:
+    // the 200 is committed with them, and the rewritten JSON follows at the end.
+    const sink: CaptureSink = new CaptureSink(this.library.limits.maxImageAnswerBytes, (spaces) => {
+      if (!res.headersSent) {
+        const headers = { ...sink.headers };
+        delete headers["content-length"];
+        delete headers["content-encoding"];
+        res.writeHead(200, headers);
+      }
+      res.write(spaces);
+    });
     res.on("close", () => {
       if (!sink.writableFinished) sink.destroy();
     });
@@ -116,6 +126,10 @@ export class MediaPlanner {
       finish: async () => {
         const state = await settled(sink);
         if (res.writableEnded || res.destroyed) return;
+        if (state === "closed" && res.headersSent) {
+          res.destroy();
+          return;
+        }
         if (state === "closed") {
           if (sink.overflow)
             sendError(
@@ -130,7 +144,7 @@ export class MediaPlanner {
         const body = sink.body();
         const answer = sink.status === 200 ? parseAnswer(body) : undefined;
         if (!answer) {
-          res.writeHead(sink.status, sink.headers);
+          if (!res.headersSent) res.writeHead(sink.status, sink.headers);
           res.end(body);
           return;
         }
@@ -148,6 +162,10 @@ export class MediaPlanner {
           }
         }
         const text = JSON.stringify(answer);
+        if (res.headersSent) {
+          res.end(text);
+          return;
+        }
         const headers: Record<string, string | string[]> = { ...sink.headers };
         headers["content-type"] = "application/json";
         headers["content-length"] = String(Buffer.byteLength(text));
