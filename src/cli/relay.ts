@@ -39,6 +39,9 @@ interface RelayFlags {
   mediaQuota: string;
   mediaSecretTtl: string;
   mediaMaxImageAnswer: string;
+  voiceMaxBytes: string;
+  voiceMaxSeconds: string;
+  voiceMaxSamples: string;
 }
 
 /** `$XDG_DATA_HOME/club-provider/relay`, or `~/.local/share/club-provider/relay`. */
@@ -171,6 +174,21 @@ export function relayCommand(): Command {
       "largest JSON answer of an image call the relay reads to store its images (502 beyond)",
       String(DEFAULT_MEDIA_LIMITS.maxImageAnswerBytes / 1024 / 1024),
     )
+    .option(
+      "--voice-max-bytes <MiB>",
+      "largest voice sample a member may upload",
+      String(DEFAULT_MEDIA_LIMITS.voiceMaxBytes / 1024 / 1024),
+    )
+    .option(
+      "--voice-max-seconds <seconds>",
+      "longest voice sample, read from its header",
+      String(DEFAULT_MEDIA_LIMITS.voiceMaxSeconds),
+    )
+    .option(
+      "--voice-max-samples <n>",
+      "voice samples one member may keep",
+      String(DEFAULT_MEDIA_LIMITS.voiceMaxPerMember),
+    )
     .action(async (opts: RelayFlags) => {
       const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
       const keys = loadKeys({
@@ -217,6 +235,9 @@ export function relayCommand(): Command {
           secretTtlMs: positive("--media-secret-ttl", opts.mediaSecretTtl) * 1000,
           maxImageAnswerBytes:
             positive("--media-max-image-answer", opts.mediaMaxImageAnswer) * 1024 * 1024,
+          voiceMaxBytes: positive("--voice-max-bytes", opts.voiceMaxBytes) * 1024 * 1024,
+          voiceMaxSeconds: positive("--voice-max-seconds", opts.voiceMaxSeconds),
+          voiceMaxPerMember: positive("--voice-max-samples", opts.voiceMaxSamples),
         },
       });
       started.relay = relay;

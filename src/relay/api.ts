@@ -32,6 +32,7 @@ import type { Uploads } from "./uploads.ts";
 import { answerMediaError, type Media } from "./media/media.ts";
 import type { MediaPlan } from "./media/plan.ts";
 import { isFilesPath, isOpenMediaPath } from "./media/routes.ts";
+import { isVoicePath } from "./media/voice-routes.ts";
 import { readSharing } from "./media/sharing.ts";
 import { MediaError } from "./media/types.ts";
 
@@ -185,6 +186,10 @@ export function createApi(
       await options.media.files(req, res, url, member);
       return;
     }
+    if (options.media && isVoicePath(path)) {
+      await options.media.voices(req, res, url, member);
+      return;
+    }
     if (ASYNC_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`))) {
       if (work) {
         await work.handle(req, res, member, url);
@@ -247,6 +252,7 @@ export function createApi(
         return;
       }
       model = json.model;
+      if (options.media) json = await options.media.prepare(endpoint.path, member, json);
       if (typeof model === "string" && model !== "")
         plan = options.media?.planner.plan(req, res, endpoint, member, model, json);
       json = plan?.body ?? json;

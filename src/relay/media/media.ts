@@ -16,6 +16,8 @@ import { MediaPlanner } from "./plan.ts";
 import { filesRoutes, openMediaRoutes } from "./routes.ts";
 import { memoryRows, sqliteRows } from "./rows.ts";
 import { DEFAULT_MEDIA_LIMITS, MediaError, type MediaLimits } from "./types.ts";
+import { resolveSpeakers, voiceRoutes } from "./voice-routes.ts";
+import { VoiceLibrary } from "./voices.ts";
 
 /** What `createMedia` needs. */
 export interface MediaOptions {
@@ -41,6 +43,17 @@ export interface Media {
   ): Promise<void>;
   /** The member's `/v1/files` routes. */
   files(req: IncomingMessage, res: ServerResponse, url: URL, member: string): Promise<void>;
+  /** The voice library's routes (`voice-routes.ts`). */
+  voices(req: IncomingMessage, res: ServerResponse, url: URL, member: string): Promise<void>;
+  /**
+   * A JSON call's body as the provider gets it: a `voice/generations` call's sample ids
+   * resolved (throws a `MediaError` for a bad or unknown one); others as they are.
+   */
+  prepare(
+    path: string,
+    member: string,
+    json: Record<string, unknown>,
+  ): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -78,6 +91,11 @@ export async function createMedia(o: MediaOptions): Promise<Media> {
   const rows = o.database ? sqliteRows(o.database) : memoryRows;
   const library = await MediaLibrary.open(dir, rows, limits, o.log);
   const planner = new MediaPlanner(library, o.log);
+  const voiceDir = o.dataDir
+    ? join(o.dataDir, "voices")
+    : join(dir, "..", `${dir.split("/").pop() ?? ""}-voices`);
+  await mkdir(voiceDir, { recursive: true, mode: 0o700 });
+  const voices = await VoiceLibrary.open(voiceDir, o.database);
   const prune = (): void => {
     library
       .prune()
@@ -103,10 +121,19 @@ export async function createMedia(o: MediaOptions): Promise<Media> {
       guard(res, () => openMediaRoutes(library, req, res, url, member)),
     files: (req, res, url, member) =>
       guard(res, () => filesRoutes(library, req, res, url, member, o.maxJsonBytes)),
+    voices: (req, res, url, member) =>
+      guard(res, () => voiceRoutes(voices, limits, req, res, url, member)),
+    prepare: (path, member, json) =>
+      path === "/v1/voice/generations"
+        ? resolveSpeakers(voices, member, json)
+        : Promise.resolve(json),
     async close() {
       clearInterval(timer);
       await library.close();
-      if (temporary) await rm(dir, { recursive: true, force: true });
+      if (temporary) {
+        await rm(dir, { recursive: true, force: true });
+        await rm(voiceDir, { recursive: true, force: true });
+      }
     },
   };
 }

@@ -37,6 +37,12 @@ export interface MediaLimits {
   secretTtlMs: number;
   /** Largest JSON answer of an image call the relay reads to store its images (default 64 MiB). */
   maxImageAnswerBytes: number;
+  /** Largest voice sample upload (default 10 MiB). */
+  voiceMaxBytes: number;
+  /** Longest voice sample, read from its header (default 30 s; Dia clones best from 5-10 s). */
+  voiceMaxSeconds: number;
+  /** Voice samples one member may keep (default 100). */
+  voiceMaxPerMember: number;
 }
 
 export const DEFAULT_MEDIA_LIMITS: MediaLimits = {
@@ -44,6 +50,9 @@ export const DEFAULT_MEDIA_LIMITS: MediaLimits = {
   maxBytesPerMember: 1024 * 1024 * 1024,
   secretTtlMs: 5 * 60_000,
   maxImageAnswerBytes: 64 * 1024 * 1024,
+  voiceMaxBytes: 10 * 1024 * 1024,
+  voiceMaxSeconds: 30,
+  voiceMaxPerMember: 100,
 };
 
 /** A refusal of the media routes, answered in the club's envelope. */
