@@ -274,8 +274,13 @@ export function createApi(
       req.on("aborted", () => filter.destroy());
       model = (await filter.captured).model;
       body = filter;
-      if (typeof model === "string" && model !== "")
-        plan = options.media?.planner.plan(req, res, endpoint, member, model);
+      try {
+        if (typeof model === "string" && model !== "")
+          plan = options.media?.planner.plan(req, res, endpoint, member, model);
+      } catch (err) {
+        filter.destroy();
+        throw err;
+      }
     } else {
       model = url.searchParams.get("model") ?? undefined;
       req.resume();
