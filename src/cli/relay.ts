@@ -9,6 +9,7 @@ import { DEFAULT_MAX_JSON_BYTES } from "../relay/body.ts";
 import { DEFAULT_LIMITS, type JobLimits } from "../relay/jobs/types.ts";
 import { DEFAULT_PROVIDER_LIMITS } from "../relay/provider-link.ts";
 import { DEFAULT_UPLOAD_LIMITS } from "../relay/uploads.ts";
+import { DEFAULT_MEDIA_LIMITS } from "../relay/media/types.ts";
 import { createRelay, type Relay } from "../relay/server.ts";
 import { exitOnFault, onShutdown } from "./signals.ts";
 
@@ -34,6 +35,13 @@ interface RelayFlags {
   uploadBufferTotal: string;
   headersTimeout: string;
   jobLimit: string[];
+  mediaMaxAge: string;
+  mediaQuota: string;
+  mediaSecretTtl: string;
+  mediaMaxImageAnswer: string;
+  voiceMaxBytes: string;
+  voiceMaxSeconds: string;
+  voiceMaxSamples: string;
 }
 
 /** `$XDG_DATA_HOME/club-provider/relay`, or `~/.local/share/club-provider/relay`. */
@@ -146,6 +154,41 @@ export function relayCommand(): Command {
       [],
     )
     .option("--log-level <level>", "trace, debug, info, warn or error")
+    .option(
+      "--media-max-age <days>",
+      "stored results older than this are removed, oldest first, unless pinned (0 keeps them)",
+      String(DEFAULT_MEDIA_LIMITS.maxAgeMs / 86_400_000),
+    )
+    .option(
+      "--media-quota <MiB>",
+      "MiB of stored results one member may keep; past it new results are refused (403)",
+      String(DEFAULT_MEDIA_LIMITS.maxBytesPerMember / 1024 / 1024),
+    )
+    .option(
+      "--media-secret-ttl <seconds>",
+      "how long the one fetch of a SECRET image URL stays possible",
+      String(DEFAULT_MEDIA_LIMITS.secretTtlMs / 1000),
+    )
+    .option(
+      "--media-max-image-answer <MiB>",
+      "largest JSON answer of an image call the relay reads to store its images (502 beyond)",
+      String(DEFAULT_MEDIA_LIMITS.maxImageAnswerBytes / 1024 / 1024),
+    )
+    .option(
+      "--voice-max-bytes <MiB>",
+      "largest voice sample a member may upload",
+      String(DEFAULT_MEDIA_LIMITS.voiceMaxBytes / 1024 / 1024),
+    )
+    .option(
+      "--voice-max-seconds <seconds>",
+      "longest voice sample, read from its header",
+      String(DEFAULT_MEDIA_LIMITS.voiceMaxSeconds),
+    )
+    .option(
+      "--voice-max-samples <n>",
+      "voice samples one member may keep",
+      String(DEFAULT_MEDIA_LIMITS.voiceMaxPerMember),
+    )
     .action(async (opts: RelayFlags) => {
       const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
       const keys = loadKeys({
@@ -185,6 +228,16 @@ export function relayCommand(): Command {
         authThrottle: {
           perMinute: positive("--auth-failures", opts.authFailures, true),
           trustProxy: opts.trustProxy === true,
+        },
+        mediaLimits: {
+          maxAgeMs: positive("--media-max-age", opts.mediaMaxAge, true) * 86_400_000,
+          maxBytesPerMember: positive("--media-quota", opts.mediaQuota) * 1024 * 1024,
+          secretTtlMs: positive("--media-secret-ttl", opts.mediaSecretTtl) * 1000,
+          maxImageAnswerBytes:
+            positive("--media-max-image-answer", opts.mediaMaxImageAnswer) * 1024 * 1024,
+          voiceMaxBytes: positive("--voice-max-bytes", opts.voiceMaxBytes) * 1024 * 1024,
+          voiceMaxSeconds: positive("--voice-max-seconds", opts.voiceMaxSeconds),
+          voiceMaxPerMember: positive("--voice-max-samples", opts.voiceMaxSamples),
         },
       });
       started.relay = relay;

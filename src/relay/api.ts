@@ -31,6 +31,12 @@ import { decodePart, parseTarget } from "./target.ts";
 import type { Uploads } from "./uploads.ts";
 import { askUsage } from "./usage-meter.ts";
 import { isUsagePath, usageRoute } from "./usage-route.ts";
+import { answerMediaError, type Media } from "./media/media.ts";
+import type { MediaPlan } from "./media/plan.ts";
+import { isFilesPath, isOpenMediaPath } from "./media/routes.ts";
+import { isVoicePath } from "./media/voice-routes.ts";
+import { readSharing } from "./media/sharing.ts";
+import { MediaError } from "./media/types.ts";
 
 export interface ApiOptions {
   keys: KeyRing;
@@ -54,6 +60,8 @@ export interface ApiOptions {
    * SSE comments, and how often it sends them then (default 15 s; 0 never).
    */
   keepAliveMs?: number;
+  /** The media library: results kept and served by URL (`media/`); without it, none are. */
+  media?: Media;
 }
 
 /**
@@ -125,6 +133,10 @@ export function createApi(
     const key = keys.lookup(
       KeyRing.bearer(req.headers.authorization) ?? apiKeyHeader(req.headers["x-api-key"]),
     );
+    if (options.media && isOpenMediaPath(path)) {
+      await options.media.open(req, res, url, key?.member);
+      return;
+    }
     if (!key) {
       options.throttle?.fail(req);
       req.resume();
@@ -176,6 +188,14 @@ export function createApi(
       await usageRoute(work.usage, req, res, member, url);
       return;
     }
+    if (options.media && isFilesPath(path)) {
+      await options.media.files(req, res, url, member);
+      return;
+    }
+    if (options.media && isVoicePath(path)) {
+      await options.media.voices(req, res, url, member);
+      return;
+    }
     if (ASYNC_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`))) {
       if (work) {
         await work.handle(req, res, member, url);
@@ -216,8 +236,10 @@ export function createApi(
     let body: Buffer | Readable | null = null;
     let streamed = false;
     let strip = false;
+    let plan: MediaPlan | undefined;
     if (endpoint.body === "json") {
-      const json = parseJsonObject(await readBody(req, maxJson));
+      let json = parseJsonObject(await readBody(req, maxJson));
+      readSharing(json);
       if (json.async === true) {
         if (endpoint.async && work) await work.submit(req, res, member, endpoint, json);
         else if (endpoint.async)
@@ -237,6 +259,10 @@ export function createApi(
         return;
       }
       model = json.model;
+      if (options.media) json = await options.media.prepare(endpoint.path, member, json);
+      if (typeof model === "string" && model !== "")
+        plan = options.media?.planner.plan(req, res, endpoint, member, model, json);
+      json = plan?.body ?? json;
       streamed = json.stream === true && SSE_ENDPOINTS.has(endpoint.path);
       if (work && streamed) strip = askUsage(endpoint.path, json);
       body = Buffer.from(JSON.stringify(stripClubFields(json)));
@@ -256,6 +282,13 @@ export function createApi(
       req.on("aborted", () => filter.destroy());
       model = (await filter.captured).model;
       body = filter;
+      try {
+        if (typeof model === "string" && model !== "")
+          plan = options.media?.planner.plan(req, res, endpoint, member, model);
+      } catch (err) {
+        filter.destroy();
+        throw err;
+      }
     } else {
       model = url.searchParams.get("model") ?? undefined;
       req.resume();
@@ -294,7 +327,7 @@ export function createApi(
         member,
         requestId,
         req,
-        res,
+        res: plan?.sink ?? res,
         log,
         ...(next ? { retryOn: (status: number) => status === 429 } : {}),
         ...(streamed && keepAliveMs > 0 ? { keepAliveMs } : {}),
@@ -307,6 +340,7 @@ export function createApi(
       );
       link = next;
     }
+    await plan?.finish();
     log.info(
       {
         requestId,
@@ -336,6 +370,7 @@ export function createApi(
           err.status === 503 ? "overloaded" : BODY_ERROR_TYPES[err.code],
           err.message,
         );
+      else if (err instanceof MediaError) answerMediaError(res, err);
       else if (err instanceof MultipartError)
         sendError(
           res,

@@ -8,8 +8,11 @@ import { WebSocketServer } from "ws";
 import type { Logger } from "../log.ts";
 import { CONNECT_PATH, CloseCode, TUNNEL_SUBPROTOCOL } from "../protocol/index.ts";
 import { createApi } from "./api.ts";
+import { DEFAULT_MAX_JSON_BYTES } from "./body.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import { createWork } from "./jobs/work.ts";
+import { createMedia } from "./media/media.ts";
+import type { MediaLimits } from "./media/types.ts";
 import type { JobLimits } from "./jobs/types.ts";
 import { AuthThrottle, type AuthThrottleOptions } from "./auth-throttle.ts";
 import { KeyRing } from "./keys.ts";
@@ -47,6 +50,8 @@ export interface RelayOptions {
   uploadLimits?: Partial<UploadLimits>;
   /** How long a client may take to send a request's headers (default 60 s). */
   headersTimeoutMs?: number;
+  /** Retention and quota of the media library: see `MediaLimits`. */
+  mediaLimits?: Partial<MediaLimits>;
 }
 
 export interface Relay {
@@ -96,8 +101,19 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     ...(options.jobLimits ? { limits: options.jobLimits } : {}),
     ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
   });
+  const media = await createMedia({
+    log,
+    maxJsonBytes: options.maxJsonBytes ?? DEFAULT_MAX_JSON_BYTES,
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    ...(work.database ? { database: work.database } : {}),
+    ...(options.mediaLimits ? { limits: options.mediaLimits } : {}),
+  }).catch(async (err: unknown) => {
+    await work.close();
+    throw err;
+  });
   const api = createApi({
     keys,
+    media,
     registry,
     log,
     work,
@@ -193,6 +209,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     server.once("error", reject);
     server.listen(options.port ?? 8787, options.host ?? "127.0.0.1", () => resolve());
   }).catch(async (err: unknown) => {
+    await media.close();
     await work.close();
     throw err;
   });
@@ -207,7 +224,8 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     port,
     registry,
     async close() {
-      // First: running jobs are reset at their providers and saved as queued.
+      await media.close();
+      // Then: running jobs are reset at their providers and saved as queued.
       await work.close();
       for (const link of registry.all()) link.close(CloseCode.goingAway, "relay shutting down");
       for (const ws of wss.clients) ws.terminate();

@@ -102,6 +102,7 @@ describe("media: consumer → relay → tunnel → daemon → media engines", ()
       prompt: "a red fox",
       size: "1024x1024",
       seed: 7,
+      response_format: "b64_json",
     } as never);
     expect(about(img.data![0]!.b64_json!)).toMatchObject({ prompt: "a red fox", seed: 7 });
     const url = await stack.client.images.generate({
@@ -109,7 +110,10 @@ describe("media: consumer → relay → tunnel → daemon → media engines", ()
       prompt: "x",
       response_format: "url",
     });
-    expect(url.data![0]!.url).toMatch(/^data:image\/png;base64,/);
+    // The relay keeps the image and answers a URL of its own that serves it.
+    expect(url.data![0]!.url).toMatch(new RegExp(`^${stack.relayUrl}/v1/media/`));
+    const fetched = await fetch(url.data![0]!.url!);
+    expect(fetched.headers.get("content-type")).toBe("image/png");
     const edit = await stack.client.images.edit({
       model: "sdxl",
       prompt: "make it blue",
@@ -211,7 +215,11 @@ describe("media: consumer → relay → tunnel → daemon → media engines", ()
 
   it("keeps a long job alive with spaces before its JSON, and cuts it off if it fails", async () => {
     comfy.pauseGenerations();
-    const res = await post("/images/generations", { model: "sdxl", prompt: "slow" });
+    const res = await post("/images/generations", {
+      model: "sdxl",
+      prompt: "slow",
+      response_format: "b64_json",
+    });
     expect(res.status).toBe(200);
     const reader = res.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
     const first = await reader.read();

@@ -94,8 +94,43 @@ CREATE INDEX usage_owner_day ON usage (owner, day);
 CREATE INDEX usage_day ON usage (day);
 `;
 
+/**
+ * The media library (`src/relay/media/`): one row per stored result, the bytes in
+ * `<dir>/media/<id>`; `token` is the unguessable part of its URL. Voice samples are the
+ * member's clips for voice cloning, the bytes in `<dir>/voices/<id>`.
+ */
+const V3 = `
+CREATE TABLE media (
+  id TEXT PRIMARY KEY,
+  token TEXT NOT NULL UNIQUE,
+  member TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  model TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  visibility TEXT NOT NULL,
+  collection TEXT,
+  pinned INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX media_member_created ON media (member, created);
+
+CREATE TABLE voice_samples (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  member TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  transcript TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  visibility TEXT NOT NULL
+) STRICT;
+CREATE INDEX voice_samples_member ON voice_samples (member, id);
+`;
+
 /** The migrations, in order: index 0 is version 1. */
-export const MIGRATIONS: readonly string[] = [V1, V2];
+export const MIGRATIONS: readonly string[] = [V1, V2, V3];
 
 /** Brings `db` to the latest version, one transaction per step; refuses a newer database. */
 export function migrate(db: DatabaseSync, path: string): void {

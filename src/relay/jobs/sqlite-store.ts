@@ -219,6 +219,7 @@ export async function openSqliteStore(dir: string, o: SqliteStoreOptions): Promi
 
   return {
     resultsDir,
+    database: db,
     load,
     save(record, body) {
       if (body) unsaved.set(record.id, body);

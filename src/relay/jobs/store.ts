@@ -6,12 +6,15 @@
  * `resultsDir` in both; a job's request body is kept apart from its record.
  */
 import { ClubError } from "../../errors.ts";
+import type { DatabaseSync } from "node:sqlite";
 import type { StoredRecord } from "./types.ts";
 
 /** Where jobs, batches and runs are kept; see the file comment for the two drivers. */
 export interface JobStore {
   /** Directory holding one file per byte result; see `results.ts`. */
   readonly resultsDir: string;
+  /** The SQLite database, where there is one: the media library keeps its index there. */
+  readonly database?: DatabaseSync;
   /** Every record saved and not removed, as last saved. Called once, before any `save`. */
   load(): Promise<StoredRecord[]>;
   /**

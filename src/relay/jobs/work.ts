@@ -56,6 +56,8 @@ export interface Work {
   ): Promise<void>;
   /** What each member used, for `GET /v1/usage` and the meters of synchronous requests. */
   usage: UsageBook;
+  /** The job database, where there is one (the media library's index lives there too). */
+  readonly database?: import("node:sqlite").DatabaseSync;
   close(): Promise<void>;
 }
 
@@ -151,6 +153,7 @@ export async function createWork(o: WorkOptions): Promise<Work> {
   };
 
   return {
+    ...(store.database ? { database: store.database } : {}),
     handle(req, res, member, url) {
       const [, , area = "", ...rest] = url.pathname.split("/");
       const parts = rest.filter((p) => p !== "").map(decodePart);

@@ -6,6 +6,7 @@ import { expect } from "vitest";
 import { silentLogger } from "../../../src/log.ts";
 import { KeyRing } from "../../../src/relay/keys.ts";
 import type { JobLimits } from "../../../src/relay/jobs/types.ts";
+import type { MediaLimits } from "../../../src/relay/media/types.ts";
 import { createRelay, type Relay } from "../../../src/relay/server.ts";
 import { MediaRig, type MediaRigOptions } from "./media-rig.ts";
 
@@ -21,7 +22,12 @@ export const FAST: Partial<JobLimits> = {
 };
 
 export function startRelay(
-  options: { dataDir?: string; jobLimits?: Partial<JobLimits>; port?: number } = {},
+  options: {
+    dataDir?: string;
+    jobLimits?: Partial<JobLimits>;
+    port?: number;
+    mediaLimits?: Partial<MediaLimits>;
+  } = {},
 ): Promise<Relay> {
   return createRelay({
     port: options.port ?? 0,
@@ -30,6 +36,7 @@ export function startRelay(
     heartbeatMs: 1000,
     jobLimits: { ...FAST, ...options.jobLimits },
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    ...(options.mediaLimits ? { mediaLimits: options.mediaLimits } : {}),
   });
 }
 

@@ -43,6 +43,10 @@ export interface MediaRigOptions {
    * does); no `usage` when absent.
    */
   usage?: (body: Record<string, unknown>) => { prompt_tokens: number; completion_tokens: number };
+  /** The image engine's picture (default `PNG`). */
+  image?: Buffer;
+  /** The video engine's bytes (default `VIDEO`). */
+  video?: Buffer;
 }
 
 /** A small valid PNG's first bytes plus a tag: what the fake image engine "draws". */
@@ -200,8 +204,9 @@ export class MediaRig extends EventEmitter<{
     if (type === "image") {
       done = true;
       const n = typeof body.n === "number" ? body.n : 1;
+      const image = (this.options.image ?? PNG).toString("base64");
       const data = Array.from({ length: n }, () => ({
-        b64_json: PNG.toString("base64"),
+        b64_json: image,
         revised_prompt: body.prompt,
       }));
       return this.#json(res, 200, { created: 1, data });
@@ -221,7 +226,7 @@ export class MediaRig extends EventEmitter<{
           : {}),
       });
     }
-    const bytes = type === "video" ? VIDEO : MUSIC;
+    const bytes = type === "video" ? (this.options.video ?? VIDEO) : MUSIC;
     res.writeHead(200, { "content-type": type === "video" ? "video/mp4" : "audio/wav" });
     for (let i = 0; i < 4; i++) {
       await this.#wait();

@@ -1,0 +1,233 @@
+/**
+ * The media library: results the relay delivered, kept as files in one directory with an
+ * index in memory (written through to `rows.ts`), fetched by their unguessable token. SECRET
+ * results are never indexed: a one-shot entry, held in memory only, deleted once fetched or at
+ * its expiry. Sizes are counted per member against the operator's quota.
+ */
+import { randomBytes } from "node:crypto";
+import { createReadStream, type ReadStream } from "node:fs";
+import { open, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "../../log.ts";
+import { describeError } from "../../errors.ts";
+import type { MediaRows } from "./rows.ts";
+import { MediaError, type MediaItem, type MediaLimits, type Visibility } from "./types.ts";
+
+/** What a new result says about itself; the library adds id, token, size and time. */
+export interface NewItem {
+  member: string;
+  model: string;
+  kind: MediaItem["kind"];
+  contentType: string;
+  visibility: Visibility;
+  collection: string | null;
+}
+
+/** Token: 18 random bytes (144 bits), URL-safe. */
+const newToken = (): string => randomBytes(18).toString("base64url");
+const newId = (): string => `file_${randomBytes(12).toString("hex")}`;
+
+export class MediaLibrary {
+  readonly #items = new Map<string, MediaItem>();
+  readonly #byToken = new Map<string, MediaItem>();
+  readonly #secrets = new Map<string, { item: MediaItem; timer: NodeJS.Timeout }>();
+
+  private constructor(
+    readonly dir: string,
+    readonly limits: MediaLimits,
+    readonly rows: MediaRows,
+    readonly log: Logger,
+  ) {}
+
+  /** Loads the index and removes files no item points at (part files, SECRET leftovers). */
+  static async open(
+    dir: string,
+    rows: MediaRows,
+    limits: MediaLimits,
+    log: Logger,
+  ): Promise<MediaLibrary> {
+    const lib = new MediaLibrary(dir, limits, rows, log);
+    for (const item of rows.all()) lib.#index(item);
+    const stale = (await readdir(dir)).filter((name) => !lib.#items.has(name));
+    await Promise.all(stale.map((name) => rm(join(dir, name), { force: true })));
+    return lib;
+  }
+
+  #index(item: MediaItem): void {
+    this.#items.set(item.id, item);
+    this.#byToken.set(item.token, item);
+  }
+
+  /** Bytes `member` keeps in the library. */
+  usage(member: string): number {
+    let n = 0;
+    for (const item of this.#items.values()) if (item.member === member) n += item.bytes;
+    return n;
+  }
+
+  /** Refuses a new stored result for a member at or over quota (SECRET is never stored). */
+  checkQuota(member: string, visibility: Visibility): void {
+    if (visibility === "SECRET") return;
+    const used = this.usage(member);
+    if (used >= this.limits.maxBytesPerMember)
+      throw new MediaError(
+        403,
+        "permission_error",
+        `your media library holds ${used} bytes, at its limit of ${this.limits.maxBytesPerMember}: nothing new can be stored. Delete results (DELETE /v1/files/{id}) or send "visibility": "SECRET"`,
+        "media_quota_exceeded",
+      );
+  }
+
+  /** A fresh id and token, and the path the bytes are written to before `commit`. */
+  reserve(): { id: string; token: string; part: string } {
+    const id = newId();
+    return { id, token: newToken(), part: join(this.dir, `${id}.part`) };
+  }
+
+  /** Makes a written part file an item: synced, renamed, indexed (SECRET: one fetch, then gone). */
+  async commit(id: string, token: string, bytes: number, meta: NewItem): Promise<MediaItem> {
+    const part = join(this.dir, `${id}.part`);
+    const fh = await open(part, "r+");
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(part, join(this.dir, id));
+    const item: MediaItem = {
+      ...meta,
+      id,
+      token,
+      created: Date.now(),
+      bytes,
+      pinned: false,
+    };
+    if (item.visibility === "SECRET") {
+      const timer = setTimeout(() => void this.#dropSecret(item.token), this.limits.secretTtlMs);
+      timer.unref();
+      this.#secrets.set(item.token, { item, timer });
+      return item;
+    }
+    try {
+      this.rows.put(item);
+    } catch (err) {
+      await rm(join(this.dir, id), { force: true });
+      throw err;
+    }
+    this.#index(item);
+    return item;
+  }
+
+  /** Stores bytes held in memory (an image decoded from the provider's `b64_json`). */
+  async store(data: Buffer, meta: NewItem): Promise<MediaItem> {
+    const { id, token, part } = this.reserve();
+    try {
+      await writeFile(part, data, { mode: 0o600 });
+      return await this.commit(id, token, data.length, meta);
+    } catch (err) {
+      await this.discard(id);
+      throw err;
+    }
+  }
+
+  /** Forgets a part file that never became an item. */
+  async discard(id: string): Promise<void> {
+    await rm(join(this.dir, `${id}.part`), { force: true });
+  }
+
+  /** The item a URL token names: a library item, or a SECRET one still waiting for its fetch. */
+  byToken(token: string): { item: MediaItem; secret: boolean } | undefined {
+    const item = this.#byToken.get(token);
+    if (item) return { item, secret: false };
+    const secret = this.#secrets.get(token);
+    return secret ? { item: secret.item, secret: true } : undefined;
+  }
+
+  /** A SECRET item is taken by its one fetch: no second one, the bytes deleted after it. */
+  takeSecret(token: string): MediaItem | undefined {
+    const secret = this.#secrets.get(token);
+    if (!secret) return undefined;
+    clearTimeout(secret.timer);
+    this.#secrets.delete(token);
+    return secret.item;
+  }
+
+  async #dropSecret(token: string): Promise<void> {
+    const item = this.takeSecret(token);
+    if (item) await this.deleteFile(item.id);
+  }
+
+  /** Removes an item's bytes (a SECRET one's after its fetch). */
+  async deleteFile(id: string): Promise<void> {
+    await rm(join(this.dir, id), { force: true }).catch((err: unknown) =>
+      this.log.warn({ err: describeError(err), id }, "could not remove a media file"),
+    );
+  }
+
+  /** An item's bytes, `start`-`end` inclusive, opened before it resolves. */
+  read(item: MediaItem, range?: { start: number; end: number }): Promise<ReadStream> {
+    const stream = createReadStream(join(this.dir, item.id), range);
+    return new Promise((resolve, reject) => {
+      stream.once("open", () => resolve(stream));
+      stream.once("error", reject);
+    });
+  }
+
+  /** One of `member`'s items. */
+  own(member: string, id: string): MediaItem | undefined {
+    const item = this.#items.get(id);
+    return item?.member === member ? item : undefined;
+  }
+
+  /** `member`'s items, newest first, in `collection` when given. */
+  list(member: string, collection?: string): MediaItem[] {
+    return this.#newest().filter(
+      (i) => i.member === member && (collection === undefined || i.collection === collection),
+    );
+  }
+
+  /** Every PUBLIC item, newest first. */
+  gallery(): MediaItem[] {
+    return this.#newest().filter((i) => i.visibility === "PUBLIC");
+  }
+
+  #newest(): MediaItem[] {
+    return [...this.#items.values()].sort(
+      (a, b) => b.created - a.created || (a.id < b.id ? 1 : -1),
+    );
+  }
+
+  /** Changes an item's visibility, collection or pin (SECRET is for new results only). */
+  update(
+    item: MediaItem,
+    patch: Partial<Pick<MediaItem, "visibility" | "collection" | "pinned">>,
+  ): MediaItem {
+    const next = { ...item, ...patch };
+    this.rows.put(next);
+    this.#index(next);
+    return next;
+  }
+
+  /** Removes an item: row first (so it is never served again), then its bytes. */
+  async remove(item: MediaItem): Promise<void> {
+    this.rows.remove(item.id);
+    this.#items.delete(item.id);
+    this.#byToken.delete(item.token);
+    await this.deleteFile(item.id);
+  }
+
+  /** Removes unpinned items older than the age limit, oldest first; resolves to how many. */
+  async prune(now = Date.now()): Promise<number> {
+    if (this.limits.maxAgeMs <= 0) return 0;
+    const old = [...this.#items.values()]
+      .filter((i) => !i.pinned && now - i.created > this.limits.maxAgeMs)
+      .sort((a, b) => a.created - b.created);
+    for (const item of old) await this.remove(item);
+    return old.length;
+  }
+
+  /** Drops pending SECRET results (their bytes too). */
+  async close(): Promise<void> {
+    await Promise.all([...this.#secrets.keys()].map((t) => this.#dropSecret(t)));
+  }
+}
