@@ -10,6 +10,7 @@ import type { PauseView } from "../daemon/pause.ts";
 import { UserError } from "../errors.ts";
 import type { JobStatus } from "../gateway/progress.ts";
 import type { GpuLoad, ModelCard } from "../protocol/index.ts";
+import type { MemberUsageRow } from "../daemon/member-usage.ts";
 import { print, table } from "./output.ts";
 
 /** The parts of `/status` this command prints. */
@@ -36,6 +37,27 @@ export interface DaemonStatus {
   models: ModelCard[];
   recent_errors?: RecentError[];
   jobs?: JobStatus[];
+  member_usage?: MemberUsageRow[];
+}
+
+/** Other members' use of the rig since the daemon started, one row per member and model. */
+export function renderMemberUsage(rows: MemberUsageRow[]): string[] {
+  if (rows.length === 0) return [];
+  return [
+    "",
+    "used by other members since the start (GET /v1/usage at the relay keeps it all):",
+    table(
+      ["MEMBER", "MODEL", "REQUESTS", "ERRORS", "ABORTED", "SENT"],
+      rows.map((r) => [
+        r.member,
+        r.model,
+        String(r.requests),
+        String(r.errors),
+        String(r.aborted),
+        `${(r.bytes_out / 1024 / 1024).toFixed(1)} MiB`,
+      ]),
+    ),
+  ];
 }
 
 /** "3d 4h", "5m 10s": how long ago, roughly. */
@@ -133,6 +155,7 @@ export function renderStatus(s: DaemonStatus, now = Date.now()): string {
       : "models: none advertised",
   );
   lines.push(...renderJobs(s.jobs ?? [], now));
+  lines.push(...renderMemberUsage(s.member_usage ?? []));
   if (s.gpu_load?.length)
     lines.push(
       "",

@@ -29,6 +29,7 @@ import type { BackoffOptions } from "../tunnel/backoff.ts";
 import { VERSION } from "../version.ts";
 import { DaemonMetrics } from "./daemon-metrics.ts";
 import { RecentErrors } from "./recent-errors.ts";
+import { MemberUsage } from "./member-usage.ts";
 import { startStatusServer } from "./status-server.ts";
 import { AutoPause } from "./auto-pause.ts";
 import { PauseState, manualReason, type PauseView } from "./pause.ts";
@@ -58,6 +59,8 @@ export class Daemon extends EventEmitter {
   readonly metrics: DaemonMetrics;
   /** The last errors, shown by `/status` and `club-provider status`. */
   readonly recentErrors = new RecentErrors();
+  /** Other members' use of this rig since the start, for `/status`. */
+  readonly memberUsage = new MemberUsage();
   catalog!: Catalog;
   readonly #opts: DaemonOptions;
   readonly #started = Math.floor(Date.now() / 1000);
@@ -112,6 +115,7 @@ export class Daemon extends EventEmitter {
 
   #requestDone(info: RequestDoneInfo): void {
     this.metrics.requestDone(info);
+    this.memberUsage.add(info);
     if (info.status >= 500)
       this.recentErrors.add(
         "request",
@@ -413,6 +417,8 @@ export class Daemon extends EventEmitter {
       gpu_load: this.#gpuMonitor?.current() ?? [],
       models: this.cards(),
       recent_errors: this.recentErrors.list(),
+      // What other members used here since the start (the relay's GET /v1/usage keeps it all).
+      member_usage: this.memberUsage.list(),
     };
   }
 

@@ -68,6 +68,8 @@ export interface GatewayOptions {
 /** What the gateway knows about a request once it is over. */
 export interface RequestDoneInfo {
   requestId: string;
+  /** The member the request was for; `undefined` for the rig's owner. */
+  member?: string;
   model: string;
   endpoint: string;
   service: string;
@@ -292,6 +294,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       );
       options.onRequestDone?.({
         requestId,
+        ...(who.owner ? {} : { member: who.member }),
         model: model.id,
         endpoint: endpoint.path,
         service: service.name,

@@ -9,7 +9,7 @@ import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeUpstreamPools } from "../../adapters/openai-style.ts";
 import { discover, type Catalog } from "../../src/discovery/catalog.ts";
-import { createGateway } from "../../src/gateway/gateway.ts";
+import { createGateway, type RequestDoneInfo } from "../../src/gateway/gateway.ts";
 import { silentLogger } from "../../src/log.ts";
 import { HEADER_MEMBER, HEADER_MODEL, type Access } from "../../src/protocol/index.ts";
 import type { TunnelClient } from "../../src/tunnel/client.ts";
@@ -23,6 +23,7 @@ let catalog: Catalog;
 let relay: HostileRelay;
 let client: TunnelClient;
 let session: ClientHttp2Session;
+const done: RequestDoneInfo[] = [];
 
 beforeAll(async () => {
   engines = models.map((alias) => new FakeLlamaServer({ alias, tokens: ["ok"] }));
@@ -36,6 +37,7 @@ beforeAll(async () => {
     log: silentLogger,
     sharing: { owner: () => client.welcome?.member, sharing: () => sharing },
     memberLimits: () => ({ dave: { requestsPerDay: 1 } }),
+    onRequestDone: (info) => done.push(info),
   });
   client = victim(relay.url, { onRequest: gateway });
   client.start();
@@ -84,10 +86,13 @@ describe("a rig's sharing, checked by the rig", () => {
       expect((await chat(model, "alice")).status).toBe(200);
       expect((await chat(model, undefined)).status).toBe(200);
     }
+    await expect.poll(() => done.length).toBe(6);
+    expect(done.every((d) => d.member === undefined)).toBe(true);
   });
 
-  it("serves another member what was shared with them", async () => {
+  it("serves another member what was shared with them, and says for whom when it is done", async () => {
     expect((await chat("shared-chat", "mallory")).status).toBe(200);
+    await expect.poll(() => done.at(-1)?.member).toBe("mallory");
     expect((await chat("carol-chat", "carol")).status).toBe(200);
   });
 
