@@ -35,6 +35,7 @@ interface RelayFlags {
   uploadBufferTotal: string;
   headersTimeout: string;
   jobLimit: string[];
+  openRate: string;
   mediaMaxAge: string;
   mediaQuota: string;
   mediaSecretTtl: string;
@@ -153,6 +154,11 @@ export function relayCommand(): Command {
       (v: string, acc: string[]) => [...acc, v],
       [],
     )
+    .option(
+      "--open-rate <n>",
+      "keyless requests (media URLs, the gallery) per second per source address, bursts of twice that (0: no limit)",
+      "50",
+    )
     .option("--log-level <level>", "trace, debug, info, warn or error")
     .option(
       "--media-max-age <days>",
@@ -209,6 +215,7 @@ export function relayCommand(): Command {
         heartbeatMs: Number(opts.heartbeat) * 1000,
         keepAliveMs: Number(opts.keepalive) * 1000,
         rateLimit: Number(opts.rateLimit),
+        openRate: positive("--open-rate", opts.openRate, true),
         dataDir: opts.dataDir ?? defaultDataDir(),
         jobLimits: jobLimitFlags(opts.jobLimit),
         providerLimits: {

@@ -53,6 +53,8 @@ export interface ApiOptions {
   work?: Work;
   /** Per-key request rate limit (429 beyond it). */
   rateLimit?: RateLimiter;
+  /** Keyless requests (media URLs, the gallery) per source address (429 beyond it). */
+  openRateLimit?: RateLimiter;
   /** Failed key checks per source address (429 beyond them). */
   throttle?: AuthThrottle;
   /**
@@ -134,6 +136,17 @@ export function createApi(
       KeyRing.bearer(req.headers.authorization) ?? apiKeyHeader(req.headers["x-api-key"]),
     );
     if (options.media && isOpenMediaPath(path)) {
+      // Anyone may fetch a URL: without a key, counted per source address instead.
+      const wait = key
+        ? options.rateLimit?.take(key.id)
+        : options.openRateLimit?.take(options.throttle?.source(req) ?? "");
+      if (wait) {
+        req.resume();
+        sendError(res, 429, "rate_limit_error", `too many requests: retry in ${wait} s`, {
+          "retry-after": String(wait),
+        });
+        return;
+      }
       await options.media.open(req, res, url, key?.member);
       return;
     }

@@ -50,6 +50,8 @@ export interface RelayOptions {
   uploadLimits?: Partial<UploadLimits>;
   /** How long a client may take to send a request's headers (default 60 s). */
   headersTimeoutMs?: number;
+  /** Keyless requests (media URLs, the gallery) per second per source address (default 50). */
+  openRate?: number;
   /** Retention and quota of the media library: see `MediaLimits`. */
   mediaLimits?: Partial<MediaLimits>;
 }
@@ -121,6 +123,14 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     uploads: new Uploads(options.uploadLimits),
     ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
     ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }),
+    ...(options.openRate === 0
+      ? {}
+      : {
+          openRateLimit: new RateLimiter({
+            perSecond: options.openRate ?? 50,
+            burst: Math.max(1, 2 * (options.openRate ?? 50)),
+          }),
+        }),
     ...(options.rateLimit === 0
       ? {}
       : { rateLimit: new RateLimiter({ perSecond: options.rateLimit ?? 50 }) }),

@@ -44,6 +44,8 @@ beforeAll(async () => {
       "1",
       "--headers-timeout",
       "1",
+      "--open-rate",
+      "1",
     ],
     { home },
   );
@@ -308,6 +310,18 @@ describe("a member's uploads", () => {
 });
 
 describe("a stranger", () => {
+  it("may fetch the keyless routes (gallery, media URLs) only at --open-rate per address", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const res = await fetch(`${base}/v1/gallery`);
+      statuses.push(res.status);
+      await res.arrayBuffer();
+    }
+    expect(statuses[0]).toBe(200);
+    expect(statuses).toContain(429);
+    await stillServing();
+  });
+
   it("gets an answer, not a crash, for a malformed target on the WebSocket upgrade", async () => {
     const answer = await raw(
       "GET //[ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
