@@ -51,11 +51,6 @@ export class Uploads {
     this.limits = { ...DEFAULT_UPLOAD_LIMITS, ...limits };
   }
 
-  /** Bytes held in memory right now, all members together. */
-  get buffered(): number {
-    return this.#total;
-  }
-
   /**
    * Counts the request's body against `member`, watches it for a stall, and gives it a meter.
    * False when the member already sends `perMember` bodies: the request is answered 429 then.

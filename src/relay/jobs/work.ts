@@ -10,6 +10,7 @@ import type { Endpoint } from "../../protocol/index.ts";
 import type { Registry } from "../registry.ts";
 import { DEFAULT_MAX_JSON_BYTES } from "../body.ts";
 import { sendError } from "../respond.ts";
+import { decodePart } from "../target.ts";
 import { workflowRoutes } from "../workflows/routes.ts";
 import { Workflows } from "../workflows/runs.ts";
 import type { RunRecord } from "../workflows/types.ts";
@@ -63,14 +64,6 @@ export interface Work {
 
 const PRUNE_EVERY_MS = 3_600_000;
 
-/** A path segment, decoded; a malformed escape stays as it is (and matches nothing). */
-function decodePart(part: string): string {
-  try {
-    return decodeURIComponent(part);
-  } catch {
-    return part;
-  }
-}
 const of =
   <T extends StoredRecord>(kind: T["kind"]) =>
   (records: StoredRecord[]): T[] =>
@@ -156,7 +149,8 @@ export async function createWork(o: WorkOptions): Promise<Work> {
     ...(store.database ? { database: store.database } : {}),
     handle(req, res, member, url) {
       const [, , area = "", ...rest] = url.pathname.split("/");
-      const parts = rest.filter((p) => p !== "").map(decodePart);
+      // A malformed escape stays as it is, and matches nothing.
+      const parts = rest.filter((p) => p !== "").map((p) => decodePart(p) ?? p);
       return answer(res, async () => {
         if (area === "jobs") await jobRoutes(ctx, req, res, member, url, parts);
         else if (area === "batches") await batchRoutes(ctx, req, res, member, url, parts);
