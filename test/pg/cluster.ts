@@ -10,7 +10,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 /** A running cluster: its connection URL (database `postgres`, superuser `club`) and a stop. */
 export interface Cluster {
@@ -29,7 +29,7 @@ export function findPostgresBin(): string | undefined {
   }
   try {
     const pgCtl = execFileSync("sh", ["-c", "command -v pg_ctl"], { encoding: "utf8" }).trim();
-    return pgCtl ? join(pgCtl, "..") : undefined;
+    return pgCtl ? dirname(pgCtl) : undefined;
   } catch {
     return undefined;
   }
