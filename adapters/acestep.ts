@@ -7,7 +7,7 @@
  *
  * A call is `POST /release_task`, `POST /query_result` polled until `status` is 1 (done) or 2
  * (failed), then the audio of the result's `file` (`/v1/audio?path=…`) streamed back as raw
- * bytes. Only fields of the club's music request reach the engine (see `./acestep-request.ts`),
+ * bytes. Only fields of the club's music request reach the engine (see `./acestep/request.ts`),
  * with `batch_size: 1`. ACE-Step has no way to cancel a task: an aborted call stops polling and
  * never fetches the audio; the engine finishes the track.
  */
@@ -21,13 +21,13 @@ import type {
   ServiceInfo,
   Upstream,
 } from "./adapter.ts";
-import { audioPath, musicBody, MUSIC_TYPES, taskState } from "./acestep-request.ts";
-import { errorReply, unsupported } from "./audio.ts";
-import { keyRefused, loading, no, ready, refused } from "./engine-kit.ts";
-import { arr, errorMessage, obj, str } from "./fields.ts";
-import { longReply, pause, pollMs } from "./job.ts";
-import { InvalidRequest } from "./media.ts";
-import { forwardOpenAI, getJson, postJson, type JsonAnswer } from "./openai-style.ts";
+import { audioPath, musicBody, MUSIC_TYPES, taskState } from "./acestep/request.ts";
+import { errorReply, unsupported } from "./kit/audio.ts";
+import { keyRefused, loading, no, ready, refused } from "./kit/engine.ts";
+import { arr, errorMessage, obj, str } from "./kit/fields.ts";
+import { longReply, pause, pollMs } from "./kit/job.ts";
+import { InvalidRequest } from "./kit/media.ts";
+import { forwardOpenAI, getJson, postJson, type JsonAnswer } from "./kit/openai-style.ts";
 
 const LABEL = { name: "ACE-Step", hint: "is acestep-api running?" };
 

@@ -113,7 +113,7 @@ export interface Adapter {
    * Public paths beyond chat and text completions that the engine serves itself
    * (`/v1/responses`, `/v1/messages`, `/v1/messages/count_tokens`, `/v1/embeddings`,
    * `/v1/rerank`). Responses and Messages calls to an engine that does not list them are
-   * translated to chat completions (`adapters/translate/`).
+   * translated to chat completions (`adapters/kit/translate/`).
    */
   readonly nativeEndpoints?: readonly string[];
 }

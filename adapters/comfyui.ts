@@ -21,15 +21,15 @@ import type {
   ServiceInfo,
   Upstream,
 } from "./adapter.ts";
-import { errorReply, unsupported } from "./audio.ts";
+import { errorReply, unsupported } from "./kit/audio.ts";
 import { editImages, generateImages } from "./comfyui/images.ts";
 import { missingParts, type NodeInfoCache } from "./comfyui/installed.ts";
 import { loadLibrary, type ModelWorkflows } from "./comfyui/library.ts";
 import { generateVideo } from "./comfyui/video.ts";
-import { jsonAt, no, ready } from "./engine-kit.ts";
-import { obj, str } from "./fields.ts";
-import { InvalidRequest } from "./media.ts";
-import { getJson } from "./openai-style.ts";
+import { jsonAt, no, ready } from "./kit/engine.ts";
+import { obj, str } from "./kit/fields.ts";
+import { InvalidRequest } from "./kit/media.ts";
+import { getJson } from "./kit/openai-style.ts";
 
 const KINDS = ["text", "image", "mask"] as const;
 

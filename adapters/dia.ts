@@ -3,7 +3,7 @@
  * voice cloning. Recognised by `GET /api/model-info` (`loaded`, `supports_cloning`, …); the
  * model id is its `selector` (`dia-1.6b`, `dia2-2b`), a `tts` model with `voice-cloning`.
  *
- * `voice/generations` runs `POST /tts` (see `./dia-voice.ts`); a clip to clone is first put in
+ * `voice/generations` runs `POST /tts` (see `./dia/voice.ts`); a clip to clone is first put in
  * the server's reference folder with `POST /upload_reference` under a name of ours. The server
  * has no API to delete it: the clips of consumers stay in that folder (say so to operators).
  * `audio/speech` forwards to its OpenAI route with `voice` limited to S1, S2, dialogue and its
@@ -15,13 +15,13 @@ import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
 import { UpstreamError } from "../src/errors.ts";
 import type { Adapter, EngineCall, EngineReply, ServiceInfo, Upstream } from "./adapter.ts";
-import { errorReply, jsonReply, toVoices, unsupported } from "./audio.ts";
-import { findVoice, readVoices, speakerVoice, ttsBody, type DiaVoice } from "./dia-voice.ts";
-import { loading, no, ready } from "./engine-kit.ts";
-import { arr, obj, str } from "./fields.ts";
-import { BusyUpstreams, longReply } from "./job.ts";
-import { InvalidRequest, decodeInline, formData, sniff } from "./media.ts";
-import { forwardOpenAI, getJson } from "./openai-style.ts";
+import { errorReply, jsonReply, toVoices, unsupported } from "./kit/audio.ts";
+import { findVoice, readVoices, speakerVoice, ttsBody, type DiaVoice } from "./dia/voice.ts";
+import { loading, no, ready } from "./kit/engine.ts";
+import { arr, obj, str } from "./kit/fields.ts";
+import { BusyUpstreams, longReply } from "./kit/job.ts";
+import { InvalidRequest, decodeInline, formData, sniff } from "./kit/media.ts";
+import { forwardOpenAI, getJson } from "./kit/openai-style.ts";
 
 const LABEL = { name: "Dia-TTS-Server", hint: "is Dia-TTS-Server running?" };
 const MAX_CLIP_BYTES = 32 * 1024 * 1024;

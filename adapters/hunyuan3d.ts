@@ -14,12 +14,12 @@
  */
 import { UpstreamError } from "../src/errors.ts";
 import type { Adapter, EngineCall, EngineReply, ServiceInfo, Upstream } from "./adapter.ts";
-import { errorReply, readText, unsupported } from "./audio.ts";
-import { no, ready } from "./engine-kit.ts";
-import { obj, str } from "./fields.ts";
-import { BusyUpstreams, longReply } from "./job.ts";
-import { InvalidRequest, fileField, readForm, sniff, textField } from "./media.ts";
-import { forwardOpenAI, getJson } from "./openai-style.ts";
+import { errorReply, readText, unsupported } from "./kit/audio.ts";
+import { no, ready } from "./kit/engine.ts";
+import { obj, str } from "./kit/fields.ts";
+import { BusyUpstreams, longReply } from "./kit/job.ts";
+import { InvalidRequest, fileField, readForm, sniff, textField } from "./kit/media.ts";
+import { forwardOpenAI, getJson } from "./kit/openai-style.ts";
 
 const LABEL = { name: "Hunyuan3D-2", hint: "is Hunyuan3D-2's api_server.py running?" };
 const GLB = "model/gltf-binary";

@@ -15,9 +15,9 @@ import {
   optionalJson,
   ownerVerdict,
   ready,
-} from "./engine-kit.ts";
-import { posNum, str } from "./fields.ts";
-import { getJson } from "./openai-style.ts";
+} from "./kit/engine.ts";
+import { posNum, str } from "./kit/fields.ts";
+import { getJson } from "./kit/openai-style.ts";
 
 /** What `/api/v1/model` names instead of the model when the password is missing or wrong. */
 const HIDDEN = "koboldcpp/protected-model";

@@ -18,9 +18,9 @@ import type {
   ServiceInfo,
   Upstream,
 } from "./adapter.ts";
-import { forwardSpeech, unsupported, voicesReply, type Voice } from "./audio.ts";
-import { arr, firstOwner, obj, str } from "./fields.ts";
-import { getJson } from "./openai-style.ts";
+import { forwardSpeech, unsupported, voicesReply, type Voice } from "./kit/audio.ts";
+import { arr, firstOwner, obj, str } from "./kit/fields.ts";
+import { getJson } from "./kit/openai-style.ts";
 
 const LABEL = { name: "Kokoro-FastAPI", hint: "is Kokoro-FastAPI running?" };
 const MODEL = "kokoro";

@@ -6,10 +6,10 @@
 import { UpstreamError } from "../src/errors.ts";
 import type { Feature, ServiceType } from "../src/protocol/index.ts";
 import type { Adapter, DiscoveredModel, ProbeResult, ServiceInfo, Upstream } from "./adapter.ts";
-import { arr, errorMessage, firstOwner, obj, posNum, readableModelId, str } from "./fields.ts";
-import { poolingModel } from "./engine-kit.ts";
-import { poolingType } from "./llamacpp-pooling.ts";
-import { forwardOpenAI, getJson } from "./openai-style.ts";
+import { arr, errorMessage, firstOwner, obj, posNum, readableModelId, str } from "./kit/fields.ts";
+import { poolingModel } from "./kit/engine.ts";
+import { poolingType } from "./llamacpp/pooling.ts";
+import { forwardOpenAI, getJson } from "./kit/openai-style.ts";
 
 const LABEL = { name: "llama.cpp", hint: "is llama-server running?" };
 

@@ -15,9 +15,9 @@ import {
   ownerVerdict,
   ready,
   type Json,
-} from "./engine-kit.ts";
-import { arr, obj, posNum, str } from "./fields.ts";
-import { getJson } from "./openai-style.ts";
+} from "./kit/engine.ts";
+import { arr, obj, posNum, str } from "./kit/fields.ts";
+import { getJson } from "./kit/openai-style.ts";
 
 async function probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResult> {
   const models = await getJson(upstream, "/v1/models", signal);

@@ -17,9 +17,9 @@ import {
   ready,
   refused,
   versionAt,
-} from "./engine-kit.ts";
-import { arr, isModelList, obj, posNum, str } from "./fields.ts";
-import { getJson } from "./openai-style.ts";
+} from "./kit/engine.ts";
+import { arr, isModelList, obj, posNum, str } from "./kit/fields.ts";
+import { getJson } from "./kit/openai-style.ts";
 
 /** LocalAI's version from the discovery document, or from `/readyz` + `/version` on older builds. */
 async function identify(

@@ -19,9 +19,9 @@ import {
   refused,
   versionAt,
   type Json,
-} from "./engine-kit.ts";
-import { arr, obj, posNum, str } from "./fields.ts";
-import { getJson, postJson } from "./openai-style.ts";
+} from "./kit/engine.ts";
+import { arr, obj, posNum, str } from "./kit/fields.ts";
+import { getJson, postJson } from "./kit/openai-style.ts";
 
 const BANNER = "Ollama is running";
 

@@ -14,8 +14,8 @@ import {
   posNum,
   readableModelId,
   str,
-} from "./fields.ts";
-import { forwardOpenAI, getJson } from "./openai-style.ts";
+} from "./kit/fields.ts";
+import { forwardOpenAI, getJson } from "./kit/openai-style.ts";
 
 const LABEL = { name: "the OpenAI-compatible server", hint: "is it running?" };
 

@@ -16,9 +16,9 @@ import {
   optionalJson,
   ownerVerdict,
   ready,
-} from "./engine-kit.ts";
-import { posNum, str } from "./fields.ts";
-import { getJson } from "./openai-style.ts";
+} from "./kit/engine.ts";
+import { posNum, str } from "./kit/fields.ts";
+import { getJson } from "./kit/openai-style.ts";
 
 async function probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResult> {
   const other = ownerVerdict(await getJson(upstream, "/v1/models", signal), "sglang", upstream);

@@ -16,9 +16,9 @@ import type {
   ServiceInfo,
   Upstream,
 } from "./adapter.ts";
-import { forwardForm, forwardSpeech, unsupported, voicesReply } from "./audio.ts";
-import { arr, errorMessage, isModelList, obj, readableModelId, str } from "./fields.ts";
-import { getJson } from "./openai-style.ts";
+import { forwardForm, forwardSpeech, unsupported, voicesReply } from "./kit/audio.ts";
+import { arr, errorMessage, isModelList, obj, readableModelId, str } from "./kit/fields.ts";
+import { getJson } from "./kit/openai-style.ts";
 
 const LABEL = { name: "speaches", hint: "is speaches running?" };
 

@@ -16,9 +16,9 @@ import {
   openAIEngine,
   ready,
   refused,
-} from "./engine-kit.ts";
-import { obj, posNum, str } from "./fields.ts";
-import { getJson } from "./openai-style.ts";
+} from "./kit/engine.ts";
+import { obj, posNum, str } from "./kit/fields.ts";
+import { getJson } from "./kit/openai-style.ts";
 
 async function probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResult> {
   const info = await jsonAt(upstream, "/.well-known/serviceinfo", signal);

@@ -13,9 +13,9 @@ import {
   openAIEngine,
   ownerVerdict,
   ready,
-} from "./engine-kit.ts";
-import { obj, str } from "./fields.ts";
-import { getJson, type JsonAnswer } from "./openai-style.ts";
+} from "./kit/engine.ts";
+import { obj, str } from "./kit/fields.ts";
+import { getJson, type JsonAnswer } from "./kit/openai-style.ts";
 
 /** The loaded model's name, or undefined while none is loaded. */
 function loaded(info: JsonAnswer): string | undefined {

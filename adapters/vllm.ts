@@ -18,9 +18,9 @@ import {
   ready,
   refused,
   versionAt,
-} from "./engine-kit.ts";
-import { obj, posNum, str } from "./fields.ts";
-import { getJson } from "./openai-style.ts";
+} from "./kit/engine.ts";
+import { obj, posNum, str } from "./kit/fields.ts";
+import { getJson } from "./kit/openai-style.ts";
 
 async function probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResult> {
   const models = await getJson(upstream, "/v1/models", signal);

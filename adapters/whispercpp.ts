@@ -24,10 +24,10 @@ import type {
   ServiceInfo,
   Upstream,
 } from "./adapter.ts";
-import { errorReply, forwardForm, jsonReply, readText, unsupported } from "./audio.ts";
-import { arr, obj, str } from "./fields.ts";
-import { FormError, type FormRules } from "./multipart.ts";
-import { getJson } from "./openai-style.ts";
+import { errorReply, forwardForm, jsonReply, readText, unsupported } from "./kit/audio.ts";
+import { arr, obj, str } from "./kit/fields.ts";
+import { FormError, type FormRules } from "./kit/multipart.ts";
+import { getJson } from "./kit/openai-style.ts";
 
 const LABEL = { name: "whisper.cpp", hint: "is whisper-server running?" };
 const FORMATS = ["json", "text", "srt", "vtt", "verbose_json"];

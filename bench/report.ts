@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
 import { resolve } from "node:path";
 import * as prettier from "prettier";
-import { CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW } from "../src/tunnel/h2-settings.ts";
+import { CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW } from "../src/transport/h2-settings.ts";
 import { median } from "./common.ts";
 import { ROOT } from "./procs.ts";
 

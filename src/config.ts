@@ -12,7 +12,7 @@ import type { ServiceConfig } from "./discovery/catalog.ts";
 import type { GpuOverride } from "./hardware/types.ts";
 import type { MemberLimit } from "./gateway/member-limits.ts";
 import { MAX_ACCESS_MEMBERS, type Access } from "./protocol/manifest.ts";
-import { DEFAULT_MAX_STREAMS } from "./tunnel/h2-settings.ts";
+import { DEFAULT_MAX_STREAMS } from "./transport/h2-settings.ts";
 import { checkSchedule, type ScheduleWindow } from "./daemon/schedule.ts";
 
 /** Stored auto-pause settings: serving stops on a GPU while another program of the owner's uses it. */

@@ -10,7 +10,7 @@
 import WebSocket from "ws";
 import { UpstreamError } from "../../src/errors.ts";
 import type { Upstream } from "../adapter.ts";
-import { obj, str } from "../fields.ts";
+import { obj, str } from "../kit/fields.ts";
 import type { Graph } from "./workflow.ts";
 
 /** What the socket said last about our prompt. */

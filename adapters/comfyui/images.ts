@@ -6,8 +6,8 @@
  */
 import { UpstreamError } from "../../src/errors.ts";
 import type { EngineCall, EngineReply } from "../adapter.ts";
-import { jsonReply } from "../audio.ts";
-import { longReply } from "../job.ts";
+import { jsonReply } from "../kit/audio.ts";
+import { longReply } from "../kit/job.ts";
 import {
   InvalidRequest,
   fileField,
@@ -15,7 +15,7 @@ import {
   readForm,
   textField,
   typeOfFile,
-} from "../media.ts";
+} from "../kit/media.ts";
 import type { ModelWorkflows } from "./library.ts";
 import { stripMetadata } from "./metadata.ts";
 import { fetchOutput, outputFiles } from "./outputs.ts";

@@ -6,8 +6,8 @@
  * checked: their values are the placeholders of the exported graph.
  */
 import type { Upstream } from "../adapter.ts";
-import { arr, obj } from "../fields.ts";
-import { getJson } from "../openai-style.ts";
+import { arr, obj } from "../kit/fields.ts";
+import { getJson } from "../kit/openai-style.ts";
 import type { Workflow } from "./workflow.ts";
 
 /** `/object_info/{class}` answers, by class, for one describe (null: not installed). */

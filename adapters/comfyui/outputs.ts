@@ -7,8 +7,8 @@
  */
 import { UpstreamError } from "../../src/errors.ts";
 import type { EngineCall, EngineReply } from "../adapter.ts";
-import { arr, obj, str } from "../fields.ts";
-import { forwardOpenAI } from "../openai-style.ts";
+import { arr, obj, str } from "../kit/fields.ts";
+import { forwardOpenAI } from "../kit/openai-style.ts";
 
 /** One file a prompt wrote to ComfyUI's output folder. */
 export interface OutputFile {

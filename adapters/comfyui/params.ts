@@ -4,7 +4,7 @@
  * node: no field names an input, a node or a file of the rig.
  */
 import { randomInt } from "node:crypto";
-import { InvalidRequest } from "../media.ts";
+import { InvalidRequest } from "../kit/media.ts";
 import type { Field, Graph, Target, Workflow } from "./workflow.ts";
 
 /** Field values after checking; `image` and `mask` are the names ComfyUI gave the uploads. */

@@ -8,8 +8,8 @@
  */
 import { basename } from "node:path";
 import { UpstreamError } from "../../src/errors.ts";
-import { arr, obj, str } from "../fields.ts";
-import { InvalidRequest } from "../media.ts";
+import { arr, obj, str } from "../kit/fields.ts";
+import { InvalidRequest } from "../kit/media.ts";
 
 /** One error ComfyUI listed, and the input it is about when it says. */
 interface NodeError {

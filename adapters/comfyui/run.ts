@@ -7,9 +7,9 @@
 import { randomUUID } from "node:crypto";
 import { UpstreamError } from "../../src/errors.ts";
 import type { EngineCall, Upstream } from "../adapter.ts";
-import { arr, obj, str } from "../fields.ts";
-import { pollMs } from "../job.ts";
-import { getJson, postJson } from "../openai-style.ts";
+import { arr, obj, str } from "../kit/fields.ts";
+import { pollMs } from "../kit/job.ts";
+import { getJson, postJson } from "../kit/openai-style.ts";
 import { executionError, follow, openSocket, type Outcome } from "./follow.ts";
 import type { Prepared } from "./params.ts";
 import { refusal } from "./refusal.ts";

@@ -7,10 +7,10 @@ import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
 import { UpstreamError } from "../../src/errors.ts";
 import type { EngineCall } from "../adapter.ts";
-import { readText } from "../audio.ts";
-import { obj, str } from "../fields.ts";
-import { InvalidRequest, formData, sniff } from "../media.ts";
-import { forwardOpenAI } from "../openai-style.ts";
+import { readText } from "../kit/audio.ts";
+import { obj, str } from "../kit/fields.ts";
+import { InvalidRequest, formData, sniff } from "../kit/media.ts";
+import { forwardOpenAI } from "../kit/openai-style.ts";
 
 const LABEL = { name: "ComfyUI", hint: "is ComfyUI running?" };
 /** The subfolder of ComfyUI's input folder that holds what consumers send. */

@@ -6,8 +6,8 @@
 import { pipeline } from "node:stream";
 import { UpstreamError } from "../../src/errors.ts";
 import type { EngineCall, EngineReply } from "../adapter.ts";
-import { longReply } from "../job.ts";
-import { InvalidRequest, decodeInline, typeOfFile } from "../media.ts";
+import { longReply } from "../kit/job.ts";
+import { InvalidRequest, decodeInline, typeOfFile } from "../kit/media.ts";
 import type { ModelWorkflows } from "./library.ts";
 import { mp4MetadataStripper } from "./mp4-metadata.ts";
 import { fetchOutput, outputFiles } from "./outputs.ts";

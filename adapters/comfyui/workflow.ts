@@ -4,7 +4,7 @@
  * nodes) and which node inputs the request fields set (`inputs`). Nodes are named by id,
  * `_meta.title` or `class_type`, resolved once here; every problem of a file is reported at once.
  */
-import { arr, obj, str } from "../fields.ts";
+import { arr, obj, str } from "../kit/fields.ts";
 
 /** A node of an API-format graph. Links between nodes are `[nodeId, outputIndex]` inputs. */
 export interface GraphNode {

@@ -9,7 +9,7 @@ import type { Catalog } from "../discovery/catalog.ts";
 import { isLoopbackHost } from "../gateway/address.ts";
 import type { Gpu } from "../hardware/types.ts";
 import { listGpuProcesses, type GpuProcessReport } from "../hardware/gpu-processes.ts";
-import type { ToolOptions } from "../hardware/run-tool.ts";
+import type { ToolOptions } from "../process/run-tool.ts";
 import { findEngine } from "./engine-pids.ts";
 import { GpuUsers, type PausableService } from "./gpu-users.ts";
 import type { PauseState } from "./pause.ts";

@@ -4,7 +4,7 @@
  */
 import type { Adapter, ProbeResult, Upstream } from "../../adapters/adapter.ts";
 import { adapters as allAdapters } from "../../adapters/index.ts";
-import { failureCode } from "../../adapters/openai-style.ts";
+import { failureCode } from "../../adapters/kit/openai-style.ts";
 import { UpstreamError, describeError } from "../errors.ts";
 
 /** Default time one adapter's probe may take; vLLM accepts connections but hangs while loading. */

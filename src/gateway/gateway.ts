@@ -30,7 +30,7 @@ import type { UrlGuardOptions } from "./url-guard.ts";
 import { ProgressRegistry } from "./progress.ts";
 import { MemberLimits, type MemberLimit } from "./member-limits.ts";
 import { refusal, requesterOf, type SharingSource } from "./sharing.ts";
-import { chatView, execute } from "../../adapters/translate/index.ts";
+import { chatView, execute } from "../../adapters/kit/translate/index.ts";
 
 export interface GatewayOptions {
   /** The current catalog; re-read on every request so re-scans take effect at once. */

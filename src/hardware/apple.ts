@@ -4,7 +4,7 @@
  * memory is unified: the GPU may wire only part of it, about 2/3 to 3/4 of RAM by default
  * (Metal's `recommendedMaxWorkingSetSize`), exactly the sysctl's value when an admin set it.
  */
-import { runTool, type ToolResult } from "./run-tool.ts";
+import { runTool, type ToolResult } from "../process/run-tool.ts";
 import type { DetectedGpu, GpuSource, SourceContext, SourceResult } from "./types.ts";
 import { NO_FIGURES } from "./types.ts";
 import { isRecord, num, sizeToMib, text, vendorFromName } from "./values.ts";

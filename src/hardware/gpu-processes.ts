@@ -3,7 +3,7 @@
  * graphics ones (`nvidia-smi -q -x`, type G), and AMD's KFD processes (`rocm-smi --showpids`,
  * which names no GPU). The auto-pause reads these to see the owner's own programs.
  */
-import { runTool, type ToolOptions } from "./run-tool.ts";
+import { runTool, type ToolOptions } from "../process/run-tool.ts";
 
 /** One process holding a GPU. */
 export interface GpuProcess {

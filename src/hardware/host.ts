@@ -4,7 +4,7 @@
  */
 import os from "node:os";
 import { join } from "node:path";
-import { runTool } from "./run-tool.ts";
+import { runTool } from "../process/run-tool.ts";
 import type { HostInfo, SourceContext } from "./types.ts";
 import { num, readText } from "./values.ts";
 

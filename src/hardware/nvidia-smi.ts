@@ -3,7 +3,7 @@
  * Fields may read `[N/A]` or `[Not Supported]` (laptops, containers, MIG); those become null.
  */
 import { join } from "node:path";
-import { runTool, ToolError, type ToolResult } from "./run-tool.ts";
+import { runTool, ToolError, type ToolResult } from "../process/run-tool.ts";
 import type { DetectedGpu, DeviceSample, GpuSource, SourceContext, SourceResult } from "./types.ts";
 import { num, text } from "./values.ts";
 

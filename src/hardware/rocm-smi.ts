@@ -3,7 +3,7 @@
  * Key spellings differ between ROCm versions (`Card series` / `Card Series`), so look-ups
  * ignore case; sizes are bytes, as strings.
  */
-import { runTool, ToolError, type ToolResult } from "./run-tool.ts";
+import { runTool, ToolError, type ToolResult } from "../process/run-tool.ts";
 import type {
   DetectedGpu,
   DeviceSample,

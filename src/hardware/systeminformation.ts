@@ -5,7 +5,7 @@
  * interrupted; a child is killed at the deadline like any other tool.
  */
 import { createRequire } from "node:module";
-import { runTool } from "./run-tool.ts";
+import { runTool } from "../process/run-tool.ts";
 import type { DetectedGpu, GpuSource, SourceContext, SourceResult } from "./types.ts";
 import { isRecord, num, text, vendorFromName } from "./values.ts";
 

@@ -22,7 +22,7 @@ import type { Work } from "./jobs/work.ts";
 import type { AuthThrottle } from "./auth-throttle.ts";
 import { anthropicErrors, apiKeyHeader, speaksAnthropic } from "./anthropic.ts";
 import { KeyRing } from "./keys.ts";
-import { MultipartError, MultipartFilter, boundaryOf } from "./multipart.ts";
+import { MultipartError, MultipartFilter, boundaryOf } from "../http/multipart.ts";
 import type { ProviderLink } from "./provider-link.ts";
 import type { Registry } from "./registry.ts";
 import type { RateLimiter } from "./rate-limit.ts";

@@ -25,8 +25,8 @@ import {
   type Manifest,
   type ModelCard,
 } from "../protocol/index.ts";
-import { CONNECTION_WINDOW, tunnelSettings } from "../tunnel/h2-settings.ts";
-import { WsDuplex } from "../tunnel/ws-duplex.ts";
+import { CONNECTION_WINDOW, tunnelSettings } from "../transport/h2-settings.ts";
+import { WsDuplex } from "../transport/ws-duplex.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import type { Registry } from "./registry.ts";
 

@@ -25,8 +25,12 @@ import {
   type WelcomeMessage,
 } from "../protocol/index.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
-import { CONNECTION_WINDOW, DEFAULT_MAX_STREAMS, tunnelSettings } from "./h2-settings.ts";
-import { WsDuplex } from "./ws-duplex.ts";
+import {
+  CONNECTION_WINDOW,
+  DEFAULT_MAX_STREAMS,
+  tunnelSettings,
+} from "../transport/h2-settings.ts";
+import { WsDuplex } from "../transport/ws-duplex.ts";
 
 export type RequestHandler = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
 

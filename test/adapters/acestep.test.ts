@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import acestep from "../../adapters/acestep.ts";
-import { audioPath, musicBody, taskState } from "../../adapters/acestep-request.ts";
+import { audioPath, musicBody, taskState } from "../../adapters/acestep/request.ts";
 import { readBytes } from "../fakes/audio-calls.ts";
 import { aceAudio, FakeAceStep } from "../fakes/acestep.ts";
 import { jsonCall } from "../fakes/comfyui-calls.ts";

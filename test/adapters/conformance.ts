@@ -13,7 +13,7 @@ import type {
   EngineReply,
   Upstream,
 } from "../../adapters/adapter.ts";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { probeUrl } from "../../src/discovery/probe.ts";
 import { readBytes } from "../fakes/audio-calls.ts";
 import type { FakeServer } from "../fakes/fake-server.ts";

@@ -1,7 +1,7 @@
 /** Starting fake engines for adapter tests, and stopping them (and the pools) afterwards. */
 import { afterAll, afterEach } from "vitest";
 import type { Upstream } from "../../adapters/adapter.ts";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import type { FakeServer } from "../fakes/fake-server.ts";
 
 /** A fresh probe or describe signal: generous, since nothing here should ever wait. */

@@ -2,8 +2,8 @@ import { once } from "node:events";
 import { Readable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EngineCall, EngineReply } from "../../adapters/adapter.ts";
-import { errorReply, jsonReply } from "../../adapters/audio.ts";
-import { BusyUpstreams, longReply } from "../../adapters/job.ts";
+import { errorReply, jsonReply } from "../../adapters/kit/audio.ts";
+import { BusyUpstreams, longReply } from "../../adapters/kit/job.ts";
 import { readBytes } from "../fakes/audio-calls.ts";
 
 const call = (signal = new AbortController().signal): EngineCall =>

@@ -1,8 +1,8 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { DiscoveredModel, Upstream } from "../../adapters/adapter.ts";
-import { toVoices } from "../../adapters/audio.ts";
+import { toVoices } from "../../adapters/kit/audio.ts";
 import kokoro from "../../adapters/kokoro.ts";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { findEndpoint } from "../../src/protocol/index.ts";
 import { firstChunk, readBytes, speechCall, voicesCall } from "../fakes/audio-calls.ts";
 import { speechPieces } from "../fakes/audio.ts";

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Upstream } from "../../adapters/adapter.ts";
 import llamacpp from "../../adapters/llamacpp.ts";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { FakeLlamaServer, type FakeLlamaOptions } from "../fakes/llama-server.ts";
 import { FakeOpenAIServer } from "../fakes/openai-server.ts";
 import type { FakeServer } from "../fakes/fake-server.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeInline, readForm, sniff, typeOfFile } from "../../adapters/media.ts";
+import { decodeInline, readForm, sniff, typeOfFile } from "../../adapters/kit/media.ts";
 import type { DiscoveredModel } from "../../adapters/adapter.ts";
 import { filePart, formCall } from "../fakes/comfyui-calls.ts";
 import { fakePng } from "../fakes/comfyui-files.ts";

@@ -1,6 +1,11 @@
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { FormError, FormRewriter, formBoundary, type FormRules } from "../../adapters/multipart.ts";
+import {
+  FormError,
+  FormRewriter,
+  formBoundary,
+  type FormRules,
+} from "../../adapters/kit/multipart.ts";
 import { formBody, pieces, readBytes } from "../fakes/audio-calls.ts";
 
 const BOUNDARY = "----fakeboundary7MA4YWxkTrZu0gW";

@@ -2,7 +2,7 @@ import { createServer } from "node:http";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Upstream } from "../../adapters/adapter.ts";
 import openaiCompatible from "../../adapters/openai-compatible.ts";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import type { FakeServer } from "../fakes/fake-server.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 import { FakeOpenAIServer, type FakeOpenAIOptions } from "../fakes/openai-server.ts";

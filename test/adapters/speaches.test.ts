@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { DiscoveredModel, EngineCall, Upstream } from "../../adapters/adapter.ts";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import speaches from "../../adapters/speaches.ts";
 import {
   firstChunk,

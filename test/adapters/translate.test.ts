@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import llamacpp from "../../adapters/llamacpp.ts";
-import { chatStreamToMessages, messagesToChat } from "../../adapters/translate/messages.ts";
-import { chatStreamToResponses, responsesToChat } from "../../adapters/translate/responses.ts";
+import { chatStreamToMessages, messagesToChat } from "../../adapters/kit/translate/messages.ts";
+import { chatStreamToResponses, responsesToChat } from "../../adapters/kit/translate/responses.ts";
 import vllm from "../../adapters/vllm.ts";
 import { anthropicError } from "../../src/relay/anthropic.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";

@@ -6,7 +6,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { checkEngines } from "../../src/cli/doctor-checks.ts";
 import { resolveConfig } from "../../src/config.ts";
 import { scratchDir } from "../e2e/harness.ts";

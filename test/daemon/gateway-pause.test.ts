@@ -5,7 +5,7 @@
 import http from "node:http";
 import { once } from "node:events";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { discover, type Catalog } from "../../src/discovery/catalog.ts";
 import { PauseState, manualReason } from "../../src/daemon/pause.ts";
 import { createGateway } from "../../src/gateway/gateway.ts";

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { discover, type Catalog } from "../../src/discovery/catalog.ts";
 import { AutoPause } from "../../src/daemon/auto-pause.ts";
 import { PauseState } from "../../src/daemon/pause.ts";

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { adapters } from "../../adapters/index.ts";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { discover, type Service } from "../../src/discovery/catalog.ts";
 import type { FakeServer } from "../fakes/fake-server.ts";
 import { FakeLlamaServer, type FakeLlamaOptions } from "../fakes/llama-server.ts";

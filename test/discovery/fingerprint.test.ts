@@ -6,7 +6,7 @@
  */
 import type { ServerResponse } from "node:http";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { probeUrl } from "../../src/discovery/probe.ts";
 import type { Body, FakeServer, RecordedRequest } from "../fakes/fake-server.ts";
 import { FakeKoboldCpp } from "../fakes/koboldcpp.ts";

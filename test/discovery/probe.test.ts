@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import llamacpp from "../../adapters/llamacpp.ts";
 import openaiCompatible from "../../adapters/openai-compatible.ts";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { probeUrl } from "../../src/discovery/probe.ts";
 import type { FakeServer } from "../fakes/fake-server.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";

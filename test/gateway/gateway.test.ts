@@ -6,7 +6,7 @@
 import http from "node:http";
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { discover, type Catalog } from "../../src/discovery/catalog.ts";
 import { Capacity } from "../../src/gateway/capacity.ts";
 import { createGateway } from "../../src/gateway/gateway.ts";

@@ -6,12 +6,12 @@
 import type { ClientHttp2Session, ClientHttp2Stream } from "node:http2";
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { discover, type Catalog } from "../../src/discovery/catalog.ts";
 import { createGateway, type Gateway } from "../../src/gateway/gateway.ts";
 import { silentLogger } from "../../src/log.ts";
 import { HEADER_MODEL } from "../../src/protocol/index.ts";
-import { DEFAULT_MAX_STREAMS } from "../../src/tunnel/h2-settings.ts";
+import { DEFAULT_MAX_STREAMS } from "../../src/transport/h2-settings.ts";
 import type { TunnelClient } from "../../src/tunnel/client.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 import { HostileRelay, victim } from "../tunnel/hostile-relay.ts";

@@ -7,7 +7,7 @@
 import type { ClientHttp2Session } from "node:http2";
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeUpstreamPools } from "../../adapters/openai-style.ts";
+import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { discover, type Catalog } from "../../src/discovery/catalog.ts";
 import { createGateway, type RequestDoneInfo } from "../../src/gateway/gateway.ts";
 import { silentLogger } from "../../src/log.ts";

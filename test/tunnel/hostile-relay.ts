@@ -14,8 +14,8 @@ import {
   type WelcomeMessage,
 } from "../../src/protocol/index.ts";
 import { TunnelClient, type TunnelClientOptions } from "../../src/tunnel/client.ts";
-import { CONNECTION_WINDOW, tunnelSettings } from "../../src/tunnel/h2-settings.ts";
-import { WsDuplex } from "../../src/tunnel/ws-duplex.ts";
+import { CONNECTION_WINDOW, tunnelSettings } from "../../src/transport/h2-settings.ts";
+import { WsDuplex } from "../../src/transport/ws-duplex.ts";
 import { silentLogger } from "../../src/log.ts";
 
 /** One daemon connection as the hostile relay sees it. */

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { readBody } from "../body.ts";
-import { boundaryOf } from "../multipart.ts";
+import { boundaryOf } from "../../http/multipart.ts";
 import { sendJson } from "../respond.ts";
 import { joinWav, readClip } from "./audio-header.ts";
 import { readForm } from "./form.ts";

@@ -3,8 +3,8 @@
  * and sending a rewritten multipart form to an engine.
  */
 import { Readable, pipeline } from "node:stream";
-import { envelope, type ErrorType } from "../src/protocol/index.ts";
-import type { EngineCall, EngineReply, Upstream } from "./adapter.ts";
+import { envelope, type ErrorType } from "../../src/protocol/index.ts";
+import type { EngineCall, EngineReply, Upstream } from "../adapter.ts";
 import { arr, obj, str } from "./fields.ts";
 import { FormRewriter, formBoundary, type FormRules } from "./multipart.ts";
 import { forwardOpenAI, getJson, type EngineLabel } from "./openai-style.ts";

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
-import { ClubError } from "../src/errors.ts";
+import { ClubError } from "../../src/errors.ts";
 
 /** What to do with each part of a form. */
 export interface FormRules {

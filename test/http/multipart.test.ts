@@ -8,7 +8,7 @@ import {
   MultipartFilter,
   boundaryOf,
   type MultipartFilterOptions,
-} from "../../src/relay/multipart.ts";
+} from "../../src/http/multipart.ts";
 
 type Options = Omit<MultipartFilterOptions, "boundary">;
 type Entry = [string, string | { name: string; type: string; sha256: string }];

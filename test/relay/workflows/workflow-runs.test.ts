@@ -19,8 +19,8 @@ import {
   type JobView,
   type ListView,
   type RunView,
-} from "./helpers.ts";
-import { PNG, type MediaRig } from "./media-rig.ts";
+} from "../jobs/helpers.ts";
+import { PNG, type MediaRig } from "../jobs/media-rig.ts";
 
 /** Every key any template or test asks the LLM for. */
 const REPLY = {

@@ -5,8 +5,8 @@
  * learnt them). `/v1/messages/count_tokens` is only ever the engine's own.
  */
 import { Readable } from "node:stream";
-import { findEndpoint } from "../../src/protocol/index.ts";
-import type { Adapter, EngineCall, EngineReply } from "../adapter.ts";
+import { findEndpoint } from "../../../src/protocol/index.ts";
+import type { Adapter, EngineCall, EngineReply } from "../../adapter.ts";
 import { chatStreamToMessages, chatToMessage, messagesToChat } from "./messages.ts";
 import {
   chatStreamToResponses,

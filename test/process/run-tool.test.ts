@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
-import { runTool, runToolOrThrow, ToolError } from "../../src/hardware/run-tool.ts";
-import { fakeTools } from "./fake-tools.ts";
+import { runTool, runToolOrThrow, ToolError } from "../../src/process/run-tool.ts";
+import { fakeTools } from "../hardware/fake-tools.ts";
 
 const SLEEP = ["/bin/sleep", "/usr/bin/sleep"].find((p) => existsSync(p)) ?? "sleep";
 

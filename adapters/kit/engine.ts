@@ -2,9 +2,9 @@
  * Small pieces the OpenAI-speaking engine adapters share: probe verdicts, the `owned_by` gate of
  * `/v1/models`, model lists and model cards, and the adapter shell that forwards as OpenAI.
  */
-import { UpstreamError } from "../src/errors.ts";
-import { SERVICE_TYPE_MODALITIES, type Feature } from "../src/protocol/index.ts";
-import type { Adapter, DiscoveredModel, ProbeResult, Upstream } from "./adapter.ts";
+import { UpstreamError } from "../../src/errors.ts";
+import { SERVICE_TYPE_MODALITIES, type Feature } from "../../src/protocol/index.ts";
+import type { Adapter, DiscoveredModel, ProbeResult, Upstream } from "../adapter.ts";
 import { arr, errorMessage, firstOwner, isModelList, obj, readableModelId, str } from "./fields.ts";
 import { forwardOpenAI, getJson, type JsonAnswer } from "./openai-style.ts";
 

@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { silentLogger } from "../../src/log.ts";
 import { KeyRing } from "../../src/relay/keys.ts";
 import { createRelay, type Relay } from "../../src/relay/server.ts";
-import { runCli, scratchDir, type CliProcess } from "../e2e/harness.ts";
+import { runCli, scratchDir, type CliProcess } from "./harness.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
-import { fakeTools, fixture } from "./fake-tools.ts";
+import { fakeTools, fixture } from "../hardware/fake-tools.ts";
 
 const KEY = "sk-hardware-daemon-test-1234";
 

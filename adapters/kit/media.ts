@@ -5,8 +5,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { Readable, Transform, type TransformCallback } from "node:stream";
-import { ClubError } from "../src/errors.ts";
-import type { EngineCall } from "./adapter.ts";
+import { ClubError } from "../../src/errors.ts";
+import type { EngineCall } from "../adapter.ts";
 import { formBoundary } from "./multipart.ts";
 
 /** A request the adapter refuses; answered 400 `invalid_request_error` with the message. */

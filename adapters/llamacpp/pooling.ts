@@ -4,9 +4,9 @@
  * and `POST /v1/embeddings` tell. Without the flag each answers 501 `not_supported_error` at
  * once, before any token is read; with it, a one-token pooling pass (engines.md §1, captures).
  */
-import type { ServiceType } from "../src/protocol/index.ts";
-import type { Upstream } from "./adapter.ts";
-import { postJson } from "./openai-style.ts";
+import type { ServiceType } from "../../src/protocol/index.ts";
+import type { Upstream } from "../adapter.ts";
+import { postJson } from "../kit/openai-style.ts";
 
 /** The model's service type: `rerank` (`--reranking`), `embedding` (`--embeddings`), else `llm`. */
 export async function poolingType(

@@ -12,8 +12,8 @@
  */
 import { PassThrough, pipeline, type Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { UpstreamError } from "../src/errors.ts";
-import type { EngineCall, EngineReply } from "./adapter.ts";
+import { UpstreamError } from "../../src/errors.ts";
+import type { EngineCall, EngineReply } from "../adapter.ts";
 
 /** Silence allowed before a reply is committed, and between keepalives after that. */
 export function keepaliveMs(): number {

@@ -4,9 +4,9 @@
  * in a `/query_result` answer, and the `/v1/audio` path of a finished track, taken from the
  * engine's own result and nowhere else.
  */
-import { UpstreamError } from "../src/errors.ts";
-import { arr, obj, str } from "./fields.ts";
-import { InvalidRequest } from "./media.ts";
+import { UpstreamError } from "../../src/errors.ts";
+import { arr, obj, str } from "../kit/fields.ts";
+import { InvalidRequest } from "../kit/media.ts";
 
 /** Content-Type of each `audio_format` ACE-Step writes (its release_task_models.py). */
 export const MUSIC_TYPES: Record<string, string> = {

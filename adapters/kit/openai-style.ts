@@ -5,9 +5,9 @@
 import { createRequire } from "node:module";
 import type { Readable } from "node:stream";
 import type { Pool as PoolType } from "undici";
-import { UpstreamError } from "../src/errors.ts";
-import { HOP_BY_HOP } from "../src/protocol/index.ts";
-import type { EngineCall, EngineReply, Upstream } from "./adapter.ts";
+import { UpstreamError } from "../../src/errors.ts";
+import { HOP_BY_HOP } from "../../src/protocol/index.ts";
+import type { EngineCall, EngineReply, Upstream } from "../adapter.ts";
 
 /** How errors name an engine: "cannot reach `name` at URL (…): `hint`". */
 export interface EngineLabel {

@@ -5,8 +5,8 @@
  * the uploaded clip, `predefined` with one of the server's own voices, else `dialogue` for a
  * script with `[S1]`/`[S2]` tags and `single_s1` otherwise. Output is always WAV.
  */
-import { obj, str } from "./fields.ts";
-import { InvalidRequest } from "./media.ts";
+import { obj, str } from "../kit/fields.ts";
+import { InvalidRequest } from "../kit/media.ts";
 
 /** One of the server's predefined voices (`GET /get_predefined_voices`). */
 export interface DiaVoice {

@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import { describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
-import { WsDuplex } from "../../src/tunnel/ws-duplex.ts";
+import { WsDuplex } from "../../src/transport/ws-duplex.ts";
 
 async function pair(): Promise<{ client: WebSocket; server: WebSocket; close: () => void }> {
   const wss = new WebSocketServer({ port: 0, host: "127.0.0.1", perMessageDeflate: false });
