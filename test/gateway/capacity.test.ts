@@ -31,7 +31,7 @@ describe("Capacity", () => {
     const leaving = new AbortController();
     const waiting = cap.acquire(svc, leaving.signal)!;
     leaving.abort();
-    await expect(waiting).rejects.toBeDefined();
+    await expect(waiting).rejects.toMatchObject({ name: "AbortError" }); // the signal's reason
     expect(cap.queued("llm")).toBe(0);
     running();
     expect(cap.inFlight("llm")).toBe(0);
