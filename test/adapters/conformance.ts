@@ -191,7 +191,7 @@ export function describeAdapterConformance(name: string, options: ConformanceOpt
         expect(fake.closedEarly).toBe(1);
         expect(fake.inFlight).toBe(0);
         expect(fake.completed).toBe(0);
-        await expect(readBytes(reply.body)).rejects.toThrow();
+        await expect(readBytes(reply.body)).rejects.toMatchObject({ name: "AbortError" });
       });
     } else if (options.cancel === false) {
       it("rejects when the call is aborted while the engine works", async () => {
@@ -204,7 +204,7 @@ export function describeAdapterConformance(name: string, options: ConformanceOpt
         pending.catch(() => undefined); // checked below
         await arrived;
         controller.abort();
-        await expect(pending).rejects.toThrow();
+        await expect(pending).rejects.toMatchObject({ name: "AbortError" });
         expect(fake.completed).toBe(0);
       });
     } else {
@@ -220,7 +220,7 @@ export function describeAdapterConformance(name: string, options: ConformanceOpt
         const closed = once(fake, "client-closed");
         controller.abort();
         await closed;
-        await expect(pending).rejects.toThrow();
+        await expect(pending).rejects.toMatchObject({ name: "AbortError" });
         expect(fake.closedEarly).toBe(1);
         expect(fake.inFlight).toBe(0);
         expect(fake.completed).toBe(0);
