@@ -268,7 +268,7 @@ describe("comfyui adapter", () => {
     expect(fake.requests.some((r) => r.path === "/queue" && r.method === "POST")).toBe(true);
     fake.resumeGenerations();
     expect(about(images(await readBytes((await first).body))[0]!.b64_json!).prompt).toBe("first");
-    await expect(second).rejects.toThrow();
+    await expect(second).rejects.toMatchObject({ name: "AbortError" });
   });
 
   it("rejects with ComfyUI's error when the prompt fails while it runs", async () => {

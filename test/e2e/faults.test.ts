@@ -59,7 +59,7 @@ describe("faults", () => {
       (async () => {
         for (;;) if ((await it.next()).done) return "ended";
       })(),
-    ).rejects.toThrow();
+    ).rejects.toThrow("provider rig1 failed mid-stream");
     await expect.poll(() => modelIds(stack), { timeout: 15_000 }).toEqual([]);
     const back = await fake({ port });
     await expect.poll(() => modelIds(stack), { timeout: 15_000 }).toEqual([MODEL]);
@@ -81,7 +81,7 @@ describe("faults", () => {
       (async () => {
         for (;;) if ((await it.next()).done) return "ended";
       })(),
-    ).rejects.toThrow();
+    ).rejects.toThrow("terminated");
     await closed;
     engine.resumeGenerations();
     await stack.restartRelay();

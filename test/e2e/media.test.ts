@@ -242,7 +242,7 @@ describe("media: consumer → relay → tunnel → daemon → media engines", ()
       (async () => {
         for (let r = await broken.read(); !r.done; r = await broken.read());
       })(),
-    ).rejects.toThrow();
+    ).rejects.toThrow("terminated");
   });
 
   it("makes music, clones a voice and builds a mesh, as raw bytes", async () => {
