@@ -23,7 +23,7 @@ import type { AuthThrottle } from "./auth-throttle.ts";
 import { anthropicErrors, apiKeyHeader, speaksAnthropic } from "./anthropic.ts";
 import { KeyRing } from "./keys.ts";
 import { MultipartError, MultipartFilter, boundaryOf } from "../http/multipart.ts";
-import type { ProviderLink } from "./provider-link.ts";
+import type { ProviderState } from "./provider-state.ts";
 import type { Registry } from "./registry.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 import { sendError, sendJson } from "./respond.ts";
@@ -70,7 +70,7 @@ export interface ApiOptions {
  * One of the member's own rigs as `GET /v1/providers` shows it to its owner: paused or not,
  * what it advertises, and whom each model is shared with.
  */
-function providerView(link: ProviderLink) {
+function providerView(link: ProviderState) {
   return {
     object: "provider",
     name: link.name,
@@ -324,7 +324,7 @@ export function createApi(
     }
     const started = Date.now();
     // A provider at capacity answers 429; a buffered body can go to another one that serves it.
-    const tried = new Set<ProviderLink>();
+    const tried = new Set<ProviderState>();
     for (;;) {
       tried.add(link);
       const next = Buffer.isBuffer(body)

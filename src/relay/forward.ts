@@ -9,7 +9,7 @@ import { pipeline, type Readable } from "node:stream";
 import type { Logger } from "../log.ts";
 import { HEADER_MEMBER, HEADER_MODEL, HEADER_REQUEST_ID, envelope } from "../protocol/index.ts";
 import { KeepAlive, errorEvent, refusalEvent } from "./keepalive.ts";
-import type { ProviderLink } from "./provider-link.ts";
+import type { ProviderState } from "./provider-state.ts";
 import { UsageMeter, type UsageTap } from "./usage-meter.ts";
 
 /**
@@ -25,7 +25,7 @@ export interface ForwardSink extends NodeJS.WritableStream {
 }
 
 export interface ForwardRequest {
-  link: ProviderLink;
+  link: ProviderState;
   method: string;
   path: string;
   headers: Record<string, string>;

@@ -15,18 +15,13 @@ import {
   CloseCode,
   ControlMessageError,
   DEFAULT_CONTROL_LIMITS,
-  accessAllows,
   encodeControl,
-  manifestAccess,
-  manifestCards,
   parseControl,
-  type Access,
   type HeartbeatMessage,
-  type Manifest,
-  type ModelCard,
 } from "../protocol/index.ts";
 import { CONNECTION_WINDOW, tunnelSettings } from "../transport/h2-settings.ts";
 import { WsDuplex } from "../transport/ws-duplex.ts";
+import { ProviderState } from "./provider-state.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import type { Registry } from "./registry.ts";
 
@@ -62,19 +57,11 @@ export interface ProviderLinkOptions {
   log: Logger;
 }
 
-export class ProviderLink {
+export class ProviderLink extends ProviderState {
   readonly id = `conn_${randomBytes(6).toString("hex")}`;
   readonly member: string;
   readonly connectedAt = Date.now();
-  name = "";
-  version = "";
-  manifest: Manifest | null = null;
-  cards: ModelCard[] = [];
-  #cardById = new Map<string, ModelCard>();
-  #accessById = new Map<string, Access>();
-  draining = false;
-  inFlight = 0;
-  lastHeartbeat: HeartbeatMessage | null = null;
+  override lastHeartbeat: HeartbeatMessage | null = null;
   readonly session: ClientHttp2Session;
   readonly #ws: WebSocket;
   readonly #opts: ProviderLinkOptions;
@@ -86,6 +73,7 @@ export class ProviderLink {
   #closed = false;
 
   constructor(ws: WebSocket, options: ProviderLinkOptions) {
+    super();
     this.#ws = ws;
     this.#opts = options;
     this.member = options.member;
@@ -144,7 +132,6 @@ export class ProviderLink {
     this.#timer.unref();
   }
 
-  /** Whether new requests may be routed here. */
   get routable(): boolean {
     return (
       this.manifest !== null &&
@@ -155,22 +142,6 @@ export class ProviderLink {
     );
   }
 
-  /** Why the owner paused the whole rig, from its last heartbeat; undefined while it serves. */
-  get paused(): string | undefined {
-    return this.lastHeartbeat?.paused;
-  }
-
-  /** Why `model` is paused here (the rig's or the model's own pause); undefined when it serves. */
-  pausedWhy(model: string): string | undefined {
-    return this.paused ?? this.lastHeartbeat?.paused_models?.[model];
-  }
-
-  /** The card of a model this rig advertises and serves now (not paused). */
-  card(model: string): ModelCard | undefined {
-    return this.pausedWhy(model) === undefined ? this.#cardById.get(model) : undefined;
-  }
-
-  /** Open one HTTP/2 stream to the provider: one consumer request. */
   request(headers: OutgoingHttpHeaders, endStream: boolean): ClientHttp2Stream {
     return this.session.request(headers, { endStream });
   }
@@ -189,23 +160,6 @@ export class ProviderLink {
     if (!this.session.destroyed) this.session.destroy();
     if (this.manifest)
       this.#log.info({ provider: this.name }, "provider %s disconnected: %s", this.name, reason);
-  }
-
-  #setManifest(manifest: Manifest): void {
-    this.manifest = manifest;
-    this.cards = manifestCards(manifest, Math.floor(this.connectedAt / 1000));
-    this.#cardById = new Map(this.cards.map((c) => [c.id, c]));
-    this.#accessById = manifestAccess(manifest);
-  }
-
-  /** Whether `member` may use `model` here: the owner always, others as the owner shared it. */
-  allows(model: string, member: string): boolean {
-    return accessAllows(this.#accessById.get(model), this.member, member);
-  }
-
-  /** Who besides the owner may use `model` here (`private` when it is not advertised). */
-  access(model: string): Access {
-    return this.#accessById.get(model) ?? "private";
   }
 
   /**
@@ -245,7 +199,7 @@ export class ProviderLink {
         if (this.manifest) return;
         this.name = msg.provider.name;
         this.version = msg.provider.version;
-        this.#setManifest(msg.manifest);
+        this.setManifest(msg.manifest);
         this.#opts.registry.add(this);
         this.#ws.send(
           encodeControl({
@@ -272,11 +226,21 @@ export class ProviderLink {
             this.name,
             msg.paused,
           );
-        this.lastHeartbeat = msg;
-        if (msg.manifest) this.#setManifest(msg.manifest);
+        {
+          const before = this.lastHeartbeat;
+          this.lastHeartbeat = msg;
+          if (msg.manifest) this.setManifest(msg.manifest);
+          if (
+            msg.manifest ||
+            msg.paused !== before?.paused ||
+            JSON.stringify(msg.paused_models ?? {}) !== JSON.stringify(before?.paused_models ?? {})
+          )
+            this.#opts.registry.changed(this);
+        }
         return;
       case "drain":
         this.draining = true;
+        this.#opts.registry.changed(this);
         this.#log.info({ provider: this.name }, "provider %s is draining", this.name);
         return;
       default:

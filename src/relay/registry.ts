@@ -1,34 +1,83 @@
 /**
- * The providers connected to this relay and what they serve. Routing happens here: a member's
+ * The providers this relay can route to and what they serve. Routing happens here: a member's
  * request goes to the member's own providers first, then to other members' providers whose
- * owners shared the model with them; the least busy of the first tier that has one.
+ * owners shared the model with them; the least busy of the first tier that has one. Providers
+ * are local (`ProviderLink`: this relay holds the tunnel) or, when several relays share a club,
+ * remote (`cluster/remote.ts`: another instance holds it, and streams go through that instance).
  */
 import type { ModelCard, ServiceType } from "../protocol/index.ts";
 import type { ProviderLink } from "./provider-link.ts";
+import type { ProviderState } from "./provider-state.ts";
+
+/** Told when a local provider said hello, changed what it serves or pauses, or went away. */
+export type RegistryListener = (link: ProviderLink, gone: boolean) => void;
 
 export class Registry {
   readonly #links = new Set<ProviderLink>();
+  readonly #remote = new Map<string, ProviderState>();
+  readonly #listeners = new Set<RegistryListener>();
 
   add(link: ProviderLink): void {
     this.#links.add(link);
+    this.#emit(link, false);
   }
 
   remove(link: ProviderLink): void {
-    this.#links.delete(link);
+    if (this.#links.delete(link)) this.#emit(link, true);
   }
 
+  /** A local provider's manifest, pause or drain changed. */
+  changed(link: ProviderLink): void {
+    if (this.#links.has(link)) this.#emit(link, false);
+  }
+
+  /** Calls `listener` on every change of a local provider; returns the unsubscribe. */
+  listen(listener: RegistryListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(link: ProviderLink, gone: boolean): void {
+    for (const listener of this.#listeners) listener(link, gone);
+  }
+
+  /** Adds or replaces a provider another instance holds. */
+  setRemote(provider: ProviderState): void {
+    this.#remote.set(provider.id, provider);
+  }
+
+  removeRemote(id: string): void {
+    this.#remote.delete(id);
+  }
+
+  /** The providers other instances hold. */
+  remote(): ProviderState[] {
+    return [...this.#remote.values()];
+  }
+
+  /** Local providers. */
   get size(): number {
     return this.#links.size;
   }
 
-  /** The member's own rigs that said hello, paused or not (`GET /v1/providers`). */
-  own(member: string): ProviderLink[] {
-    return [...this.#links].filter((l) => l.member === member && l.manifest !== null);
+  /** The local provider with this connection id (the internal link's target). */
+  find(id: string): ProviderLink | undefined {
+    for (const link of this.#links) if (link.id === id) return link;
+    return undefined;
   }
 
-  /** All live links, for status and shutdown. */
+  /** The member's own rigs that said hello, paused or not (`GET /v1/providers`). */
+  own(member: string): ProviderState[] {
+    return this.#everyone().filter((l) => l.member === member && l.manifest !== null);
+  }
+
+  /** All local links, for status, jobs and shutdown. */
   all(): ProviderLink[] {
     return [...this.#links];
+  }
+
+  #everyone(): ProviderState[] {
+    return [...this.#links, ...this.#remote.values()];
   }
 
   /**
@@ -40,18 +89,19 @@ export class Registry {
     member: string,
     model: string,
     type: ServiceType,
-    exclude?: ReadonlySet<ProviderLink>,
+    exclude?: ReadonlySet<ProviderState>,
+  ): ProviderState | undefined {
+    return pickFrom(this.#everyone(), member, model, type, exclude);
+  }
+
+  /** As `pick`, among the providers whose tunnel this relay holds (async jobs run next to it). */
+  pickLocal(
+    member: string,
+    model: string,
+    type: ServiceType,
+    exclude?: ReadonlySet<ProviderState>,
   ): ProviderLink | undefined {
-    let own: ProviderLink | undefined;
-    let shared: ProviderLink | undefined;
-    for (const link of this.#links) {
-      if (!link.routable || exclude?.has(link)) continue;
-      if (link.card(model)?.service_type !== type || !link.allows(model, member)) continue;
-      if (link.member === member) {
-        if (!own || link.inFlight < own.inFlight) own = link;
-      } else if (!shared || link.inFlight < shared.inFlight) shared = link;
-    }
-    return own ?? shared;
+    return pickFrom(this.#links, member, model, type, exclude);
   }
 
   /**
@@ -60,7 +110,7 @@ export class Registry {
    */
   cards(member: string): ModelCard[] {
     const byId = new Map<string, ModelCard>();
-    const links = [...this.#links].filter((l) => l.routable);
+    const links = this.#everyone().filter((l) => l.routable);
     for (const own of [true, false])
       for (const link of links) {
         if ((link.member === member) !== own) continue;
@@ -70,4 +120,23 @@ export class Registry {
       }
     return [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
   }
+}
+
+function pickFrom<T extends ProviderState>(
+  candidates: Iterable<T>,
+  member: string,
+  model: string,
+  type: ServiceType,
+  exclude?: ReadonlySet<ProviderState>,
+): T | undefined {
+  let own: T | undefined;
+  let shared: T | undefined;
+  for (const link of candidates) {
+    if (!link.routable || exclude?.has(link)) continue;
+    if (link.card(model)?.service_type !== type || !link.allows(model, member)) continue;
+    if (link.member === member) {
+      if (!own || link.load < own.load) own = link;
+    } else if (!shared || link.load < shared.load) shared = link;
+  }
+  return own ?? shared;
 }

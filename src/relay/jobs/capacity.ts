@@ -59,5 +59,5 @@ export function pickForJob(
     const slot = serviceSlot(link, model, type);
     if (slot && slots.used(slot.key) >= slot.capacity) full.add(link);
   }
-  return registry.pick(member, model, type, full) ?? (full.size > 0 ? "busy" : undefined);
+  return registry.pickLocal(member, model, type, full) ?? (full.size > 0 ? "busy" : undefined);
 }
