@@ -21,6 +21,7 @@ interface RelayFlags {
   keepalive: string;
   rateLimit: string;
   dataDir?: string;
+  database?: string;
   logLevel?: string;
   maxTunnels: string;
   maxManifestBytes: string;
@@ -100,6 +101,10 @@ export function relayCommand(): Command {
     .option(
       "--data-dir <dir>",
       "where async jobs, batches, workflow runs and their results are kept (default $XDG_DATA_HOME/club-provider/relay or ~/.local/share/club-provider/relay)",
+    )
+    .option(
+      "--database <url>",
+      "a postgres:// URL the relay opens one connection pool to, for state shared by several relays (or CLUB_RELAY_DATABASE); without it one relay keeps its state under --data-dir",
     )
     .option("--max-tunnels <n>", "provider tunnels one member may hold open at once", "8")
     .option(
@@ -201,6 +206,7 @@ export function relayCommand(): Command {
         ...(opts.keys ? { file: opts.keys } : {}),
         ...(process.env.CLUB_RELAY_KEYS ? { env: process.env.CLUB_RELAY_KEYS } : {}),
       });
+      const database = opts.database ?? process.env.CLUB_RELAY_DATABASE;
       // Before listening: a SIGTERM during start-up must stop us too.
       const started: { relay?: Relay } = {};
       exitOnFault(log);
@@ -217,6 +223,7 @@ export function relayCommand(): Command {
         rateLimit: Number(opts.rateLimit),
         openRate: positive("--open-rate", opts.openRate, true),
         dataDir: opts.dataDir ?? defaultDataDir(),
+        ...(database ? { database } : {}),
         jobLimits: jobLimitFlags(opts.jobLimit),
         providerLimits: {
           maxTunnelsPerMember: positive("--max-tunnels", opts.maxTunnels),

@@ -4,6 +4,7 @@
  */
 import http, { type IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
+import type pg from "pg";
 import { WebSocketServer } from "ws";
 import type { Logger } from "../log.ts";
 import { CONNECT_PATH, CloseCode, TUNNEL_SUBPROTOCOL } from "../protocol/index.ts";
@@ -19,6 +20,7 @@ import { KeyRing } from "./keys.ts";
 import { DEFAULT_PROVIDER_LIMITS, ProviderLink, type ProviderLimits } from "./provider-link.ts";
 import { parseTarget } from "./target.ts";
 import { Registry } from "./registry.ts";
+import { openPool } from "./pg/pool.ts";
 import { Uploads, type UploadLimits } from "./uploads.ts";
 
 export interface RelayOptions {
@@ -38,6 +40,13 @@ export interface RelayOptions {
    * per directory). Without it they are kept in memory and lost when the relay stops.
    */
   dataDir?: string;
+  /**
+   * A `postgres://` URL: the relay opens one connection pool to it (`relay.pool`), shared by
+   * every part that keeps state in PostgreSQL, and ends it at close.
+   */
+  database?: string;
+  /** A pool the caller opened and ends itself; takes the place of `database`. */
+  pool?: pg.Pool;
   /** Bounds and timings of async work (tests shorten them). */
   jobLimits?: Partial<JobLimits>;
   /** SSE comments on a streamed answer not begun yet, this often (default 15 s; 0 never). */
@@ -61,6 +70,8 @@ export interface Relay {
   url: string;
   port: number;
   registry: Registry;
+  /** The PostgreSQL pool, when the relay was given `database` or `pool`. */
+  pool?: pg.Pool;
   close(): Promise<void>;
 }
 
@@ -96,6 +107,24 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   /** Open tunnels per member, counted from the upgrade (before hello) to the close. */
   const tunnels = new Map<string, number>();
   // Jobs that were running when the relay stopped are queued again; they wait for providers.
+  const ownPool = !options.pool && options.database !== undefined;
+  const pool =
+    options.pool ??
+    (options.database === undefined
+      ? undefined
+      : openPool(options.database, {
+          onError: (err) => log.warn({ err: err.message }, "PostgreSQL connection lost"),
+        }));
+  const endPool = async (): Promise<void> => {
+    if (ownPool) await pool?.end();
+  };
+  if (pool) {
+    // Fail at start, with the reason, when the database cannot be reached.
+    await pool.query("SELECT 1").catch(async (err: unknown) => {
+      await endPool();
+      throw err;
+    });
+  }
   const work = await createWork({
     registry,
     log,
@@ -111,6 +140,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     ...(options.mediaLimits ? { limits: options.mediaLimits } : {}),
   }).catch(async (err: unknown) => {
     await work.close();
+    await endPool();
     throw err;
   });
   const api = createApi({
@@ -221,6 +251,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   }).catch(async (err: unknown) => {
     await media.close();
     await work.close();
+    await endPool();
     throw err;
   });
   const address = server.address();
@@ -233,6 +264,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     url,
     port,
     registry,
+    ...(pool ? { pool } : {}),
     async close() {
       await media.close();
       // Then: running jobs are reset at their providers and saved as queued.
@@ -242,6 +274,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       wss.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await endPool();
     },
   };
 }
