@@ -21,6 +21,7 @@ import { DEFAULT_PROVIDER_LIMITS, ProviderLink, type ProviderLimits } from "./pr
 import { parseTarget } from "./target.ts";
 import { Registry } from "./registry.ts";
 import { openPool } from "./pg/pool.ts";
+import { joinCluster, type ClusterJoin, type ClusterMember } from "./cluster/index.ts";
 import { Uploads, type UploadLimits } from "./uploads.ts";
 
 export interface RelayOptions {
@@ -47,6 +48,11 @@ export interface RelayOptions {
   database?: string;
   /** A pool the caller opened and ends itself; takes the place of `database`. */
   pool?: pg.Pool;
+  /**
+   * Run as one instance of a club of several relays sharing `database`/`pool`: providers whose
+   * tunnel another instance holds are reached through it (`cluster/`).
+   */
+  cluster?: ClusterJoin;
   /** Bounds and timings of async work (tests shorten them). */
   jobLimits?: Partial<JobLimits>;
   /** SSE comments on a streamed answer not begun yet, this often (default 15 s; 0 never). */
@@ -72,6 +78,8 @@ export interface Relay {
   registry: Registry;
   /** The PostgreSQL pool, when the relay was given `database` or `pool`. */
   pool?: pg.Pool;
+  /** This instance's name and internal URL, when it is one of several. */
+  cluster?: { instanceId: string; internalUrl: string };
   close(): Promise<void>;
 }
 
@@ -254,27 +262,46 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     await endPool();
     throw err;
   });
+  let cluster: ClusterMember | undefined;
+  if (options.cluster)
+    cluster = await joinCluster(options.cluster, pool, registry, log).catch(
+      async (err: unknown) => {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await media.close();
+        await work.close();
+        await endPool();
+        throw err;
+      },
+    );
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : 0;
   const host = options.host ?? "127.0.0.1";
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
   log.info({ url, keys: keys.size }, "relay listening on %s", url);
 
+  let closing: Promise<void> | undefined;
   return {
     url,
     port,
     registry,
     ...(pool ? { pool } : {}),
-    async close() {
-      await media.close();
-      // Then: running jobs are reset at their providers and saved as queued.
-      await work.close();
-      for (const link of registry.all()) link.close(CloseCode.goingAway, "relay shutting down");
-      for (const ws of wss.clients) ws.terminate();
-      wss.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await endPool();
-    },
+    ...(cluster
+      ? { cluster: { instanceId: cluster.instanceId, internalUrl: cluster.internalUrl } }
+      : {}),
+    close: () => (closing ??= shutdown()),
   };
+  async function shutdown(): Promise<void> {
+    // Leave the club's tables first: the other instances stop routing here.
+    await cluster?.close();
+    await media.close();
+    // Then: running jobs are reset at their providers and saved as queued.
+    await work.close();
+    for (const link of registry.all()) link.close(CloseCode.goingAway, "relay shutting down");
+    for (const ws of wss.clients) ws.terminate();
+    wss.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await endPool();
+  }
 }
