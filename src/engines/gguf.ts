@@ -1,7 +1,8 @@
 /**
  * A small reader for the header of a GGUF file: the key/value metadata only, never the tensors.
- * Reads at most `maxBytes` of the file (default 64 MiB, enough for a 150k-token vocabulary), and
- * fails with a clear error rather than reading further.
+ * Reads the file in growing chunks (64 KiB, doubled while the header goes on), at most
+ * `maxBytes` (default 64 MiB, enough for a 150k-token vocabulary), and fails with a clear error
+ * rather than reading further.
  */
 import { open } from "node:fs/promises";
 
@@ -18,6 +19,12 @@ export interface GgufHeader {
 export class GgufError extends Error {
   readonly code = "GGUF_INVALID";
 }
+
+/** The first read; most headers without a large vocabulary fit in it. */
+const FIRST_CHUNK = 64 * 1024;
+
+/** The header goes on past the bytes read so far, and more of the file may be read. */
+class NeedMore extends Error {}
 
 const SCALAR_SIZE: Record<number, number> = {
   0: 1,
@@ -40,9 +47,11 @@ class Cursor {
   constructor(
     private readonly buf: Buffer,
     private readonly file: string,
+    private readonly partial = false,
   ) {}
   need(n: number): void {
     if (this.pos + n > this.buf.length) {
+      if (this.partial) throw new NeedMore();
       throw new GgufError(
         `${this.file}: GGUF header ends early or is larger than the read limit (${this.buf.length} bytes)`,
       );
@@ -113,21 +122,36 @@ export async function readGgufHeader(
   maxBytes = DEFAULT_GGUF_HEADER_LIMIT,
 ): Promise<GgufHeader> {
   const fh = await open(file, "r");
-  let buf: Buffer;
   try {
     const size = (await fh.stat()).size;
-    buf = Buffer.alloc(Math.min(size, maxBytes));
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    buf = buf.subarray(0, bytesRead);
+    const end = Math.min(size, maxBytes);
+    let buf = Buffer.alloc(0);
+    for (let want = Math.min(FIRST_CHUNK, end); ; want = Math.min(want * 2, end)) {
+      const more = Buffer.alloc(want - buf.length);
+      const { bytesRead } = await fh.read(more, 0, more.length, buf.length);
+      buf = Buffer.concat([buf, more.subarray(0, bytesRead)]);
+      const last = bytesRead < more.length || buf.length >= end;
+      try {
+        return parseHeader(buf, file, !last);
+      } catch (err) {
+        if (!(err instanceof NeedMore)) throw err;
+      }
+    }
   } finally {
     await fh.close();
   }
-  return parseGgufHeader(buf, file);
 }
 
 /** Parses GGUF metadata from the start of a file held in `buf`. */
 export function parseGgufHeader(buf: Buffer, file = "gguf"): GgufHeader {
-  const c = new Cursor(buf, file);
+  return parseHeader(buf, file, false);
+}
+
+/** `partial`: `buf` is only the start of what may be read, so running past it asks for more. */
+function parseHeader(buf: Buffer, file: string, partial: boolean): GgufHeader {
+  const c = new Cursor(buf, file, partial);
+  if (buf.length >= 4 && buf.toString("latin1", 0, 4) !== "GGUF")
+    throw new GgufError(`${file}: not a GGUF file (bad magic)`);
   c.need(4);
   if (buf.toString("latin1", 0, 4) !== "GGUF")
     throw new GgufError(`${file}: not a GGUF file (bad magic)`);

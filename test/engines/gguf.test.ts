@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -71,4 +72,34 @@ describe("GGUF header reader", () => {
       await expect(readGgufHeader(tiny, 4096)).rejects.toThrow(/read limit/);
     },
   );
+
+  it("reads a header larger than its first chunk, and a sparse file only up to the limit", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gguf-"));
+    // 40 000 tokens of 8 bytes: a vocabulary of about 640 KiB before the chat template.
+    const tokens = Array.from({ length: 40_000 }, (_, i) => str(`t${String(i).padStart(6, "0")}`));
+    const count = Buffer.alloc(8);
+    count.writeBigUInt64LE(BigInt(tokens.length));
+    const big = header([
+      Buffer.concat([str("general.architecture"), u32(8), str("llama")]),
+      Buffer.concat([str("tokenizer.ggml.tokens"), u32(9), u32(8), count, ...tokens]),
+      Buffer.concat([str("llama.context_length"), u32(4), u32(4096)]),
+      Buffer.concat([str("tokenizer.chat_template"), u32(8), str("{% tools %}")]),
+    ]);
+    const file = join(dir, "big.gguf");
+    writeFileSync(file, big);
+    // Tensor data follows the header in a real file: 4 GiB of holes here.
+    truncateSync(file, 4 * 1024 * 1024 * 1024);
+    await expect(readGgufHeader(file)).resolves.toEqual({
+      version: 3,
+      architecture: "llama",
+      contextLength: 4096,
+      chatTemplate: "{% tools %}",
+    });
+    await expect(readGgufHeader(file, 256 * 1024)).rejects.toThrow(/read limit \(262144 bytes\)/);
+    const short = join(dir, "short.gguf");
+    writeFileSync(short, big.subarray(0, 100_000));
+    await expect(readGgufHeader(short)).rejects.toThrow(/ends early .*100000 bytes/);
+    writeFileSync(join(dir, "bad.gguf"), "PK\x03\x04 not a model");
+    await expect(readGgufHeader(join(dir, "bad.gguf"))).rejects.toThrow(/bad magic/);
+  });
 });
