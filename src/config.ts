@@ -97,6 +97,8 @@ export interface StoredConfig {
   maxStreams?: number;
   /** Most MiB of JSON request bodies held in memory at once, over all requests (default 256). */
   maxBufferedMiB?: number;
+  /** Most rig pages open at once, each holding a live stream (default 8). */
+  pageStreams?: number;
   /** Why the owner paused the rig (`club-provider pause`); kept so a restart stays paused. */
   paused?: string;
   autoPause?: StoredAutoPause;
@@ -130,6 +132,7 @@ export interface Config {
   insecureRelay: boolean;
   maxStreams: number;
   maxBufferedBytes: number;
+  pageStreams: number;
   /** The stored pause reason: the daemon starts paused when set. */
   paused: string | undefined;
   autoPause: AutoPauseConfig;
@@ -144,6 +147,7 @@ export interface ConfigFlags {
   service?: string[];
   autodetect?: boolean;
   statusPort?: string;
+  pageStreams?: string;
   connections?: string;
   /** `--share <model>` (with the club), `--share <model>=bob,carol`, `--share <model>=private`. */
   share?: string[];
@@ -163,6 +167,7 @@ const schema = {
   allowInsecureRelay: { type: "boolean" },
   maxStreams: { type: "integer", minimum: 1, maximum: 100000 },
   maxBufferedMiB: { type: "integer", minimum: 1, maximum: 1048576 },
+  pageStreams: { type: "integer", minimum: 1, maximum: 1000 },
   paused: { type: "string", minLength: 1, maxLength: 256 },
   autoPause: {
     type: "object",
@@ -409,6 +414,8 @@ export function resolveConfig(
     stored.statusPort ??
     DEFAULT_STATUS_PORT;
   const connections = intFlag(flags.connections, "--connections", 1, problems) ?? 1;
+  const pageStreams =
+    intFlag(flags.pageStreams, "--page-streams", 1, problems) ?? stored.pageStreams ?? 8;
   // Undocumented: tests shorten the re-scan; 30 s is right for a rig.
   const rescanSeconds = intFlag(env.CLUB_RESCAN_SECONDS, "CLUB_RESCAN_SECONDS", 1, problems) ?? 30;
   const name = flags.name ?? env.CLUB_PROVIDER_NAME ?? stored.name ?? hostname();
@@ -438,6 +445,7 @@ export function resolveConfig(
     memberLimits: stored.memberLimits ?? {},
     insecureRelay: flags.insecure ?? stored.allowInsecureRelay ?? false,
     maxStreams: stored.maxStreams ?? DEFAULT_MAX_STREAMS,
+    pageStreams,
     maxBufferedBytes: (stored.maxBufferedMiB ?? 256) * 1024 * 1024,
     paused: stored.paused,
     autoPause: {

@@ -29,6 +29,8 @@ export interface LogOptions {
   format?: "json" | "pretty";
   /** Write somewhere other than stdout (tests). */
   destination?: NodeJS.WritableStream;
+  /** Also hand each (redacted) JSON line to this, e.g. the rig page's log tail. */
+  tee?: { write(line: string): boolean };
 }
 
 export function createLogger(options: LogOptions = {}): Logger {
@@ -50,11 +52,26 @@ export function createLogger(options: LogOptions = {}): Logger {
       destination: options.destination ?? 1,
       sync: true,
     });
-    return pino({ level, redact }, stream);
+    return pino({ level, redact }, withTee(stream, options.tee));
   }
   // Synchronous writes: an asynchronous one goes through libuv's thread pool, which costs the
   // event loop several times what the write itself does (a line per request adds up).
-  return pino({ level, redact }, options.destination ?? pino.destination({ dest: 1, sync: true }));
+  return pino(
+    { level, redact },
+    withTee(options.destination ?? pino.destination({ dest: 1, sync: true }), options.tee),
+  );
+}
+
+function withTee(
+  destination: pino.DestinationStream,
+  tee: LogOptions["tee"],
+): pino.DestinationStream {
+  if (!tee) return destination;
+  // Every level: the logger itself decides what is written.
+  return pino.multistream([
+    { level: "trace", stream: destination },
+    { level: "trace", stream: tee },
+  ]);
 }
 
 /** A logger that drops everything, for library use without a logger. */

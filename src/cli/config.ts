@@ -23,6 +23,7 @@ const KEYS = [
   "allowInsecureRelay",
   "maxStreams",
   "maxBufferedMiB",
+  "pageStreams",
   "paused",
   "autoPause",
   "schedule",

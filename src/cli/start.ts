@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { Command } from "commander";
 import { openStore, resolveConfig, type ConfigFlags } from "../config.ts";
 import { Daemon } from "../daemon/daemon.ts";
+import { LogRing } from "../daemon/log-ring.ts";
 import { UserError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { KeyRing } from "../relay/keys.ts";
@@ -56,6 +57,7 @@ export function startCommand(): Command {
       "--status-port <port>",
       "loopback port of the status server (0 turns it off; default 8790)",
     )
+    .option("--page-streams <n>", "rig pages open at once, each a live stream (default 8)")
     .option("--connections <n>", "tunnel connections to hold to the relay", "1")
     .option(
       "--insecure",
@@ -66,7 +68,12 @@ export function startCommand(): Command {
     .option("--grace <seconds>", "on SIGTERM, how long in-flight requests may finish", "30")
     .option("--log-level <level>", "trace, debug, info, warn or error")
     .action(async (flags: StartFlags) => {
-      const log = createLogger(flags.logLevel ? { level: flags.logLevel } : {});
+      // The rig page's log tail reads the last lines (redacted, as every destination is).
+      const logTail = new LogRing();
+      const log = createLogger({
+        ...(flags.logLevel ? { level: flags.logLevel } : {}),
+        tee: logTail,
+      });
       const store = openStore();
       let relay: Relay | undefined;
       const running: { daemon?: Daemon } = {};
@@ -95,6 +102,7 @@ export function startCommand(): Command {
       const daemon = new Daemon({
         config,
         log,
+        logTail,
         // The owner's pause survives a restart: `club-provider resume` is the way out.
         persistPause: (reason) =>
           reason === undefined ? store.delete("paused") : store.set("paused", reason),

@@ -33,6 +33,10 @@ import { MemberUsage } from "./member-usage.ts";
 import { startStatusServer } from "./status-server.ts";
 import { AutoPause } from "./auto-pause.ts";
 import { PauseState, manualReason, type PauseView } from "./pause.ts";
+import { HourUsage } from "./hour-usage.ts";
+import type { LogRing } from "./log-ring.ts";
+import { RigView } from "./rig-view.ts";
+import { RigPage } from "./status-ui.ts";
 
 export interface DaemonOptions {
   config: Config;
@@ -44,6 +48,8 @@ export interface DaemonOptions {
   persistPause?: (reason: string | undefined) => void;
   /** Environment the GPU tools of the auto-pause run with; default the daemon's own. */
   toolEnv?: NodeJS.ProcessEnv;
+  /** The log's last lines, for the rig page's log tail (the CLI tees its logger into it). */
+  logTail?: LogRing;
 }
 
 /**
@@ -61,6 +67,11 @@ export class Daemon extends EventEmitter {
   readonly recentErrors = new RecentErrors();
   /** Other members' use of this rig since the start, for `/status`. */
   readonly memberUsage = new MemberUsage();
+  /** Requests per model in the last hour, for the rig page. */
+  readonly hourUsage = new HourUsage();
+  /** The rig's page on the status server; null while the status server is off. */
+  page: RigPage | undefined;
+  #rigView: RigView | null = null;
   catalog!: Catalog;
   readonly #opts: DaemonOptions;
   readonly #started = Math.floor(Date.now() / 1000);
@@ -116,6 +127,7 @@ export class Daemon extends EventEmitter {
   #requestDone(info: RequestDoneInfo): void {
     this.metrics.requestDone(info);
     this.memberUsage.add(info);
+    this.hourUsage.add(info);
     if (info.status >= 500)
       this.recentErrors.add(
         "request",
@@ -206,8 +218,13 @@ export class Daemon extends EventEmitter {
       this.tunnels.push(tunnel);
       tunnel.start();
     }
-    if (config.statusPort > 0)
+    if (config.statusPort > 0) {
+      this.#rigView = new RigView(this.#viewSource(), config.heartbeatMs);
+      this.#rigView.start();
+      this.page = new RigPage({ view: this.#rigView, maxStreams: config.pageStreams });
       this.#statusServer = await startStatusServer(this, config.statusPort, this.log);
+      if (this.#statusServer) this.log.info("rig page: http://127.0.0.1:%d/", config.statusPort);
+    }
     this.#rescanTimer = setInterval(() => void this.rescan(), config.rescanMs);
     this.#rescanTimer.unref();
   }
@@ -422,6 +439,44 @@ export class Daemon extends EventEmitter {
     };
   }
 
+  /** What the rig page reads. */
+  #viewSource(): ConstructorParameters<typeof RigView>[0] {
+    return {
+      name: this.config.name,
+      version: VERSION,
+      started: this.#started,
+      relay: this.config.relayUrl ?? "",
+      pause: () => this.pause.view(),
+      tunnels: () =>
+        this.tunnels.map((t) => {
+          const since = t.connectedSince;
+          return {
+            state: t.state,
+            connects: t.connects,
+            since: since === null ? null : Math.floor(since / 1000),
+          };
+        }),
+      gpus: () => this.#hardware?.gpus ?? [],
+      gpuLoad: () => this.#gpuMonitor?.current() ?? [],
+      manifest: () => this.manifest(),
+      services: () =>
+        this.catalog.services.map((s) => ({
+          name: s.name,
+          engine: s.adapter.name,
+          url: s.upstream.url,
+          status: s.status,
+          reason: s.reason,
+          in_flight: this.gateway.load.inFlight(s.name),
+          queued: this.gateway.load.queued(s.name),
+          max_concurrent: s.maxConcurrent,
+        })),
+      jobs: () => this.gateway.progress.list(),
+      errors: () => this.recentErrors.list(),
+      hourUsage: this.hourUsage,
+      logTail: this.#opts.logTail,
+    };
+  }
+
   /**
    * Stop: tell the relay to send no new work, let in-flight requests finish for up to
    * `graceMs`, then close the tunnels.
@@ -435,6 +490,8 @@ export class Daemon extends EventEmitter {
     while (this.gateway.load.total > 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
     for (const t of this.tunnels) t.stop();
+    this.#rigView?.stop();
+    this.page?.close();
     this.#statusServer?.close();
   }
 }

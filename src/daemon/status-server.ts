@@ -1,12 +1,14 @@
 /**
  * The daemon's status server, on loopback only: `/healthz`, `/ready` (200 while a tunnel is
  * up), `/status` (JSON, what `club-provider status` and `models` read), `/metrics`
- * (Prometheus text), and `POST /pause` and `POST /resume` (what `club-provider pause` sends).
+ * (Prometheus text), `POST /pause` and `POST /resume` (what `club-provider pause` sends), and
+ * the rig's page (`/`, `/events`, `/ui/assets/*`, see status-ui.ts).
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../log.ts";
 import { METRICS_CONTENT_TYPE } from "./metrics.ts";
+import { CSRF_HEADER, type RigPage } from "./status-ui.ts";
 
 /** What the status server reports on; the daemon in production, a stub in tests. */
 export interface StatusSource {
@@ -20,6 +22,8 @@ export interface StatusSource {
     pause(reason: string | undefined): unknown;
     resume(): unknown;
   };
+  /** The rig's page; `/` and `/events` answer 404 without it. */
+  readonly page?: RigPage | undefined;
 }
 
 /** Largest body `POST /pause` reads: a reason is at most a few hundred characters. */
@@ -55,6 +59,7 @@ async function readJson(req: http.IncomingMessage): Promise<Record<string, unkno
 export function refusal(
   req: { method?: string | undefined; headers: http.IncomingHttpHeaders },
   port: number,
+  page?: Pick<RigPage, "checkToken">,
 ): { status: number; message: string } | undefined {
   const host = (req.headers.host ?? "").toLowerCase();
   const names = ["127.0.0.1", "localhost", "[::1]"];
@@ -66,9 +71,15 @@ export function refusal(
   const method = req.method ?? "GET";
   if (method === "GET" || method === "HEAD") return undefined;
   const crossSite =
-    req.headers.origin !== undefined ||
+    (req.headers.origin !== undefined && req.headers.origin !== `http://${host}`) ||
     ["cross-site", "same-site"].includes(String(req.headers["sec-fetch-site"]));
   if (crossSite) return { status: 403, message: `cross-site ${method} requests are refused` };
+  // The rig's own page sends its Origin; it must also hold the token only its shell carries.
+  if (req.headers.origin !== undefined && !page?.checkToken(req.headers[CSRF_HEADER]))
+    return {
+      status: 403,
+      message: `${method} from a page needs the rig page's ${CSRF_HEADER} token`,
+    };
   // A browser sends a cross-origin JSON POST only after a preflight this server never answers.
   if (method === "POST" && !/^application\/json\b/i.test(req.headers["content-type"] ?? ""))
     return { status: 415, message: "POST bodies must be application/json" };
@@ -96,7 +107,7 @@ export async function startStatusServer(
     };
     const fail = (status: number, message: string, type = "invalid_request_error"): void =>
       reply(status, JSON.stringify({ error: { message, type } }));
-    const refused = refusal(req, (server.address() as AddressInfo).port);
+    const refused = refusal(req, (server.address() as AddressInfo).port, source.page);
     if (refused) fail(refused.status, refused.message);
     else if (POSTS.has(path) && source.pausing) {
       if (method !== "POST") {
@@ -124,10 +135,11 @@ export async function startStatusServer(
     else if (path === "/status") reply(200, JSON.stringify(source.status(), null, 2));
     else if (path === "/metrics" && source.metrics)
       reply(200, source.metrics.render(), METRICS_CONTENT_TYPE);
+    else if (source.page?.handle(path, req, res)) return;
     else
       fail(
         404,
-        `no status endpoint ${path}; try /healthz, /ready, /status or /metrics`,
+        `no status endpoint ${path}; try /healthz, /ready, /status or /metrics${source.page ? ", or open / in a browser" : ""}`,
         "not_found_error",
       );
   });

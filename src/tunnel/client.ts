@@ -152,6 +152,11 @@ export class TunnelClient extends EventEmitter {
     return this.#state;
   }
 
+  /** Unix milliseconds the current connection came up; null while not connected. */
+  get connectedSince(): number | null {
+    return this.#state === "connected" ? this.#connectedAt : null;
+  }
+
   /** The heartbeat and ping interval in use: the relay's `heartbeat_ms`, clamped. */
   get heartbeatMs(): number {
     return this.#heartbeatMs;

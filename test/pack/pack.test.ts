@@ -14,6 +14,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, scratchDir } from "../e2e/harness.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
+import { freePort } from "../fakes/util.ts";
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -42,6 +43,11 @@ describe("the packed package", () => {
   it("holds the built CLI and none of the sources or tests", () => {
     expect(files).toContain("dist/src/cli/main.js");
     expect(files).toContain("bin/club-provider");
+    // The pages' bundles, built at prepack (src/ui/build.ts).
+    expect(files).toContain("dist/ui/manifest.json");
+    expect(files.filter((f) => /^dist\/ui\/(rig|club|style)-\w+\.(js|css)$/.test(f))).toHaveLength(
+      3,
+    );
     expect(files.filter((f) => /^(src|test|bench)\//.test(f) || f.endsWith(".ts"))).toEqual([]);
   });
 
@@ -91,7 +97,8 @@ describe("the packed package", () => {
       await fake.stop();
     });
 
-    it("serves an OpenAI client from the installed copy", async () => {
+    it("serves an OpenAI client and the rig page from the installed copy", async () => {
+      const statusPort = await freePort();
       daemon = runCli(
         [
           "start",
@@ -102,7 +109,7 @@ describe("the packed package", () => {
           "--service",
           fake.url,
           "--status-port",
-          "0",
+          String(statusPort),
           "--name",
           "packed",
         ],
@@ -117,6 +124,12 @@ describe("the packed package", () => {
         messages: [{ role: "user", content: "hi" }],
       });
       expect(reply.choices[0]?.message.content).toBe("from the package");
+      const shell = await (await fetch(`http://127.0.0.1:${statusPort}/`)).text();
+      const script = /src="(\/ui\/assets\/rig-\w+\.js)"/.exec(shell)?.[1];
+      expect(script, shell).toBeDefined();
+      const asset = await fetch(`http://127.0.0.1:${statusPort}${script ?? ""}`);
+      expect(asset.status).toBe(200);
+      expect(asset.headers.get("cache-control")).toMatch(/immutable/);
     });
   });
 

@@ -1,0 +1,94 @@
+/**
+ * What the rig's page shows, as the status server sends it (the first render in the HTML, then
+ * each `status` event of `/events`). Types only: shared by the daemon and the browser code.
+ */
+
+export interface RigGpu {
+  index: number;
+  model: string | null;
+  vram_mb: number | null;
+  vram_used_mb: number | null;
+  utilization_pct: number | null;
+  temperature_c: number | null;
+  power_w: number | null;
+  /** Utilisation samples, oldest first, one per `sample_seconds` (null: not read). */
+  utilization_history: (number | null)[];
+  /** VRAM used, MiB, on the same clock. */
+  vram_history: (number | null)[];
+}
+
+export interface RigModel {
+  id: string;
+  /** Who may use it (`private`, `the club`, `bob, carol`). */
+  access: string;
+  paused: string | null;
+  requests_hour: number;
+  errors_hour: number;
+  bytes_hour: number;
+}
+
+export interface RigService {
+  name: string;
+  engine: string;
+  url: string;
+  status: string;
+  reason: string;
+  in_flight: number;
+  queued: number;
+  max_concurrent: number;
+  models: RigModel[];
+}
+
+export interface RigJob {
+  request_id: string;
+  model: string;
+  endpoint: string;
+  service: string;
+  /** Unix seconds. */
+  started: number;
+  progress: number | null;
+  detail: string | null;
+}
+
+export interface RigError {
+  time: string;
+  kind: string;
+  message: string;
+  count: number;
+}
+
+export interface RigLogLine {
+  /** Unix milliseconds. */
+  time: number;
+  level: string;
+  msg: string;
+}
+
+/** An engine the daemon runs itself, as the status server's `GET /engines` lists it. */
+export interface ManagedEngine {
+  name: string;
+  state: string;
+  models?: (string | { id: string })[];
+  vramMiB?: number | null;
+  lastUsedAt?: number | string | null;
+  reason?: string | null;
+}
+
+export interface RigSnapshot {
+  name: string;
+  version: string;
+  /** Unix seconds the daemon started, and the server's clock now. */
+  started: number;
+  now: number;
+  relay: string;
+  pause: { paused: string | null; manual: string | null; outside_schedule: boolean };
+  tunnels: { state: string; connects: number; since: number | null }[];
+  sample_seconds: number;
+  gpus: RigGpu[];
+  services: RigService[];
+  jobs: RigJob[];
+  errors: RigError[];
+  log: RigLogLine[];
+  /** The managed engines; null when the status server has no `GET /engines`. */
+  engines?: ManagedEngine[] | null;
+}
