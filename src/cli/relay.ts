@@ -1,4 +1,5 @@
 /** `club-provider relay`: serve the club's public API and accept provider tunnels. */
+import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
@@ -11,6 +12,7 @@ import { DEFAULT_PROVIDER_LIMITS } from "../relay/provider-link.ts";
 import { DEFAULT_UPLOAD_LIMITS } from "../relay/uploads.ts";
 import { DEFAULT_MEDIA_LIMITS } from "../relay/media/types.ts";
 import { createRelay, type Relay } from "../relay/server.ts";
+import type { ClusterJoin } from "../relay/cluster/index.ts";
 import { exitOnFault, onShutdown } from "./signals.ts";
 
 interface RelayFlags {
@@ -22,6 +24,12 @@ interface RelayFlags {
   rateLimit: string;
   dataDir?: string;
   database?: string;
+  internalListen?: string;
+  instanceId?: string;
+  instanceUrl?: string;
+  clusterSecretFile?: string;
+  clusterHeartbeat: string;
+  clusterExpiry: string;
   logLevel?: string;
   maxTunnels: string;
   maxManifestBytes: string;
@@ -44,6 +52,33 @@ interface RelayFlags {
   voiceMaxBytes: string;
   voiceMaxSeconds: string;
   voiceMaxSamples: string;
+}
+
+/** The cluster settings from `--internal-listen` and the flags beside it. */
+function clusterFlags(opts: RelayFlags, listen: string): ClusterJoin {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(listen);
+  if (!m)
+    throw new UserError(
+      "bad_flag",
+      `--internal-listen must be host:port, got ${JSON.stringify(listen)}`,
+    );
+  const secret = opts.clusterSecretFile
+    ? readFileSync(opts.clusterSecretFile, "utf8").trim()
+    : process.env.CLUB_RELAY_CLUSTER_SECRET;
+  if (!secret)
+    throw new UserError(
+      "no_cluster_secret",
+      "--internal-listen needs the cluster secret: --cluster-secret-file FILE or CLUB_RELAY_CLUSTER_SECRET",
+    );
+  return {
+    internalHost: (m[1] ?? "").replace(/^\[|\]$/g, ""),
+    internalPort: Number(m[2]),
+    secret,
+    heartbeatMs: positive("--cluster-heartbeat", opts.clusterHeartbeat) * 1000,
+    expiryMs: positive("--cluster-expiry", opts.clusterExpiry) * 1000,
+    ...(opts.instanceId ? { instanceId: opts.instanceId } : {}),
+    ...(opts.instanceUrl ? { instanceUrl: opts.instanceUrl } : {}),
+  };
 }
 
 /** `$XDG_DATA_HOME/club-provider/relay`, or `~/.local/share/club-provider/relay`. */
@@ -105,6 +140,28 @@ export function relayCommand(): Command {
     .option(
       "--database <url>",
       "a postgres:// URL the relay opens one connection pool to, for state shared by several relays (or CLUB_RELAY_DATABASE); without it one relay keeps its state under --data-dir",
+    )
+    .option(
+      "--internal-listen <host:port>",
+      "run as one of several relays sharing --database: listen here for the other instances' streams (never expose it to members)",
+    )
+    .option(
+      "--instance-id <name>",
+      "this instance's unique name in the club (default: random at each start)",
+    )
+    .option(
+      "--instance-url <url>",
+      "the --internal-listen address as the other instances reach it (default http://<internal-listen>)",
+    )
+    .option(
+      "--cluster-secret-file <file>",
+      "file with the secret every instance shares (or CLUB_RELAY_CLUSTER_SECRET); at least 16 characters",
+    )
+    .option("--cluster-heartbeat <seconds>", "how often this instance says it is alive", "5")
+    .option(
+      "--cluster-expiry <seconds>",
+      "an instance silent this long is dropped, with its providers, by the others",
+      "15",
     )
     .option("--max-tunnels <n>", "provider tunnels one member may hold open at once", "8")
     .option(
@@ -224,6 +281,7 @@ export function relayCommand(): Command {
         openRate: positive("--open-rate", opts.openRate, true),
         dataDir: opts.dataDir ?? defaultDataDir(),
         ...(database ? { database } : {}),
+        ...(opts.internalListen ? { cluster: clusterFlags(opts, opts.internalListen) } : {}),
         jobLimits: jobLimitFlags(opts.jobLimit),
         providerLimits: {
           maxTunnelsPerMember: positive("--max-tunnels", opts.maxTunnels),

@@ -47,6 +47,13 @@ export async function joinCluster(
       "weak_cluster_secret",
       `the cluster secret must be at least ${MIN_SECRET_LENGTH} characters (CLUB_RELAY_CLUSTER_SECRET or --cluster-secret-file)`,
     );
+  const beat = settings.heartbeatMs ?? 5_000;
+  const expiry = settings.expiryMs ?? 15_000;
+  if (expiry < 2 * beat)
+    throw new UserError(
+      "bad_flag",
+      `the cluster expiry (${expiry / 1000} s) must be at least twice the heartbeat (${beat / 1000} s), or live instances drop each other`,
+    );
   const instanceId = settings.instanceId ?? `inst_${randomBytes(6).toString("hex")}`;
   const internal = await startInternal({
     host: settings.internalHost,
