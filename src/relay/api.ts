@@ -37,6 +37,7 @@ import { isFilesPath, isOpenMediaPath } from "./media/routes.ts";
 import { isVoicePath } from "./media/voice-routes.ts";
 import { readSharing } from "./media/sharing.ts";
 import { MediaError } from "./media/types.ts";
+import type { ClubUi } from "./ui-routes.ts";
 
 export interface ApiOptions {
   keys: KeyRing;
@@ -64,6 +65,8 @@ export interface ApiOptions {
   keepAliveMs?: number;
   /** The media library: results kept and served by URL (`media/`); without it, none are. */
   media?: Media;
+  /** The club's page (`/`, `/ui`, `/ui/api/*`); without it, those paths are unknown. */
+  ui?: ClubUi;
 }
 
 /**
@@ -117,6 +120,10 @@ export function createApi(
     if (speaksAnthropic(path)) anthropicErrors(res);
     if (path === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      return;
+    }
+    if (options.ui?.isPage(path)) {
+      options.ui.page(req, res, path);
       return;
     }
     const throttled = options.throttle?.wait(req);
@@ -174,6 +181,10 @@ export function createApi(
           "retry-after": String(wait),
         },
       );
+      return;
+    }
+    if (options.ui?.isApi(path)) {
+      await options.ui.api(req, res, path, key);
       return;
     }
     if (options.uploads && !options.uploads.admit(req, res, member)) return;

@@ -1,6 +1,7 @@
 /**
- * The relay's API keys: each key belongs to one member. Keys are held only as SHA-256 digests
- * and compared in constant time, so neither memory dumps nor response timing reveal them.
+ * The relay's API keys: each key belongs to one member; a key marked `admin` is the operator's
+ * (the club page's admin view). Keys are held only as SHA-256 digests and compared in constant
+ * time, so neither memory dumps nor response timing reveal them.
  */
 import { hash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -10,14 +11,23 @@ function digest(key: string): Buffer {
   return hash("sha256", key, "buffer");
 }
 
-export class KeyRing {
-  readonly #byDigest = new Map<string, { digest: Buffer; member: string }>();
+/** A key's entry: its member, or its member and whether it is the operator's. */
+export type KeyEntry = string | { member: string; admin?: boolean };
 
-  constructor(keys: Record<string, string>) {
-    for (const [key, member] of Object.entries(keys)) {
+export class KeyRing {
+  readonly #byDigest = new Map<string, { digest: Buffer; member: string; admin: boolean }>();
+
+  constructor(keys: Record<string, KeyEntry>) {
+    for (const [key, entry] of Object.entries(keys)) {
       const d = digest(key);
-      this.#byDigest.set(d.toString("hex"), { digest: d, member });
+      const { member, admin = false } = typeof entry === "string" ? { member: entry } : entry;
+      this.#byDigest.set(d.toString("hex"), { digest: d, member, admin });
     }
+  }
+
+  /** Every member that has a key, sorted. */
+  members(): string[] {
+    return [...new Set([...this.#byDigest.values()].map((e) => e.member))].sort();
   }
 
   get size(): number {
@@ -33,12 +43,14 @@ export class KeyRing {
    * The member a key belongs to and a stable id of the key (its digest, hex), or undefined:
    * per-key state such as rate limits is keyed by the id, so raw keys are not kept around.
    */
-  lookup(key: string | undefined): { member: string; id: string } | undefined {
+  lookup(key: string | undefined): { member: string; id: string; admin: boolean } | undefined {
     if (!key) return undefined;
     const d = digest(key);
     const id = d.toString("hex");
     const entry = this.#byDigest.get(id);
-    return entry && timingSafeEqual(entry.digest, d) ? { member: entry.member, id } : undefined;
+    return entry && timingSafeEqual(entry.digest, d)
+      ? { member: entry.member, id, admin: entry.admin }
+      : undefined;
   }
 
   /** The bearer token of an `Authorization` header, if it has one. */
@@ -63,11 +75,12 @@ export function weakKey(key: string): string | undefined {
 }
 
 /**
- * Keys from a JSON file `{"<key>": "<member>"}` and/or the `CLUB_RELAY_KEYS` variable
+ * Keys from a JSON file `{"<key>": "<member>"}` (or `{"<key>": {"member": "<member>", "admin":
+ * true}}` for the operator's key) and/or the `CLUB_RELAY_KEYS` variable
  * (`key1=member1,key2=member2`). Reports every problem at once.
  */
 export function loadKeys(options: { file?: string; env?: string }): KeyRing {
-  const keys: Record<string, string> = {};
+  const keys: Record<string, KeyEntry> = {};
   const problems: string[] = [];
   if (options.file) {
     let parsed: unknown;
@@ -83,14 +96,13 @@ export function loadKeys(options: { file?: string; env?: string }): KeyRing {
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
       problems.push(`${options.file}: must be an object mapping each key to its member`);
     } else {
-      for (const [key, member] of Object.entries(parsed)) {
-        if (typeof member !== "string" || member === "")
-          problems.push(
-            `${options.file}: the member of key "${key.slice(0, 4)}…" must be a non-empty string`,
-          );
+      for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
+        const entry = keyEntry(value);
+        if (typeof entry === "object" && "error" in entry)
+          problems.push(`${options.file}: key "${key.slice(0, 2)}…": ${entry.error}`);
         else if (weakKey(key))
           problems.push(`${options.file}: key "${key.slice(0, 2)}…" ${weakKey(key)}`);
-        else keys[key] = member;
+        else keys[key] = entry;
       }
     }
   }
@@ -116,4 +128,27 @@ export function loadKeys(options: { file?: string; env?: string }): KeyRing {
       "the relay has no API keys: pass --keys keys.json (a JSON object mapping each key to its member) or set CLUB_RELAY_KEYS=key=member",
     );
   return new KeyRing(keys);
+}
+
+/** A keys file's value as an entry, or why it is not one. */
+function keyEntry(value: unknown): KeyEntry | { error: string } {
+  const member =
+    typeof value === "object" && value !== null ? (value as { member?: unknown }).member : value;
+  if (typeof member !== "string" || member === "")
+    return {
+      error:
+        'the member must be a non-empty string: "<member>" or {"member": "<member>", "admin": true}',
+    };
+  if (typeof value === "string") return value;
+  if (Array.isArray(value)) return { error: "must not be a list" };
+  const { admin, ...rest } = value as Record<string, unknown>;
+  delete rest.member;
+  if (admin !== undefined && typeof admin !== "boolean")
+    return { error: '"admin" must be true or false' };
+  const unknown = Object.keys(rest);
+  if (unknown.length)
+    return {
+      error: `unknown field ${JSON.stringify(unknown[0]?.slice(0, 40))}: it takes member and admin`,
+    };
+  return admin === undefined ? { member } : { member, admin };
 }

@@ -23,6 +23,7 @@ import { Registry } from "./registry.ts";
 import { openPool } from "./pg/pool.ts";
 import { joinCluster, type ClusterJoin, type ClusterMember } from "./cluster/index.ts";
 import { Uploads, type UploadLimits } from "./uploads.ts";
+import { ClubUi } from "./ui-routes.ts";
 
 export interface RelayOptions {
   host?: string;
@@ -151,9 +152,12 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     await endPool();
     throw err;
   });
+  // The cluster is joined after the API exists; the page asks for its instance id later.
+  const clusterInfo: { instanceId?: string } = {};
   const api = createApi({
     keys,
     media,
+    ui: new ClubUi({ registry, keys, work, instance: () => clusterInfo.instanceId }),
     registry,
     log,
     work,
@@ -274,6 +278,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
         throw err;
       },
     );
+  if (cluster) clusterInfo.instanceId = cluster.instanceId;
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : 0;
   const host = options.host ?? "127.0.0.1";

@@ -62,4 +62,27 @@ describe("relay keys", () => {
     writeFileSync(file, "{");
     expect(() => loadKeys({ file })).toThrow(/cannot read the keys file .*JSON mapping each key/);
   });
+  it("loads the operator's key marked admin beside plain ones, and names a bad entry", () => {
+    const file = join(scratchDir(), "keys.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        "sk-admin-0123456789abcd": { member: "alice", admin: true },
+        "sk-plain-0123456789abcd": "bob",
+      }),
+    );
+    const ring = loadKeys({ file });
+    expect(ring.lookup("sk-admin-0123456789abcd")).toMatchObject({ member: "alice", admin: true });
+    expect(ring.lookup("sk-plain-0123456789abcd")).toMatchObject({ member: "bob", admin: false });
+    expect(ring.members()).toEqual(["alice", "bob"]);
+    for (const [entry, why] of [
+      [{ member: "" }, /member must be a non-empty string/],
+      [{ member: "a", admin: "yes" }, /"admin" must be true or false/],
+      [{ member: "a", role: "x" }, /unknown field "role"/],
+      [["a"], /member must be a non-empty string/],
+    ] as const) {
+      writeFileSync(file, JSON.stringify({ "sk-bad-0123456789abcdef": entry }));
+      expect(() => loadKeys({ file }), JSON.stringify(entry)).toThrow(why);
+    }
+  });
 });
