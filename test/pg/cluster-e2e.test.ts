@@ -1,0 +1,204 @@
+/**
+ * A club on two relay instances, end to end with real processes as an operator runs them:
+ * one PostgreSQL, `club-provider relay` twice with `--database` and `--internal-listen`, nginx
+ * in front (round-robin, WebSocket upgrades passed through), a daemon serving a fake
+ * llama-server through nginx, and the official `openai` client against nginx and against each
+ * instance. Then the instance holding the tunnel is killed with SIGKILL.
+ */
+import { once } from "node:events";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import OpenAI, { APIUserAbortError } from "openai";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { FakeLlamaServer } from "../fakes/llama-server.ts";
+import { runCli, scratchDir, writeSecret, type CliProcess } from "../e2e/harness.ts";
+import { freshDatabase, HAVE_PG } from "./db.ts";
+import { NGINX, startNginx, type Nginx } from "./nginx.ts";
+
+const ALICE = "sk-alice-cluster-e2e-0123456789";
+
+const MODEL = "tiny-qwen2-chat";
+
+interface Instance {
+  name: string;
+  proc: CliProcess;
+  url: string;
+}
+
+let home: string;
+let fake: FakeLlamaServer;
+let nginx: Nginx;
+let relays: Instance[];
+let daemon: CliProcess;
+
+async function startInstance(name: string, database: string): Promise<Instance> {
+  const dataDir = join(home, name);
+  mkdirSync(dataDir);
+  const proc = runCli(
+    [
+      "relay",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--keys",
+      join(home, "keys.json"),
+      "--heartbeat",
+      "2",
+      "--rate-limit",
+      "0",
+      "--data-dir",
+      dataDir,
+      "--database",
+      database,
+      "--internal-listen",
+      "127.0.0.1:0",
+      "--instance-id",
+      name,
+      "--cluster-secret-file",
+      join(home, "cluster-secret"),
+      "--cluster-heartbeat",
+      "1",
+      "--cluster-expiry",
+      "3",
+    ],
+    { home },
+  );
+  const line = await proc.waitFor(/relay ready: OpenAI base URL (http:\/\/\S+)\/v1/);
+  const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(line)?.[1];
+  if (!url) throw new Error(`no relay URL in ${line}`);
+  return { name, proc, url };
+}
+
+const client = (base: string, apiKey = ALICE) =>
+  new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 0 });
+
+const chat = (base: string, apiKey = ALICE) =>
+  client(base, apiKey).chat.completions.create({
+    model: MODEL,
+    messages: [{ role: "user", content: "hi" }],
+  });
+
+/** The instance whose log says the rig's tunnel arrived there (the `nth` time). */
+async function holder(nth = 1): Promise<Instance> {
+  return Promise.race(
+    relays.map(async (r) => {
+      await r.proc.waitFor(/provider rig1 connected/, { timeoutMs: 30_000, nth });
+      return r;
+    }),
+  );
+}
+
+if (HAVE_PG && !NGINX) {
+  if (process.env.CI) throw new Error("nginx is required by the PostgreSQL tier under CI");
+  console.warn(
+    "SKIPPING the two-instance nginx test: nginx is not installed (apt-get install -y nginx)",
+  );
+}
+
+describe.skipIf(!HAVE_PG || !NGINX)("two relay instances behind nginx", () => {
+  beforeAll(async () => {
+    home = scratchDir();
+    writeFileSync(join(home, "keys.json"), JSON.stringify({ [ALICE]: "alice" }));
+    writeSecret(home, "cluster-secret", "a-cluster-secret-for-the-e2e-test");
+    fake = new FakeLlamaServer({ tokens: ["Hello", " from", " the", " rig", "."] });
+    await fake.start();
+    const database = await freshDatabase("cluster_e2e");
+    relays = await Promise.all([
+      startInstance("relay-a", database),
+      startInstance("relay-b", database),
+    ]);
+    nginx = await startNginx(relays.map((r) => new URL(r.url).host));
+    const daemonHome = scratchDir();
+    daemon = runCli(
+      [
+        "start",
+        "--relay",
+        nginx.url.replace("http", "ws"),
+        "--api-key-file",
+        writeSecret(daemonHome, "key.txt", ALICE),
+        "--name",
+        "rig1",
+        "--no-autodetect",
+        "--status-port",
+        "0",
+        "--service",
+        fake.url,
+      ],
+      { home: daemonHome },
+    );
+    await daemon.waitFor(/connected to the relay/);
+  });
+
+  afterAll(async () => {
+    await daemon.stop("SIGKILL");
+    await Promise.all(relays.map((r) => r.proc.stop("SIGKILL")));
+    await nginx.stop();
+    await fake.stop();
+  });
+
+  it("serves models and chat through nginx, from whichever instance takes the request", async () => {
+    await vi.waitFor(async () => {
+      for (const r of relays)
+        expect((await client(r.url).models.list()).data.map((m) => m.id)).toEqual([MODEL]);
+    });
+    // Round-robin: of four calls through nginx, two land on the instance without the tunnel.
+    for (let i = 0; i < 4; i++) {
+      const reply = await chat(nginx.url);
+      expect(reply.choices[0]?.message.content).toBe("Hello from the rig.");
+    }
+  });
+
+  it("streams whole, and aborts at the engine, from the instance without the tunnel", async () => {
+    const near = await holder();
+    const far = relays.find((r) => r !== near)!;
+    const stream = await client(far.url).chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+      stream: true,
+    });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    expect(text).toBe("Hello from the rig.");
+
+    fake.pauseGenerations();
+    const abort = new AbortController();
+    const held = await client(far.url).chat.completions.create(
+      { model: MODEL, messages: [{ role: "user", content: "wait" }], stream: true },
+      { signal: abort.signal },
+    );
+    const closed = once(fake, "client-closed");
+    const reading = (async () => {
+      let seen = "";
+      for await (const chunk of held) seen += chunk.choices[0]?.delta.content ?? "";
+      return seen;
+    })().catch((err: unknown) => err);
+    await vi.waitFor(() => expect(fake.inFlight).toBe(1));
+    abort.abort();
+    // The SDK ends an aborted stream's iteration, or throws its abort error.
+    const outcome = await reading;
+    if (typeof outcome === "string") expect(outcome).not.toBe("Hello from the rig.");
+    else expect(outcome).toBeInstanceOf(APIUserAbortError);
+    await closed;
+    fake.resumeGenerations();
+    await vi.waitFor(() => expect(fake.inFlight).toBe(0));
+  });
+
+  it("survives SIGKILL of the instance holding the tunnel: the rig reconnects to the other", async () => {
+    const near = await holder();
+    const survivor = relays.find((r) => r !== near)!;
+    near.proc.child.kill("SIGKILL");
+    await near.proc.exited;
+    // The daemon reconnects through nginx, which now reaches only the survivor.
+    await survivor.proc.waitFor(/provider rig1 connected/, { timeoutMs: 30_000 });
+    await vi.waitFor(
+      async () => {
+        const reply = await chat(nginx.url);
+        expect(reply.choices[0]?.message.content).toBe("Hello from the rig.");
+      },
+      { timeout: 20_000, interval: 200 },
+    );
+    const direct = await chat(survivor.url);
+    expect(direct.choices[0]?.message.content).toBe("Hello from the rig.");
+  });
+});
