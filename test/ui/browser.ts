@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { expect } from "vitest";
 
@@ -75,4 +76,49 @@ export async function screenshot(browser: Browser, page: Page, name: string): Pr
     await probe.close();
   }
   return path;
+}
+
+/** What a first load of a page costs: bytes of every response, and time to first paint. */
+export interface PageWeight {
+  /** Bytes of the HTML, scripts and styles of a first load (no cache). */
+  bytes: number;
+  /** The same bodies gzipped (the servers send them as they are; a proxy may compress). */
+  gzipBytes: number;
+  files: number;
+  /** Median first contentful paint over the loads, ms after navigation start. */
+  firstPaintMs: number;
+}
+
+/** Loads `url` `loads` times in fresh contexts (cold cache) and measures each first load. */
+export async function measure(browser: Browser, url: string, loads = 5): Promise<PageWeight> {
+  const paints: number[] = [];
+  let weight = { bytes: 0, gzipBytes: 0, files: 0 };
+  for (let i = 0; i < loads; i++) {
+    const context = await browser.newContext();
+    const tab = await context.newPage();
+    const bodies: Promise<Buffer>[] = [];
+    tab.on("response", (r) => {
+      // The first load: the page and its assets, not its live stream (which never ends).
+      const stream = r.headers()["content-type"]?.startsWith("text/event-stream") === true;
+      if (new URL(r.url()).origin === new URL(url).origin && !stream) bodies.push(r.body());
+    });
+    await tab.goto(url, { waitUntil: "load" });
+    const paint = await tab.evaluate(async () => {
+      for (;;) {
+        const entry = performance.getEntriesByName("first-contentful-paint")[0];
+        if (entry) return entry.startTime;
+        await new Promise((r) => requestAnimationFrame(r));
+      }
+    });
+    paints.push(paint);
+    const all = await Promise.all(bodies);
+    weight = {
+      bytes: all.reduce((n, b) => n + b.length, 0),
+      gzipBytes: all.reduce((n, b) => n + gzipSync(b).length, 0),
+      files: all.length,
+    };
+    await context.close();
+  }
+  paints.sort((a, b) => a - b);
+  return { ...weight, firstPaintMs: Math.round(paints[Math.floor(paints.length / 2)] ?? 0) };
 }

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, scratchDir, writeSecret, type CliProcess } from "../e2e/harness.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 import { MediaRig } from "../relay/jobs/media-rig.ts";
-import { HAVE_CHROMIUM, launch, screenshot, watchErrors } from "./browser.ts";
+import { HAVE_CHROMIUM, launch, measure, screenshot, watchErrors } from "./browser.ts";
 
 const ADMIN_KEY = "sk-club-page-admin-0123456789";
 const BOB_KEY = "sk-club-page-bob-0123456789";
@@ -185,5 +185,12 @@ describe.skipIf(!HAVE_CHROMIUM)("the club's page", () => {
       .toMatch(/missing or invalid API key/);
     expect(await tab.evaluate(() => sessionStorage.getItem("club-key"))).toBe(null);
     await context.close();
+  });
+
+  it("stays within its first-load budget (BENCHMARKS.md, Page weight)", async () => {
+    const weight = await measure(browser, `${base}/`);
+    process.stdout.write(`page weight: club ${JSON.stringify(weight)}\n`);
+    expect(weight.files).toBe(3);
+    expect(weight.bytes).toBeLessThan(56 * 1024);
   });
 });
