@@ -30,6 +30,7 @@ interface RelayFlags {
   clusterSecretFile?: string;
   clusterHeartbeat: string;
   clusterExpiry: string;
+  instanceLease: string;
   logLevel?: string;
   maxTunnels: string;
   maxManifestBytes: string;
@@ -139,7 +140,12 @@ export function relayCommand(): Command {
     )
     .option(
       "--database <url>",
-      "a postgres:// URL the relay opens one connection pool to, for state shared by several relays (or CLUB_RELAY_DATABASE); without it one relay keeps its state under --data-dir",
+      "a postgres:// URL (or CLUB_RELAY_DATABASE): a lone relay keeps its jobs, batches, workflow runs and usage there instead of --data-dir's SQLite, one relay per database (results and the media library stay in --data-dir); with --internal-listen, instances share providers through it and keep their jobs in --data-dir",
+    )
+    .option(
+      "--instance-lease <seconds>",
+      "with --database and no --internal-listen: how long the relay holding the database may go without renewing its lease before another relay may take over",
+      "15",
     )
     .option(
       "--internal-listen <host:port>",
@@ -280,7 +286,9 @@ export function relayCommand(): Command {
         rateLimit: Number(opts.rateLimit),
         openRate: positive("--open-rate", opts.openRate, true),
         dataDir: opts.dataDir ?? defaultDataDir(),
-        ...(database ? { database } : {}),
+        ...(database
+          ? { database, instanceLeaseMs: positive("--instance-lease", opts.instanceLease) * 1000 }
+          : {}),
         ...(opts.internalListen ? { cluster: clusterFlags(opts, opts.internalListen) } : {}),
         jobLimits: jobLimitFlags(opts.jobLimit),
         providerLimits: {

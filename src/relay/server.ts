@@ -44,7 +44,10 @@ export interface RelayOptions {
   dataDir?: string;
   /**
    * A `postgres://` URL: the relay opens one connection pool to it (`relay.pool`), shared by
-   * every part that keeps state in PostgreSQL, and ends it at close.
+   * every part that keeps state in PostgreSQL, and ends it at close. Without `cluster`, jobs,
+   * batches, workflow runs, their bodies and usage are kept there (one relay per database,
+   * `pg/store.ts`); byte results and the media library stay under `dataDir`. Cluster instances
+   * keep their jobs under `dataDir`.
    */
   database?: string;
   /** A pool the caller opened and ends itself; takes the place of `database`. */
@@ -54,6 +57,8 @@ export interface RelayOptions {
    * tunnel another instance holds are reached through it (`cluster/`).
    */
   cluster?: ClusterJoin;
+  /** The lease of the lone relay holding the database, in ms (default 15 000; `--instance-lease`). */
+  instanceLeaseMs?: number;
   /** Bounds and timings of async work (tests shorten them). */
   jobLimits?: Partial<JobLimits>;
   /** SSE comments on a streamed answer not begun yet, this often (default 15 s; 0 never). */
@@ -115,7 +120,6 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   const throttle = new AuthThrottle(options.authThrottle);
   /** Open tunnels per member, counted from the upgrade (before hello) to the close. */
   const tunnels = new Map<string, number>();
-  // Jobs that were running when the relay stopped are queued again; they wait for providers.
   const ownPool = !options.pool && options.database !== undefined;
   const pool =
     options.pool ??
@@ -134,12 +138,19 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       throw err;
     });
   }
+  // Jobs that were running when the relay stopped are queued again; they wait for providers.
   const work = await createWork({
     registry,
     log,
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    // Cluster instances share providers, not jobs: those stay in each one's data directory.
+    ...(pool && !options.cluster ? { pool } : {}),
+    ...(options.instanceLeaseMs === undefined ? {} : { instanceLeaseMs: options.instanceLeaseMs }),
     ...(options.jobLimits ? { limits: options.jobLimits } : {}),
     ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
+  }).catch(async (err: unknown) => {
+    await endPool();
+    throw err;
   });
   const media = await createMedia({
     log,

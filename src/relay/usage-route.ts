@@ -5,6 +5,8 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { sendError, sendJson } from "./respond.ts";
+import { answerStoreError } from "./jobs/http.ts";
+import { StoreError } from "./jobs/store.ts";
 import type { UsageBook } from "./usage-book.ts";
 
 /** The longest `?days=` asked for. */
@@ -68,6 +70,13 @@ export async function usageRoute(
     sendError(res, 400, "invalid_request_error", "model, when given, must not be empty");
     return;
   }
-  const report = await book.report(member, { days, ...(model === null ? {} : { model }) });
+  let report;
+  try {
+    report = await book.report(member, { days, ...(model === null ? {} : { model }) });
+  } catch (err) {
+    if (!(err instanceof StoreError)) throw err;
+    answerStoreError(res, err);
+    return;
+  }
   sendJson(res, 200, { object: "usage", member, days, ...report });
 }

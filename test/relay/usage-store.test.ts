@@ -1,20 +1,15 @@
 /**
- * The usage rows in both `JobStore` drivers (upserts that add, reads by member and by rig
- * owner, the prune by day, a reopen for SQLite), and the `UsageBook` over them: batched writes
- * every `usageFlushMs`, rows past `usageRetainDays` pruned.
+ * The `UsageBook` over a `JobStore`: batched writes every `usageFlushMs`, rows past
+ * `usageRetainDays` pruned. The usage rows of each driver are in the store contract
+ * (`jobs/store-contract.ts`).
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/log.ts";
 import { createMemoryStore } from "../../src/relay/jobs/memory-store.ts";
-import { openSqliteStore } from "../../src/relay/jobs/sqlite-store.ts";
-import type { JobStore, UsageRow } from "../../src/relay/jobs/store.ts";
+import type { UsageRow } from "../../src/relay/jobs/store.ts";
 import { DEFAULT_LIMITS } from "../../src/relay/jobs/types.ts";
 import { UsageBook } from "../../src/relay/usage-book.ts";
 
-const scratch = (): string => mkdtempSync(join(tmpdir(), "club-usage-store-"));
 const row = (extra: Partial<UsageRow>): UsageRow => ({
   member: "bob",
   provider: "rig",
@@ -30,56 +25,6 @@ const row = (extra: Partial<UsageRow>): UsageRow => ({
   videos: 0,
   bytes_out: 100,
   ...extra,
-});
-
-const drivers = [
-  { name: "memory", open: (): Promise<JobStore> => createMemoryStore(), durable: false },
-  {
-    name: "sqlite",
-    open: (dir: string): Promise<JobStore> => openSqliteStore(dir, { log: silentLogger }),
-    durable: true,
-  },
-];
-
-describe.each(drivers)("usage in the $name store", (driver) => {
-  it("adds counts to the row of the same key and reads by member or by owner", async () => {
-    const dir = scratch();
-    let store = await driver.open(dir);
-    await store.addUsage([row({}), row({ model: "n" }), row({ member: "carol", owner: "bob" })]);
-    await store.addUsage([row({ requests: 2, errors: 1, audio_seconds: 0.25 })]);
-    if (driver.durable) {
-      await store.close();
-      store = await driver.open(dir);
-    }
-    const bobs = await store.readUsage({ member: "bob", sinceDay: "2026-01-01" });
-    expect(bobs.map((r) => ({ ...r }))).toEqual([
-      row({
-        requests: 3,
-        errors: 1,
-        prompt_tokens: 20,
-        completion_tokens: 10,
-        audio_seconds: 1.75,
-        bytes_out: 200,
-      }),
-      row({ model: "n" }),
-    ]);
-    expect(
-      await store.readUsage({ member: "bob", sinceDay: "2026-01-01", model: "n" }),
-    ).toHaveLength(1);
-    expect(await store.readUsage({ member: "bob", sinceDay: "2026-12-02" })).toEqual([]);
-    const onBobs = await store.readUsage({ owner: "bob", sinceDay: "2026-01-01" });
-    expect(onBobs.map((r) => r.member)).toEqual(["carol"]);
-    await store.close();
-  });
-
-  it("prunes the rows of days before a day", async () => {
-    const store = await driver.open(scratch());
-    await store.addUsage([row({ day: "2025-01-01" }), row({ day: "2025-01-02" })]);
-    await store.pruneUsage("2025-01-02");
-    const left = await store.readUsage({ member: "bob", sinceDay: "2000-01-01" });
-    expect(left.map((r) => r.day)).toEqual(["2025-01-02"]);
-    await store.close();
-  });
 });
 
 describe("the usage book", () => {

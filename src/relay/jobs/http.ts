@@ -1,8 +1,23 @@
 /** What the long-running work routes share: JSON answers, lists, keys and the public base URL. */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parseJsonObject, readBody } from "../body.ts";
+import { sendError } from "../respond.ts";
+import type { StoreError } from "./store.ts";
 import { LIST_DEFAULT, LIST_MAX } from "./types.ts";
 import { WorkError } from "./work-error.ts";
+
+/**
+ * Answers a request whose store write or read failed: 507 for a full disk or database, 503
+ * otherwise; a database outage carries `code: "database_unavailable"` in the envelope.
+ */
+export function answerStoreError(res: ServerResponse, err: StoreError): void {
+  const message = `${err.message}; try again later`;
+  if (err.code !== "database_unavailable" || res.headersSent) {
+    sendError(res, err.code === "store_full" ? 507 : 503, "server_error", message);
+    return;
+  }
+  reply(res, 503, { error: { message, type: "server_error", code: err.code } });
+}
 
 /** Writes a JSON answer. */
 export function reply(

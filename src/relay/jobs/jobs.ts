@@ -52,6 +52,11 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
   readonly #byMember = new Map<string, Set<JobRecord>>();
   /** The last save of each job, for answers that must wait until it is durable. */
   readonly #saving = new WeakMap<JobRecord, Promise<void>>();
+  /**
+   * Queued jobs whose submission is not durable yet: they count against the member's room but
+   * are not dispatched, so a submission the store refuses never reaches a provider.
+   */
+  readonly #unacked = new WeakSet<JobRecord>();
   readonly #dispatcher: Dispatcher;
 
   constructor(options: JobSystemOptions) {
@@ -66,7 +71,7 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
       ...(options.usage ? { usage: options.usage } : {}),
       body: (job) => store.body(job.id),
       hooks: {
-        queue: () => this.#queue,
+        queue: () => this.#dispatchable(),
         started: (job, link, attempt) => this.#started(job, link, attempt),
         settled: (job, outcome) => this.#settled(job, outcome),
         expired: (job) =>
@@ -141,8 +146,7 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
 
   /**
    * Queues checked requests at once and starts saving them: `jobs` are known (and count against
-   * the member's room) before `saved` resolves. Saves are queued before anything can dispatch,
-   * which waits for a later tick.
+   * the member's room) before `saved` resolves; they are dispatched only once it has.
    */
   enqueue(
     member: string,
@@ -154,10 +158,16 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
     for (const job of jobs) {
       this.#add(job);
       this.#queue.add(job);
+      this.#unacked.add(job);
     }
-    // Not stored, so never acknowledged: the jobs go as if they had not been submitted.
-    void saved.catch(() => this.withdraw(jobs));
-    this.kick();
+    void saved.then(
+      () => {
+        for (const job of jobs) this.#unacked.delete(job);
+        this.kick();
+      },
+      // Not stored, so never acknowledged: the jobs go as if they had not been submitted.
+      () => this.withdraw(jobs),
+    );
     return { jobs, saved };
   }
 
@@ -228,6 +238,10 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
       Object.assign(job, { status: "QUEUED", attempts: job.attempts - 1, queued: Date.now() });
       this.#save(job);
     });
+  }
+
+  *#dispatchable(): Generator<JobRecord> {
+    for (const job of this.#queue) if (!this.#unacked.has(job)) yield job;
   }
 
   #started(job: JobRecord, link: ProviderLink, attempt: Attempt): void {

@@ -92,12 +92,17 @@ export const USAGE_COUNTERS: readonly (keyof UsageCounts)[] = [
 
 /**
  * A write the store could not make durable: `store_full` (the disk or the database is full),
- * or `store_failed` (anything else). Nothing of that write was kept.
+ * `database_unavailable` (PostgreSQL cannot be reached), or `store_failed` (anything else).
+ * Nothing of that write was kept.
  */
 export class StoreError extends ClubError {
-  // Not useless: it narrows `code` to the two the routes answer (507 or 503).
+  // Not useless: it narrows `code` to the three the routes answer (507 or 503).
   // eslint-disable-next-line @typescript-eslint/no-useless-constructor
-  constructor(code: "store_full" | "store_failed", message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: "store_full" | "store_failed" | "database_unavailable",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(code, message, options);
   }
 }

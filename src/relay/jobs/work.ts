@@ -3,7 +3,11 @@
  * memory), the job queue, batches and workflow runs, loaded and resumed at start, with the
  * routes the public API hands them. `createRelay` makes one; `close()` saves and lets go.
  */
+import { mkdtemp, rm } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type pg from "pg";
 import type { Logger } from "../../log.ts";
 import { describeError } from "../../errors.ts";
 import type { Endpoint } from "../../protocol/index.ts";
@@ -15,6 +19,7 @@ import { workflowRoutes } from "../workflows/routes.ts";
 import { Workflows } from "../workflows/runs.ts";
 import type { RunRecord } from "../workflows/types.ts";
 import { Batches } from "./batches.ts";
+import { answerStoreError } from "./http.ts";
 import { JobSystem } from "./jobs.ts";
 import { createMemoryStore } from "./memory-store.ts";
 import { sweepResults } from "./results.ts";
@@ -28,7 +33,8 @@ import {
   type StoredRecord,
 } from "./types.ts";
 import { openSqliteStore } from "./sqlite-store.ts";
-import { StoreError } from "./store.ts";
+import { StoreError, type JobStore } from "./store.ts";
+import { openPgStore } from "../pg/store.ts";
 import { WorkError } from "./work-error.ts";
 import { UsageBook } from "../usage-book.ts";
 
@@ -38,6 +44,14 @@ export interface WorkOptions {
   log: Logger;
   /** Where jobs and results are kept; without it they live in memory and die with the relay. */
   dataDir?: string;
+  /**
+   * The relay's PostgreSQL pool (`--database`): jobs, batches, runs, their bodies and usage are
+   * kept there instead; byte results and the media library stay under `dataDir` (a temporary
+   * directory, removed at close, without one).
+   */
+  pool?: pg.Pool;
+  /** The lease of the relay holding the database (default 15 s; see `pg/store.ts`). */
+  instanceLeaseMs?: number;
   limits?: Partial<JobLimits>;
   /** Largest JSON body of a batch or run submission. */
   maxJsonBytes?: number;
@@ -64,6 +78,60 @@ export interface Work {
 
 const PRUNE_EVERY_MS = 3_600_000;
 
+/**
+ * The store `o` asks for: PostgreSQL with a pool, else SQLite under `dataDir`, else memory.
+ * On PostgreSQL the media library's index still lives in `<dataDir>/jobs.db` (`database`),
+ * whose job tables then stay unused.
+ */
+async function openStore(
+  o: WorkOptions,
+  limits: JobLimits,
+): Promise<{
+  store: JobStore;
+  database?: import("node:sqlite").DatabaseSync;
+  closeAlso: () => Promise<void>;
+}> {
+  const { log, pool, dataDir } = o;
+  const sqlite = (dir: string): Promise<JobStore> =>
+    openSqliteStore(dir, { log, maxWritesPerCommit: limits.maxWritesPerCommit });
+  if (!pool) {
+    const store = dataDir ? await sqlite(dataDir) : await createMemoryStore();
+    return {
+      store,
+      ...(store.database ? { database: store.database } : {}),
+      closeAlso: () => Promise.resolve(),
+    };
+  }
+  const local = dataDir ? await sqlite(dataDir) : undefined;
+  const resultsDir = dataDir
+    ? join(dataDir, "results")
+    : await mkdtemp(join(tmpdir(), "club-relay-results-"));
+  const closeAlso = async (): Promise<void> => {
+    await local?.close();
+    if (!dataDir) await rm(resultsDir, { recursive: true, force: true });
+  };
+  try {
+    const left = local ? (await local.load()).length : 0;
+    if (left > 0)
+      log.warn(
+        { dataDir, records: left },
+        "%d job(s), batch(es) or run(s) in %s/jobs.db are not served: this relay keeps them in PostgreSQL (--database)",
+        left,
+        dataDir,
+      );
+    const store = await openPgStore(pool, {
+      log,
+      resultsDir,
+      maxWritesPerCommit: limits.maxWritesPerCommit,
+      ...(o.instanceLeaseMs === undefined ? {} : { leaseMs: o.instanceLeaseMs }),
+    });
+    return { store, ...(local?.database ? { database: local.database } : {}), closeAlso };
+  } catch (err) {
+    await closeAlso();
+    throw err;
+  }
+}
+
 const of =
   <T extends StoredRecord>(kind: T["kind"]) =>
   (records: StoredRecord[]): T[] =>
@@ -78,9 +146,7 @@ const of =
 export async function createWork(o: WorkOptions): Promise<Work> {
   const { registry, log } = o;
   const limits: JobLimits = { ...DEFAULT_LIMITS, ...o.limits };
-  const store = o.dataDir
-    ? await openSqliteStore(o.dataDir, { log, maxWritesPerCommit: limits.maxWritesPerCommit })
-    : await createMemoryStore();
+  const { store, database, closeAlso } = await openStore(o, limits);
   const records = await store.load();
   const usage = new UsageBook({
     store,
@@ -103,7 +169,7 @@ export async function createWork(o: WorkOptions): Promise<Work> {
   log.info(
     { dataDir: o.dataDir ?? null, jobs: loaded.length, requeued, records: records.length },
     "job store %s: %d job(s), %d queued again",
-    o.dataDir ?? "in memory",
+    o.pool ? "in PostgreSQL" : (o.dataDir ?? "in memory"),
     loaded.length,
     requeued,
   );
@@ -135,9 +201,7 @@ export async function createWork(o: WorkOptions): Promise<Work> {
     } catch (err) {
       if (err instanceof StoreError) {
         log.error({ err: describeError(err) }, "a write to the job store failed");
-        // 507 Insufficient Storage for a full disk; 503 for any other store failure.
-        const status = err.code === "store_full" ? 507 : 503;
-        sendError(res, status, "server_error", `${err.message}; try again later`);
+        answerStoreError(res, err);
         return;
       }
       if (!(err instanceof WorkError)) throw err;
@@ -146,7 +210,7 @@ export async function createWork(o: WorkOptions): Promise<Work> {
   };
 
   return {
-    ...(store.database ? { database: store.database } : {}),
+    ...(database ? { database } : {}),
     handle(req, res, member, url) {
       const [, , area = "", ...rest] = url.pathname.split("/");
       // A malformed escape stays as it is, and matches nothing.
@@ -166,6 +230,7 @@ export async function createWork(o: WorkOptions): Promise<Work> {
       await jobs.close();
       await usage.close();
       await store.close();
+      await closeAlso();
     },
   };
 }

@@ -27,6 +27,9 @@ export function startRelay(
     jobLimits?: Partial<JobLimits>;
     port?: number;
     mediaLimits?: Partial<MediaLimits>;
+    /** A `postgres://` URL: jobs kept there (`--database`). */
+    database?: string;
+    instanceLeaseMs?: number;
   } = {},
 ): Promise<Relay> {
   return createRelay({
@@ -37,6 +40,8 @@ export function startRelay(
     jobLimits: { ...FAST, ...options.jobLimits },
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
     ...(options.mediaLimits ? { mediaLimits: options.mediaLimits } : {}),
+    ...(options.database ? { database: options.database } : {}),
+    ...(options.instanceLeaseMs ? { instanceLeaseMs: options.instanceLeaseMs } : {}),
   });
 }
 

@@ -1,10 +1,10 @@
 /**
- * The `JobStore` drivers: one suite every driver runs (what a reload gives back, bodies kept
- * apart), then what only the SQLite store does: its schema version, its lock, group commits,
- * rows of the wrong shape, and the import of an old `jobs.jsonl`.
+ * The `JobStore` drivers: the contract every driver keeps (`store-contract.ts`), run for memory
+ * and SQLite (PostgreSQL runs it in `test/pg/store.test.ts`), then what only the SQLite store
+ * does: its schema version, its lock, group commits, rows of the wrong shape, and the import of
+ * an old `jobs.jsonl`.
  */
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { DatabaseSync } from "node:sqlite";
@@ -13,34 +13,7 @@ import { createLogger, silentLogger } from "../../../src/log.ts";
 import { createMemoryStore } from "../../../src/relay/jobs/memory-store.ts";
 import { MIGRATIONS } from "../../../src/relay/jobs/migrations.ts";
 import { openSqliteStore } from "../../../src/relay/jobs/sqlite-store.ts";
-import type { JobStore } from "../../../src/relay/jobs/store.ts";
-import type { StoredRecord } from "../../../src/relay/jobs/types.ts";
-
-const scratch = (): string => mkdtempSync(join(tmpdir(), "club-store-"));
-const record = (id: string, extra: Record<string, unknown> = {}): StoredRecord =>
-  ({
-    kind: "batch",
-    id,
-    seq: 1,
-    member: "alice",
-    created: 0,
-    jobs: [],
-    custom_ids: [],
-    ...extra,
-  }) as StoredRecord;
-const job = (id: string, extra: Record<string, unknown> = {}): StoredRecord =>
-  record(id, {
-    kind: "job",
-    endpoint: "/v1/images/generations",
-    model: "m",
-    status: "QUEUED",
-    queued: 0,
-    attempts: 0,
-    body_bytes: 2,
-    ...extra,
-  });
-const byId = (records: StoredRecord[]): StoredRecord[] =>
-  records.sort((x, y) => x.id.localeCompare(y.id));
+import { byId, job, record, scratch, storeContract, type StoreDriver } from "./store-contract.ts";
 
 /** A database of the store in `dir`, opened after the store closed (the lock is gone). */
 function inspect<T>(dir: string, read: (db: DatabaseSync) => T): T {
@@ -52,14 +25,7 @@ function inspect<T>(dir: string, read: (db: DatabaseSync) => T): T {
   }
 }
 
-interface Driver {
-  name: string;
-  open(dir: string): Promise<JobStore>;
-  /** What a restart would give back: the SQLite store is closed and opened again. */
-  reload(store: JobStore, dir: string): Promise<{ store: JobStore; records: StoredRecord[] }>;
-}
-
-const drivers: Driver[] = [
+const drivers: StoreDriver[] = [
   {
     name: "memory",
     open: () => createMemoryStore(),
@@ -77,49 +43,7 @@ const drivers: Driver[] = [
 ];
 
 describe.each(drivers)("the $name store", (driver) => {
-  it("gives back the last save of every record not removed", async () => {
-    const dir = scratch();
-    const store = await driver.open(dir);
-    expect(await store.load()).toEqual([]);
-    await store.save(record("a", { seq: 1 }));
-    await store.save(record("b"));
-    const a = record("a", { seq: 2 });
-    await Promise.all([store.save(a), store.save(job("c"), Buffer.from("{}"))]);
-    await store.remove("b");
-    await store.remove("never-saved");
-    const { store: after, records } = await driver.reload(store, dir);
-    expect(byId(records)).toEqual([a, job("c")]);
-    expect(existsSync(after.resultsDir)).toBe(true);
-    await after.close();
-  });
-
-  it("writes saves in call order, the last one winning", async () => {
-    const dir = scratch();
-    const store = await driver.open(dir);
-    await Promise.all(Array.from({ length: 50 }, (_, v) => store.save(record("a", { seq: v }))));
-    const { store: after, records } = await driver.reload(store, dir);
-    expect(records).toEqual([record("a", { seq: 49 })]);
-    await after.close();
-  });
-
-  it("keeps a job's body apart: given once, kept across saves, gone when dropped or removed", async () => {
-    const dir = scratch();
-    const store = await driver.open(dir);
-    const body = Buffer.from('{"model":"m","prompt":"x"}');
-    await store.save(job("a"), body);
-    await store.save(job("b"), Buffer.from("{}"));
-    await store.save(job("a", { status: "FAILED" }));
-    expect(await store.body("a")).toEqual(body);
-    const { store: after, records } = await driver.reload(store, dir);
-    expect(records.find((r) => r.id === "a")).not.toHaveProperty("body");
-    expect(await after.body("a")).toEqual(body);
-    await after.dropBody("a");
-    await after.remove("b");
-    expect(await after.body("a")).toBeUndefined();
-    expect(await after.body("b")).toBeUndefined();
-    expect(byId(await after.load()).map((r) => r.id)).toEqual(["a"]);
-    await after.close();
-  });
+  storeContract(driver);
 });
 
 describe("the SQLite store", () => {
