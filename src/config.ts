@@ -14,6 +14,12 @@ import type { MemberLimit } from "./gateway/member-limits.ts";
 import { MAX_ACCESS_MEMBERS, type Access } from "./protocol/manifest.ts";
 import { DEFAULT_MAX_STREAMS } from "./transport/h2-settings.ts";
 import { checkSchedule, type ScheduleWindow } from "./daemon/schedule.ts";
+import {
+  checkEngines,
+  ENGINE_DEFAULTS,
+  type EngineSettings,
+  type StoredEngine,
+} from "./engines/schema.ts";
 
 /** Stored auto-pause settings: serving stops on a GPU while another program of the owner's uses it. */
 export interface StoredAutoPause {
@@ -104,6 +110,22 @@ export interface StoredConfig {
   autoPause?: StoredAutoPause;
   /** When the rig serves, in local time; outside every window it is paused. Empty: always. */
   schedule?: ScheduleWindow[];
+  /** Engines the daemon starts on demand and stops when idle (docs/engines.md). */
+  engines?: StoredEngine[];
+  /** How long a request waits for a cold engine before 503 (default 120). */
+  engineWaitSeconds?: number;
+  /** VRAM kept free on each GPU for managed engines' budget (default 512). */
+  vramReserveMiB?: number;
+  /** A GPU's budget for managed engines, by index: `{"0": 20000}`; instead of total − reserve. */
+  vramBudgetMiB?: Record<string, number>;
+  /** Failed starts or crashes in a row before an engine's models are withdrawn (default 3). */
+  engineMaxFailures?: number;
+  /** SIGTERM, then this long before SIGKILL (default 10). */
+  engineStopSeconds?: number;
+  /** Lines of output kept per engine for `engines logs` (default 500). */
+  engineLogLines?: number;
+  /** First wait before an engine is started again after a failure, doubled each time (default 2). */
+  engineRetrySeconds?: number;
 }
 
 /** The daemon's settings after every source is applied. */
@@ -137,6 +159,8 @@ export interface Config {
   paused: string | undefined;
   autoPause: AutoPauseConfig;
   schedule: ScheduleWindow[];
+  engines: StoredEngine[];
+  engineSettings: EngineSettings;
 }
 
 /** Flags of `club-provider start` that override config. */
@@ -246,6 +270,19 @@ const schema = {
       },
     },
   },
+  // Checked field by field by checkEngines, which names the entry and the fix.
+  engines: { type: "array", maxItems: 256, items: { type: "object" } },
+  engineWaitSeconds: { type: "number", minimum: 0, maximum: 86400 },
+  vramReserveMiB: { type: "integer", minimum: 0, maximum: 16777216 },
+  vramBudgetMiB: {
+    type: "object",
+    propertyNames: { pattern: "^\\d{1,4}$" },
+    additionalProperties: { type: "integer", minimum: 0, maximum: 16777216 },
+  },
+  engineMaxFailures: { type: "integer", minimum: 1, maximum: 1000 },
+  engineStopSeconds: { type: "number", minimum: 0, maximum: 3600 },
+  engineLogLines: { type: "integer", minimum: 1, maximum: 100000 },
+  engineRetrySeconds: { type: "number", minimum: 0, maximum: 3600 },
   services: {
     type: "array",
     items: {
@@ -425,6 +462,12 @@ export function resolveConfig(
   const schedule = stored.schedule ?? [];
   problems.push(...checkSchedule(schedule));
   const auto = stored.autoPause ?? {};
+  problems.push(
+    ...checkEngines(
+      stored.engines,
+      services.flatMap((s) => (s.name ? [s.name] : [])),
+    ),
+  );
   if (problems.length)
     throw new UserError("config_invalid", `configuration problems:\n  ${problems.join("\n  ")}`);
   return {
@@ -456,5 +499,15 @@ export function resolveConfig(
       ignore: auto.ignore ?? DEFAULT_AUTO_PAUSE_IGNORE,
     },
     schedule,
+    engines: stored.engines ?? [],
+    engineSettings: {
+      waitMs: (stored.engineWaitSeconds ?? ENGINE_DEFAULTS.waitSeconds) * 1000,
+      reserveMiB: stored.vramReserveMiB ?? ENGINE_DEFAULTS.reserveMiB,
+      budgetMiB: stored.vramBudgetMiB ?? {},
+      maxFailures: stored.engineMaxFailures ?? ENGINE_DEFAULTS.maxFailures,
+      stopMs: (stored.engineStopSeconds ?? ENGINE_DEFAULTS.stopSeconds) * 1000,
+      logLines: stored.engineLogLines ?? ENGINE_DEFAULTS.logLines,
+      retryBaseMs: (stored.engineRetrySeconds ?? ENGINE_DEFAULTS.retrySeconds) * 1000,
+    },
   };
 }

@@ -6,6 +6,8 @@
 import type { RequestDoneInfo } from "../gateway/gateway.ts";
 import type { HeartbeatBody } from "../tunnel/client.ts";
 import { VERSION } from "../version.ts";
+import type { EngineManager } from "../engines/manager.ts";
+import type { Supervisor } from "../engines/supervisor.ts";
 import { Collected, Counter, Histogram, Registry, type Sample } from "./metrics.ts";
 
 /** What the metrics read from the daemon when scraped. */
@@ -13,6 +15,8 @@ export interface DaemonMetricsSource {
   readonly config: { readonly name: string };
   readonly tunnels: readonly { readonly state: string; readonly connects: number }[];
   heartbeat(): HeartbeatBody;
+  /** Managed engines, read at scrape time. */
+  readonly engines?: EngineManager | null;
 }
 
 /** Request durations span a cached reply (ms) to a video generation (minutes). */
@@ -140,6 +144,75 @@ export class DaemonMetrics {
     );
     gpu("temperature_celsius", "GPU temperature", (g) => g.temperature_c);
     gpu("power_watts", "GPU power draw", (g) => g.power_w);
+    const engines = () => source.engines?.engines ?? [];
+    r.register(
+      new Collected(`${P}engine_starts_total`, "Starts of each managed engine", "counter", () =>
+        engines().map((e) => ({ labels: { engine: e.name }, value: e.starts })),
+      ),
+    );
+    r.register(
+      new Collected(
+        `${P}engine_stops_total`,
+        "Stops of each managed engine, by reason (idle, evicted, owner, shutdown)",
+        "counter",
+        () =>
+          engines().flatMap((e) =>
+            Object.entries(e.stops).map(([reason, value]) => ({
+              labels: { engine: e.name, reason },
+              value,
+            })),
+          ),
+      ),
+    );
+    r.register(
+      new Collected(
+        `${P}engine_evictions_total`,
+        "Managed engines stopped to make room in VRAM for another",
+        "counter",
+        () =>
+          engines().map((e) => ({
+            labels: { engine: e.name },
+            value: source.engines?.evictions.get(e.name) ?? 0,
+          })),
+      ),
+    );
+    r.register(
+      new Collected(`${P}engine_failures_total`, "Failed starts and crashes", "counter", () =>
+        engines().map((e) => ({ labels: { engine: e.name }, value: e.failures })),
+      ),
+    );
+    r.register(
+      new Collected(`${P}engine_ready`, "1 while a managed engine is ready", "gauge", () =>
+        engines().map((e) => ({ labels: { engine: e.name }, value: e.state === "ready" ? 1 : 0 })),
+      ),
+    );
+    // Per model: an engine's cold starts are its models' (one engine may serve several).
+    const perModel = (f: (e: Supervisor) => number | null) => () =>
+      engines().flatMap((e) => e.models.map((m) => ({ labels: { model: m.id }, value: f(e) })));
+    r.register(
+      new Collected(
+        `${P}engine_cold_start_seconds_sum`,
+        "Seconds from start to healthy, summed over cold starts, per model",
+        "counter",
+        perModel((e) => e.coldStartSeconds),
+      ),
+    );
+    r.register(
+      new Collected(
+        `${P}engine_cold_start_seconds_count`,
+        "Cold starts per model",
+        "counter",
+        perModel((e) => e.coldStartCount),
+      ),
+    );
+    r.register(
+      new Collected(
+        `${P}engine_cold_start_seconds_last`,
+        "Seconds the last cold start took, per model",
+        "gauge",
+        perModel((e) => e.coldStarts.at(-1) ?? null),
+      ),
+    );
     r.register(
       new Collected("process_resident_memory_bytes", "Resident memory size", "gauge", () => [
         { value: process.memoryUsage.rss() },

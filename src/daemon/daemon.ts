@@ -30,9 +30,12 @@ import { VERSION } from "../version.ts";
 import { DaemonMetrics } from "./daemon-metrics.ts";
 import { RecentErrors } from "./recent-errors.ts";
 import { MemberUsage } from "./member-usage.ts";
-import { startStatusServer } from "./status-server.ts";
+import { startStatusServer, type EngineControl } from "./status-server.ts";
 import { AutoPause } from "./auto-pause.ts";
 import { PauseState, manualReason, type PauseView } from "./pause.ts";
+import { EngineManager } from "../engines/manager.ts";
+import { expandEngines } from "../engines/presets.ts";
+import type { Service } from "../discovery/catalog.ts";
 import { HourUsage } from "./hour-usage.ts";
 import type { LogRing } from "./log-ring.ts";
 import { RigView } from "./rig-view.ts";
@@ -73,6 +76,10 @@ export class Daemon extends EventEmitter {
   page: RigPage | undefined;
   #rigView: RigView | null = null;
   catalog!: Catalog;
+  /** Engines the daemon starts itself (`engines` setting); null until `start` expanded them. */
+  engines: EngineManager | null = null;
+  /** What the last scan found, so a managed engine's change rebuilds the catalog without one. */
+  #found: Service[] = [];
   readonly #opts: DaemonOptions;
   readonly #started = Math.floor(Date.now() / 1000);
   #rescanTimer: NodeJS.Timeout | null = null;
@@ -89,6 +96,11 @@ export class Daemon extends EventEmitter {
     resume: (): PauseView => this.resumeRig(),
   };
   #pauseJson = "{}";
+
+  /** What the status server's `/engines` endpoints call; undefined without managed engines. */
+  get engineControl(): EngineControl | undefined {
+    return this.engines?.control();
+  }
 
   constructor(options: DaemonOptions) {
     super();
@@ -120,6 +132,7 @@ export class Daemon extends EventEmitter {
       },
       memberLimits: () => this.config.memberLimits,
       paused: (id) => this.pause.model(id),
+      engines: { acquire: (name, signal) => this.engines?.acquire(name, signal) },
     });
     this.metrics = new DaemonMetrics(this);
   }
@@ -149,6 +162,7 @@ export class Daemon extends EventEmitter {
         "no API key: set CLUB_API_KEY, pass --api-key-file FILE, or store one with `club-provider config set apiKey <key>`",
       );
     this.#checkTransport(config.relayUrl);
+    await this.#startEngines();
     const [hardware] = await Promise.all([detectHardware(), this.rescan()]);
     this.#hardware = hardware;
     // The manifest now lists the GPUs: remember it, or the next re-scan would report a change.
@@ -249,6 +263,27 @@ export class Daemon extends EventEmitter {
     );
   }
 
+  /** Expands the `engines` setting (reading GGUF headers) into supervised engines. */
+  async #startEngines(): Promise<void> {
+    if (this.config.engines.length === 0) return;
+    const specs = await expandEngines(
+      this.config.engines,
+      this.config.services.flatMap((s) => (s.name ? [s.name] : [])),
+    );
+    this.engines = new EngineManager({
+      specs,
+      settings: this.config.engineSettings,
+      log: this.log,
+      gpuTotal: (gpu) => this.#hardware?.gpus.find((g) => g.index === gpu)?.vram_mb ?? null,
+    });
+    this.engines.on("change", () => this.#refresh());
+    this.log.info(
+      { engines: specs.map((s) => s.name) },
+      "managing %d engine(s), started on demand",
+      specs.length,
+    );
+  }
+
   #rescanQueued: Promise<void> | null = null;
 
   /** A re-scan soon, at most one at a time: an engine just failed, so mark it down quickly. */
@@ -317,7 +352,8 @@ export class Daemon extends EventEmitter {
         return before?.status === "ready" && s.status !== "ready" && busy && !gone ? before : s;
       }),
     );
-    this.catalog = catalog;
+    this.#found = catalog.services;
+    this.catalog = this.#withEngines();
     for (const s of catalog.services) {
       const before = previous?.services.find((p) => p.name === s.name);
       if (before?.status === "ready" && s.status !== "ready")
@@ -326,10 +362,31 @@ export class Daemon extends EventEmitter {
           `${s.name} at ${s.upstream.url} is ${s.status}: ${s.reason}`,
         );
     }
+    this.#announce(previous !== undefined);
+  }
+
+  /** The last scan's services plus the managed engines' (which are never probed). */
+  #withEngines(): Catalog {
+    const managed = this.engines?.services() ?? [];
+    // A managed engine on a default port must not be auto-detected as a second service.
+    const urls = new Set(managed.map((s) => s.upstream.url));
+    return new Catalog([...this.#found.filter((s) => !urls.has(s.upstream.url)), ...managed]);
+  }
+
+  /** A managed engine changed state: the manifest says so at once. */
+  #refresh(): void {
+    // Before the first scan there is no manifest to change.
+    if ((this.catalog as Catalog | undefined) === undefined) return;
+    this.catalog = this.#withEngines();
+    this.#announce(true);
+  }
+
+  /** A changed manifest goes out with an immediate heartbeat. */
+  #announce(changed: boolean): void {
     const json = JSON.stringify(this.manifest());
     if (json === this.#manifestJson) return;
     this.#manifestJson = json;
-    if (previous) {
+    if (changed) {
       this.log.info(
         { models: this.cards().map((c) => c.id) },
         "models changed; now serving %d",
@@ -337,7 +394,7 @@ export class Daemon extends EventEmitter {
       );
       for (const t of this.tunnels) t.sendHeartbeat();
     }
-    this.emit("catalog", catalog);
+    this.emit("catalog", this.catalog);
   }
 
   /** The owner pauses the rig (`POST /pause`): running requests finish, new ones are refused. */
@@ -433,6 +490,7 @@ export class Daemon extends EventEmitter {
       hardware: this.#hardware,
       gpu_load: this.#gpuMonitor?.current() ?? [],
       models: this.cards(),
+      engines: this.engines?.list() ?? [],
       recent_errors: this.recentErrors.list(),
       // What other members used here since the start (the relay's GET /v1/usage keeps it all).
       member_usage: this.memberUsage.list(),

@@ -24,7 +24,21 @@ export interface StatusSource {
   };
   /** The rig's page; `/` and `/events` answer 404 without it. */
   readonly page?: RigPage | undefined;
+  /** Managed engines (`engines` setting): `/engines…` answers 404 without them. */
+  readonly engineControl?: EngineControl | undefined;
 }
+
+/** What `/engines`, `/engines/NAME/start|stop|logs` do. */
+export interface EngineControl {
+  list(): unknown[];
+  /** The engine's view once the start began, or undefined for an unknown name. */
+  start(name: string): unknown;
+  /** Resolves to the engine's view once it stopped, or undefined for an unknown name. */
+  stop(name: string): Promise<unknown>;
+  logs(name: string): string[] | undefined;
+}
+
+const ENGINE_PATH = /^\/engines\/([A-Za-z0-9._-]{1,64})\/(start|stop|logs)$/;
 
 /** Largest body `POST /pause` reads: a reason is at most a few hundred characters. */
 const MAX_POST_BYTES = 16 * 1024;
@@ -108,8 +122,36 @@ export async function startStatusServer(
     const fail = (status: number, message: string, type = "invalid_request_error"): void =>
       reply(status, JSON.stringify({ error: { message, type } }));
     const refused = refusal(req, (server.address() as AddressInfo).port, source.page);
+    const engines = source.engineControl;
+    const enginePath = ENGINE_PATH.exec(path);
     if (refused) fail(refused.status, refused.message);
-    else if (POSTS.has(path) && source.pausing) {
+    else if (engines && (path === "/engines" || enginePath)) {
+      const [, name = "", action = "list"] = enginePath ?? [];
+      const verb = action === "start" || action === "stop" ? "POST" : "GET";
+      if (method !== verb && !(verb === "GET" && method === "HEAD")) {
+        res.setHeader("allow", verb === "GET" ? "GET, HEAD" : "POST");
+        return fail(405, `${path} takes ${verb}, not ${method}`);
+      }
+      const unknown = (): void =>
+        fail(
+          404,
+          `no managed engine ${JSON.stringify(name)}; \`club-provider engines\` lists them`,
+          "not_found_error",
+        );
+      if (action === "list") return reply(200, JSON.stringify({ engines: engines.list() }));
+      if (action === "logs") {
+        const lines = engines.logs(name);
+        return lines ? reply(200, JSON.stringify({ name, lines })) : unknown();
+      }
+      req.resume();
+      if (action === "start") {
+        const view = engines.start(name);
+        return view ? reply(202, JSON.stringify({ engine: view })) : unknown();
+      }
+      void engines
+        .stop(name)
+        .then((view) => (view ? reply(200, JSON.stringify({ engine: view })) : unknown()));
+    } else if (POSTS.has(path) && source.pausing) {
       if (method !== "POST") {
         res.setHeader("allow", "POST");
         return fail(405, `${path} takes POST, not ${method}`);

@@ -15,6 +15,7 @@ import {
   manifestAccess,
   manifestCards,
   type Access,
+  type EngineState,
   type Feature,
   type Manifest,
   type ManifestGpu,
@@ -60,6 +61,8 @@ export interface Service {
   maxConcurrent: number;
   /** The resource group from config; a service without one is a group of its own. */
   resourceGroup?: string;
+  /** A managed engine (`engines` setting): its state, advertised with each model. */
+  engineState?: EngineState;
 }
 
 function commonFeatures(models: DiscoveredModel[]): Feature[] {
@@ -67,7 +70,11 @@ function commonFeatures(models: DiscoveredModel[]): Feature[] {
   return (first?.features ?? []).filter((f) => rest.every((m) => m.features.includes(f)));
 }
 
-function manifestModel(model: DiscoveredModel, access: Access | undefined): ManifestModel {
+function manifestModel(
+  model: DiscoveredModel,
+  access: Access | undefined,
+  state: EngineState | undefined,
+): ManifestModel {
   const out: ManifestModel = {
     id: model.id,
     input_modalities: model.inputModalities,
@@ -77,6 +84,7 @@ function manifestModel(model: DiscoveredModel, access: Access | undefined): Mani
   };
   if (model.quantization !== undefined) out.quantization = model.quantization;
   if (access !== undefined) out.access = access;
+  if (state !== undefined) out.state = state;
   return out;
 }
 
@@ -138,7 +146,7 @@ export class Catalog {
           max_concurrent: service.maxConcurrent,
           ...(service.resourceGroup ? { resource_group: service.resourceGroup } : {}),
           ...(access ? { access } : {}),
-          models: models.map((m) => manifestModel(m, sharing[m.id])),
+          models: models.map((m) => manifestModel(m, sharing[m.id], service.engineState)),
         });
       }
     }

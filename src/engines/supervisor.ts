@@ -16,14 +16,8 @@ import { LogRing } from "./log-ring.ts";
 import { EngineProcess, describeExit, type ExitInfo } from "./process.ts";
 import { fillPlaceholders, type EngineSettings, type EngineSpec } from "./schema.ts";
 
-export type EngineState = "stopped" | "starting" | "ready" | "stopping" | "failed";
-export const ENGINE_STATES: readonly EngineState[] = [
-  "stopped",
-  "starting",
-  "ready",
-  "stopping",
-  "failed",
-];
+import type { EngineState } from "../protocol/manifest.ts";
+export { ENGINE_STATES, type EngineState } from "../protocol/manifest.ts";
 
 /** Why an engine was stopped, as metrics count it. */
 export type StopReason = "idle" | "evicted" | "owner" | "shutdown";
@@ -92,8 +86,11 @@ export class Supervisor extends EventEmitter {
   streak = 0;
   /** Counted by {@link StopReason}. */
   readonly stops: Record<StopReason, number> = { idle: 0, evicted: 0, owner: 0, shutdown: 0 };
-  /** Seconds of each cold start, first request (or `engines start`) to healthy. */
+  /** Seconds of the last cold starts (at most 1000), first request (or `engines start`) to healthy. */
   readonly coldStarts: number[] = [];
+  /** Every cold start since the daemon started, and their seconds together (metrics). */
+  coldStartCount = 0;
+  coldStartSeconds = 0;
   /** VRAM on each of its GPUs: declared, else measured on a run, else unknown. */
   vramMiB: number | undefined;
   /** Slots the engine reports (llama.cpp); null when it does not say. */
@@ -245,6 +242,8 @@ export class Supervisor extends EventEmitter {
     }
     const seconds = (performance.now() - t0) / 1000;
     this.coldStarts.push(seconds);
+    this.coldStartCount++;
+    this.coldStartSeconds += seconds;
     if (this.coldStarts.length > 1000) this.coldStarts.shift();
     await this.#describe();
     this.#set("ready");

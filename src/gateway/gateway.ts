@@ -31,6 +31,7 @@ import { ProgressRegistry } from "./progress.ts";
 import { MemberLimits, type MemberLimit } from "./member-limits.ts";
 import { refusal, requesterOf, type SharingSource } from "./sharing.ts";
 import { chatView, execute } from "../../adapters/kit/translate/index.ts";
+import { EngineUnavailable } from "../engines/errors.ts";
 
 export interface GatewayOptions {
   /** The current catalog; re-read on every request so re-scans take effect at once. */
@@ -61,6 +62,12 @@ export interface GatewayOptions {
   sharing?: SharingSource;
   /** The owner's limits on other members (`memberLimits` setting); none without it. */
   memberLimits?: () => Readonly<Record<string, MemberLimit>>;
+  /**
+   * Managed engines: leases the engine behind a service before a request is forwarded (starting
+   * it, within the wait limit); undefined for a service it does not manage. Rejects with
+   * `EngineUnavailable` (answered 503 with Retry-After).
+   */
+  engines?: { acquire(service: string, signal: AbortSignal): Promise<() => void> | undefined };
   /** Why a model takes no work now (its rig or its GPU is paused), or undefined: 429 if so. */
   paused?: (modelId: string) => string | undefined;
 }
@@ -260,6 +267,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 
     const abort = new AbortController();
     let release: Release | undefined;
+    let engineLease: (() => void) | undefined;
     const job = progress.begin({
       request_id: requestId,
       model: model.id,
@@ -275,6 +283,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       // What was sent is not how it ended: a caller who left is logged and counted as 499.
       const status = cut ? ABORTED_STATUS : res.statusCode;
       release?.();
+      engineLease?.();
       job.end();
       log.info(
         {
@@ -319,6 +328,21 @@ export function createGateway(options: GatewayOptions): Gateway {
     } catch {
       return; // the consumer left while waiting
     }
+    // A managed engine starts now if it is stopped; the queue slot stays held meanwhile.
+    try {
+      const lease = options.engines?.acquire(service.name, abort.signal);
+      if (lease) engineLease = await lease;
+    } catch (err) {
+      if (abort.signal.aborted) return;
+      if (!(err instanceof EngineUnavailable)) throw err;
+      req.resume();
+      return sendJson(res, 503, envelope("overloaded", err.message), {
+        "retry-after": String(err.retryAfter),
+      });
+    }
+    // Once running, the engine's own description may name the model differently.
+    const live = service.info?.models.find((m) => m.id === model.id) ?? model;
+    if (json) json.model = live.servedId;
     const upload = json ? undefined : limitBody(req, maxUpload);
     let reply;
     try {
@@ -328,7 +352,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         path: url.pathname + url.search,
         headers,
         ...(upload ? { stream: upload } : json ? { json } : {}),
-        model,
+        model: live,
         upstream: service.upstream,
         signal: abort.signal,
         progress: job.report,

@@ -69,7 +69,13 @@ export interface ManifestModel {
   quantization?: string;
   /** Who besides the owner may use it; its service's setting when absent. */
   access?: Access;
+  /** A model of an engine the daemon starts on demand: that engine's state now. */
+  state?: EngineState;
 }
+
+/** States of an engine the daemon manages (`engines` setting). */
+export const ENGINE_STATES = ["stopped", "starting", "ready", "stopping", "failed"] as const;
+export type EngineState = (typeof ENGINE_STATES)[number];
 
 export interface ManifestService {
   name: string;

@@ -1,9 +1,11 @@
 import {
+  ENGINE_STATES,
   FEATURES,
   MANIFEST_ENGINES,
   MAX_ACCESS_MEMBERS,
   SERVICE_TYPES,
   type Access,
+  type EngineState,
   type Feature,
   type Manifest,
 } from "./manifest.ts";
@@ -134,7 +136,12 @@ const manifestModel = obj(
     features,
     context_length: nullable(num({ min: 0, max: 1e9, integer: true })),
   },
-  { name: str({ max: 256 }), quantization: str({ max: 64 }), access },
+  {
+    name: str({ max: 256 }),
+    quantization: str({ max: 64 }),
+    access,
+    state: oneOf<EngineState>(ENGINE_STATES),
+  },
 );
 
 const manifestService = obj(

@@ -353,7 +353,8 @@ export function createApi(
         req,
         res: plan?.sink ?? res,
         log,
-        ...(next ? { retryOn: (status: number) => status === 429 } : {}),
+        // A rig at capacity (429) or whose managed engine cannot start now (503): the next one.
+        ...(next ? { retryOn: (status: number) => status === 429 || status === 503 } : {}),
         ...(streamed && keepAliveMs > 0 ? { keepAliveMs } : {}),
         ...(work ? { usage: { sink: work.usage, endpoint: endpoint.path, strip } } : {}),
       });
