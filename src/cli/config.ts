@@ -27,6 +27,14 @@ const KEYS = [
   "paused",
   "autoPause",
   "schedule",
+  "engines",
+  "engineWaitSeconds",
+  "vramReserveMiB",
+  "vramBudgetMiB",
+  "engineMaxFailures",
+  "engineStopSeconds",
+  "engineLogLines",
+  "engineRetrySeconds",
 ] as const;
 const SECRET = new Set(["apiKey", "localKey"]);
 

@@ -5,6 +5,7 @@ import { VERSION } from "../version.ts";
 import { configCommand } from "./config.ts";
 import { detectCommand } from "./detect.ts";
 import { doctorCommand } from "./doctor.ts";
+import { enginesCommand } from "./engines.ts";
 import { modelsCommand } from "./models.ts";
 import { printError } from "./output.ts";
 import { pauseCommand, resumeCommand } from "./pause.ts";
@@ -23,6 +24,7 @@ export function program(): Command {
     .addCommand(modelsCommand())
     .addCommand(detectCommand())
     .addCommand(statusCommand())
+    .addCommand(enginesCommand())
     .addCommand(pauseCommand())
     .addCommand(resumeCommand())
     .addCommand(doctorCommand())

@@ -79,10 +79,12 @@ export function modelsCommand(): Command {
         else
           print(
             table(
-              ["MODEL", "TYPE", "CONTEXT", "FEATURES", "MODALITIES", "SHARED WITH"],
+              ["MODEL", "TYPE", "STATE", "CONTEXT", "FEATURES", "MODALITIES", "SHARED WITH"],
               cards.map((c) => [
                 c.id,
                 c.service_type,
+                // Managed engines' models are advertised while stopped; others serve now.
+                c.state ?? "ready",
                 c.context_length === null ? "-" : String(c.context_length),
                 c.supported_features.join(",") || "-",
                 `${c.input_modalities.join("+")} → ${c.output_modalities.join("+")}`,

@@ -27,7 +27,7 @@ import { PROBE_TIMEOUT_MS } from "./probe.ts";
 import { autodetectCandidates, resolveService } from "./services.ts";
 
 /** A model card as the rig itself lists it (`models`, `/status`): with its sharing. */
-export type RigModelCard = ModelCard & { access: Access };
+export type RigModelCard = ModelCard & { access: Access; state?: EngineState };
 
 /** One `services:` entry of the config, already validated. */
 export interface ServiceConfig {
@@ -169,10 +169,13 @@ export class Catalog {
   ): RigModelCard[] {
     const manifest = this.manifest(providerName, "local", undefined, [], sharing);
     const access = manifestAccess(manifest);
-    return manifestCards(manifest, created).map((c) => ({
-      ...c,
-      access: access.get(c.id) ?? "private",
-    }));
+    const states = new Map<string, EngineState>();
+    for (const s of manifest.hosts[0]?.services ?? [])
+      for (const m of s.models) if (m.state && !states.has(m.id)) states.set(m.id, m.state);
+    return manifestCards(manifest, created).map((c) => {
+      const state = states.get(c.id);
+      return { ...c, access: access.get(c.id) ?? "private", ...(state ? { state } : {}) };
+    });
   }
 }
 
