@@ -168,13 +168,12 @@ describe("managed llama-server engines", () => {
     });
     let chunks = 0;
     const read = (async () => {
-      for await (const chunk of stream) {
+      for await (const _chunk of stream) {
         chunks++;
         if (chunks === 3) {
           const pids = group(before.pid!).filter((p) => p !== before.pid);
           for (const p of pids) process.kill(p, "SIGKILL");
         }
-        void chunk;
       }
     })();
     await expect(read).rejects.toThrow();
