@@ -12,6 +12,7 @@ import type { JobStatus } from "../gateway/progress.ts";
 import type { GpuLoad, ModelCard } from "../protocol/index.ts";
 import type { MemberUsageRow } from "../daemon/member-usage.ts";
 import { print, table } from "./output.ts";
+import type { EngineView } from "../engines/manager.ts";
 
 /** The parts of `/status` this command prints. */
 export interface DaemonStatus {
@@ -38,6 +39,8 @@ export interface DaemonStatus {
   recent_errors?: RecentError[];
   jobs?: JobStatus[];
   member_usage?: MemberUsageRow[];
+  /** Managed engines; absent from daemons older than them. */
+  engines?: EngineView[];
 }
 
 /** Other members' use of the rig since the daemon started, one row per member and model. */
@@ -154,6 +157,22 @@ export function renderStatus(s: DaemonStatus, now = Date.now()): string {
       ? `models (${s.models.length}): ${s.models.map((m) => `${m.id} [${m.service_type}]`).join(", ")}`
       : "models: none advertised",
   );
+  if (s.engines?.length)
+    lines.push(
+      "",
+      table(
+        ["ENGINE", "STATE", "STARTS", "STOPS", "EVICTED", "FAILURES", "LAST COLD START"],
+        s.engines.map((e) => [
+          e.name,
+          e.withdrawn ? "failed (withdrawn)" : e.state,
+          String(e.starts),
+          String(Object.values(e.stops).reduce((a, b) => a + b, 0)),
+          String(e.stops.evicted ?? 0),
+          String(e.failures),
+          e.coldStartSeconds === null ? "-" : `${e.coldStartSeconds.toFixed(1)} s`,
+        ]),
+      ),
+    );
   lines.push(...renderJobs(s.jobs ?? [], now));
   lines.push(...renderMemberUsage(s.member_usage ?? []));
   if (s.gpu_load?.length)

@@ -27,6 +27,8 @@ export interface EngineView {
   stops: Record<string, number>;
   withdrawn: boolean;
   pid: number | null;
+  /** Seconds the last cold start took; null before the first. */
+  coldStartSeconds: number | null;
   reason?: string;
 }
 
@@ -145,6 +147,7 @@ export class EngineManager extends EventEmitter {
       stops: { ...e.stops },
       withdrawn: e.withdrawn,
       pid: e.pid,
+      coldStartSeconds: e.coldStarts.at(-1) ?? null,
       ...(e.reason !== undefined ? { reason: e.reason } : {}),
     }));
   }

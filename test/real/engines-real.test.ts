@@ -136,6 +136,13 @@ describe("managed llama-server engines", () => {
     expect((await engine("m-tiny-a")).stops).toMatchObject({ evicted: 1 });
     expect((await engine("m-tiny-b")).state).toBe("ready");
     await until(() => group(a).length === 0);
+    const status = runCli(["status", "--status-port", String(statusPort)], { home });
+    expect(await status.exited).toBe(0);
+    // starts, stops, evictions, failures, last cold start
+    expect(status.output()).toMatch(/m-tiny-a\s+stopped\s+1\s+1\s+1\s+0\s+\d+\.\d s/);
+    const metrics = await (await fetch(`http://127.0.0.1:${statusPort}/metrics`)).text();
+    expect(metrics).toContain('club_provider_engine_evictions_total{engine="m-tiny-a"} 1');
+    expect(metrics).toContain('club_provider_engine_cold_start_seconds_count{model="tiny-b"} 1');
   });
 
   it("a streamed request to a cold model arrives whole", async () => {
