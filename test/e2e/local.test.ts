@@ -100,7 +100,7 @@ describe("club-provider start --local", () => {
     );
     expect(await models.exited).toBe(0);
     const out = models.output();
-    expect(out).toMatch(/tiny-chat\s+llm\s+256\s+streaming,tool-use/);
+    expect(out).toMatch(/tiny-chat\s+llm\s+ready\s+256\s+streaming,tool-use/);
     expect(out).toMatch(/http:\/\/127\.0\.0\.1:1\s+down\s+.*nothing listening/i);
     expect(out).toContain("detected now");
   });
