@@ -3,10 +3,10 @@
  * daemon runs itself (`engines` setting), through the running daemon's loopback status server.
  */
 import { Command } from "commander";
-import { openStore, resolveConfig } from "../config.ts";
 import type { EngineView } from "../engines/manager.ts";
 import { postStatus } from "../daemon/status-server.ts";
 import { UserError } from "../errors.ts";
+import { daemonPort, noDaemon } from "./daemon-port.ts";
 import { print } from "./output.ts";
 
 interface Flags {
@@ -15,25 +15,7 @@ interface Flags {
   lines?: string;
 }
 
-function port(flags: Flags): number {
-  const config = resolveConfig(
-    openStore().store,
-    process.env,
-    flags.statusPort ? { statusPort: flags.statusPort } : {},
-  );
-  if (config.statusPort === 0)
-    throw new UserError(
-      "status_off",
-      "the status server is turned off (status port 0): pass the daemon's port with --status-port",
-    );
-  return config.statusPort;
-}
-
-const noDaemon = (p: number): UserError =>
-  new UserError(
-    "no_daemon",
-    `no daemon answers on 127.0.0.1:${p}. Start one (\`club-provider start\`), or pass the port it uses with --status-port.`,
-  );
+const port = (flags: Flags): number => daemonPort(flags.statusPort);
 
 function refused(what: string, status: number, body: unknown): UserError {
   const message =

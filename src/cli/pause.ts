@@ -4,10 +4,10 @@
  * what it runs, takes nothing new, and stays connected; the pause outlives a restart.
  */
 import { Command } from "commander";
-import { openStore, resolveConfig } from "../config.ts";
 import type { PauseView } from "../daemon/pause.ts";
 import { postStatus } from "../daemon/status-server.ts";
 import { UserError } from "../errors.ts";
+import { daemonPort, noDaemon } from "./daemon-port.ts";
 import { print } from "./output.ts";
 
 interface PauseFlags {
@@ -29,27 +29,13 @@ export function renderPause(view: PauseView): string {
 }
 
 async function send(path: "/pause" | "/resume", flags: PauseFlags): Promise<void> {
-  const config = resolveConfig(
-    openStore().store,
-    process.env,
-    flags.statusPort ? { statusPort: flags.statusPort } : {},
-  );
-  if (config.statusPort === 0)
-    throw new UserError(
-      "status_off",
-      "the status server is turned off (status port 0): pass the daemon's port with --status-port",
-    );
+  const port = daemonPort(flags.statusPort);
   const answer = await postStatus(
-    config.statusPort,
+    port,
     path,
     flags.reason === undefined ? {} : { reason: flags.reason },
   );
-  if (!answer)
-    throw new UserError(
-      "no_daemon",
-      `no daemon answers on 127.0.0.1:${config.statusPort}. Start one (\`club-provider start\`), ` +
-        "or pass the port it uses with --status-port.",
-    );
+  if (!answer) throw noDaemon(port);
   if (answer.status !== 200) {
     const message =
       (answer.body as { error?: { message?: string } } | null)?.error?.message ??

@@ -3,7 +3,7 @@
  * (loopback): tunnels, services, models, load, GPU figures and the last errors.
  */
 import { Command } from "commander";
-import { openStore, resolveConfig } from "../config.ts";
+import { daemonPort } from "./daemon-port.ts";
 import { fetchStatus } from "../daemon/status-server.ts";
 import type { RecentError } from "../daemon/recent-errors.ts";
 import type { PauseView } from "../daemon/pause.ts";
@@ -203,21 +203,12 @@ export function statusCommand(): Command {
     .option("--json", "print the status server's /status JSON as is")
     .option("--status-port <port>", "status port of the daemon (default 8790, or CLUB_STATUS_PORT)")
     .action(async (opts: { json?: boolean; statusPort?: string }) => {
-      const config = resolveConfig(
-        openStore().store,
-        process.env,
-        opts.statusPort ? { statusPort: opts.statusPort } : {},
-      );
-      if (config.statusPort === 0)
-        throw new UserError(
-          "status_off",
-          "the status server is turned off (status port 0): pass the daemon's port with --status-port",
-        );
-      const status = (await fetchStatus(config.statusPort, 3000)) as DaemonStatus | null;
+      const port = daemonPort(opts.statusPort);
+      const status = (await fetchStatus(port, 3000)) as DaemonStatus | null;
       if (!status)
         throw new UserError(
           "no_daemon",
-          `no daemon answers on 127.0.0.1:${config.statusPort}. Start one (\`club-provider start\`, ` +
+          `no daemon answers on 127.0.0.1:${port}. Start one (\`club-provider start\`, ` +
             "or `systemctl start club-provider` for the service), or pass the port it uses with --status-port.",
         );
       print(opts.json ? JSON.stringify(status, null, 2) : renderStatus(status));

@@ -46,6 +46,11 @@ export class Registry {
     this.#remote.set(provider.id, provider);
   }
 
+  /** The provider another instance holds under connection id `id`. */
+  getRemote(id: string): ProviderState | undefined {
+    return this.#remote.get(id);
+  }
+
   removeRemote(id: string): void {
     this.#remote.delete(id);
   }

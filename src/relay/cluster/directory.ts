@@ -251,7 +251,7 @@ export class ClusterDirectory {
 
   #mirror(row: ProviderRow): void {
     if (row.instance_id === this.#o.instanceId) return;
-    const known = this.#o.registry.remote().find((p) => p.id === row.conn_id);
+    const known = this.#o.registry.getRemote(row.conn_id);
     if (known instanceof RemoteProvider) known.update(row);
     else this.#o.registry.setRemote(new RemoteProvider(row, this.peers));
   }
