@@ -106,6 +106,9 @@ export function startCommand(): Command {
         // The owner's pause survives a restart: `club-provider resume` is the way out.
         persistPause: (reason) =>
           reason === undefined ? store.delete("paused") : store.set("paused", reason),
+        // A model shared or made private from the rig page stays so, as `config share` keeps it.
+        persistSharing: (name, access) =>
+          store.set("sharing", { ...store.get("sharing"), [name]: access }),
       });
       running.daemon = daemon;
       daemon.on("fatal", (err: UserError) => {

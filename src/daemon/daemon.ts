@@ -23,7 +23,7 @@ import {
   manifestGpus,
   type HardwareReport,
 } from "../hardware/index.ts";
-import type { Manifest } from "../protocol/index.ts";
+import { describeAccess, type Access, type Manifest } from "../protocol/index.ts";
 import { TunnelClient, type HeartbeatBody } from "../tunnel/client.ts";
 import type { BackoffOptions } from "../tunnel/backoff.ts";
 import { VERSION } from "../version.ts";
@@ -49,6 +49,8 @@ export interface DaemonOptions {
   backoff?: BackoffOptions;
   /** Keeps the owner's pause across restarts (the CLI writes the `paused` setting). */
   persistPause?: (reason: string | undefined) => void;
+  /** Keeps a model's sharing set from the rig page (the CLI writes the `sharing` setting). */
+  persistSharing?: (name: string, access: Access) => void;
   /** Environment the GPU tools of the auto-pause run with; default the daemon's own. */
   toolEnv?: NodeJS.ProcessEnv;
   /** The log's last lines, for the rig page's log tail (the CLI tees its logger into it). */
@@ -96,6 +98,10 @@ export class Daemon extends EventEmitter {
     resume: (): PauseView => this.resumeRig(),
   };
   #pauseJson = "{}";
+  /** What the status server's `POST /share` and `POST /unshare` call. */
+  readonly sharingControl = {
+    set: (name: string, access: Access) => this.setSharing(name, access),
+  };
 
   /** What the status server's `/engines` endpoints call; undefined without managed engines. */
   get engineControl(): EngineControl | undefined {
@@ -409,6 +415,21 @@ export class Daemon extends EventEmitter {
     this.pause.resume();
     this.#pauseChanged();
     return this.pause.view();
+  }
+
+  /**
+   * The owner shares a model or service (by its id or name) or makes it private from the rig
+   * page: the manifest goes to the relay at once. Undefined for a name this rig does not serve.
+   */
+  setSharing(name: string, access: Access): { name: string; access: string } | undefined {
+    const known =
+      this.catalog.find(name) !== undefined || this.catalog.services.some((s) => s.name === name);
+    if (!known) return undefined;
+    this.config.sharing = { ...this.config.sharing, [name]: access };
+    this.#opts.persistSharing?.(name, access);
+    this.log.info("%s is now %s", name, describeAccess(access));
+    this.#announce(true);
+    return { name, access: describeAccess(access) };
   }
 
   /** A changed pause goes to the relay at once, not with the next heartbeat. */

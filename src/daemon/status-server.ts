@@ -6,7 +6,9 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { parseAccess } from "../config.ts";
 import type { Logger } from "../log.ts";
+import type { Access } from "../protocol/index.ts";
 import { METRICS_CONTENT_TYPE } from "./metrics.ts";
 import { CSRF_HEADER, type RigPage } from "./status-ui.ts";
 
@@ -21,6 +23,11 @@ export interface StatusSource {
     /** Pauses the rig with the owner's words (may be empty); answers the new state. */
     pause(reason: string | undefined): unknown;
     resume(): unknown;
+  };
+  /** The owner's sharing; `/share` and `/unshare` answer 404 without it. */
+  readonly sharingControl?: {
+    /** Sets a model's or service's access; undefined for a name the rig does not serve. */
+    set(name: string, access: Access): unknown;
   };
   /** The rig's page; `/` and `/events` answer 404 without it. */
   readonly page?: RigPage | undefined;
@@ -101,6 +108,30 @@ export function refusal(
 }
 
 const POSTS = new Set(["/pause", "/resume"]);
+const SHARE_POSTS = new Set(["/share", "/unshare"]);
+/** Longest model id or service name `/share` takes. */
+const MAX_SHARE_NAME = 256;
+
+/**
+ * What a `/share` or `/unshare` body asks: `{"model": ID}` plus, for `/share`, `"access"`:
+ * `"club"` (the default), `"private"`, member names as a list or `"bob,carol"`.
+ */
+function shareRequest(
+  path: string,
+  body: Record<string, unknown> | undefined,
+): { name: string; access: Access } | { problem: string } {
+  const name = body?.model;
+  if (typeof name !== "string" || name === "" || name.length > MAX_SHARE_NAME)
+    return {
+      problem: `the body must be a JSON object naming a model or service of at most ${MAX_SHARE_NAME} characters, e.g. {"model": "qwen3-8b"}`,
+    };
+  if (path === "/unshare") return { name, access: "private" };
+  const raw = body?.access ?? "club";
+  const text = Array.isArray(raw) && raw.every((m) => typeof m === "string") ? raw.join(",") : raw;
+  if (typeof text !== "string") return { problem: '"access" is "club", "private" or member names' };
+  const parsed = parseAccess(text);
+  return "problem" in parsed ? parsed : { name, access: parsed.access };
+}
 
 /**
  * Starts the server on `127.0.0.1:port` (0 picks a free port). Resolves with null, after a
@@ -162,6 +193,24 @@ export async function startStatusServer(
         if (!body || (reason !== undefined && typeof reason !== "string"))
           return fail(400, 'the body must be a JSON object, e.g. {"reason": "gaming tonight"}');
         const state = path === "/pause" ? pausing.pause(reason) : pausing.resume();
+        reply(200, JSON.stringify(state));
+      });
+    } else if (SHARE_POSTS.has(path) && source.sharingControl) {
+      if (method !== "POST") {
+        res.setHeader("allow", "POST");
+        return fail(405, `${path} takes POST, not ${method}`);
+      }
+      const sharing = source.sharingControl;
+      void readJson(req).then((body) => {
+        const asked = shareRequest(path, body);
+        if ("problem" in asked) return fail(400, asked.problem);
+        const state = sharing.set(asked.name, asked.access);
+        if (state === undefined)
+          return fail(
+            404,
+            `this rig serves no model or service ${JSON.stringify(asked.name)}; \`club-provider models\` lists them`,
+            "not_found_error",
+          );
         reply(200, JSON.stringify(state));
       });
     } else if (method !== "GET" && method !== "HEAD") {

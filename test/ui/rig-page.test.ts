@@ -6,7 +6,7 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI from "openai";
 import type { Browser } from "playwright-core";
@@ -21,6 +21,7 @@ import { fakeTools, fixture } from "../hardware/fake-tools.ts";
 import { HAVE_CHROMIUM, launch, measure, screenshot, watchErrors } from "./browser.ts";
 
 const KEY = "sk-rig-page-test-0123456789";
+const BOB = "sk-rig-page-bob-0123456789";
 const MODEL = "tiny-qwen2-chat";
 const patiently = { timeout: 20_000 };
 
@@ -32,11 +33,13 @@ describe.skipIf(!HAVE_CHROMIUM)("the rig's page", () => {
   let page = "";
   let statusPort = 0;
   let client: OpenAI;
+  let bob: OpenAI;
+  let home = "";
 
   beforeAll(async () => {
     relay = await createRelay({
       port: 0,
-      keys: new KeyRing({ [KEY]: "alice" }),
+      keys: new KeyRing({ [KEY]: "alice", [BOB]: "bob" }),
       log: silentLogger,
       heartbeatMs: 200,
     });
@@ -46,7 +49,7 @@ describe.skipIf(!HAVE_CHROMIUM)("the rig's page", () => {
         { args: "--query-gpu=index,memory.used", stdout: fixture("nvidia-smi/4-gpu-sample.csv") },
       ],
     });
-    const home = scratchDir();
+    home = scratchDir();
     mkdirSync(join(home, "config", "club-provider"), { recursive: true });
     writeFileSync(
       join(home, "config", "club-provider", "config.json"),
@@ -65,6 +68,7 @@ describe.skipIf(!HAVE_CHROMIUM)("the rig's page", () => {
     await daemon.waitFor(/connected to the relay/);
     expect(daemon.output()).toContain(`rig page: ${page}`);
     client = new OpenAI({ baseURL: `${relay.url}/v1`, apiKey: KEY, maxRetries: 0 });
+    bob = new OpenAI({ baseURL: `${relay.url}/v1`, apiKey: BOB, maxRetries: 0 });
     browser = await launch();
   });
   afterAll(async () => {
@@ -111,7 +115,7 @@ describe.skipIf(!HAVE_CHROMIUM)("the rig's page", () => {
     });
     await expect
       .poll(() => models.innerText(), patiently)
-      .toMatch(/tiny-qwen2-chat\s+private\s+1\s/);
+      .toMatch(/tiny-qwen2-chat\s+private\s+Share\s+1\s/);
     expect(errors).toEqual([]);
     await tab.close();
   });
@@ -140,6 +144,78 @@ describe.skipIf(!HAVE_CHROMIUM)("the rig's page", () => {
     await expect.poll(() => tab.getByRole("button", { name: "Pause serving" }).count()).toBe(1);
     expect(errors).toEqual([]);
     await tab.close();
+  });
+
+  it("shares a model with the club from the page, and unshares it: the relay stops offering it to another member", async () => {
+    const tab = await browser.newPage();
+    const errors = watchErrors(tab);
+    await tab.goto(page);
+    const bobsModels = async (): Promise<string[]> =>
+      (await bob.models.list()).data.map((m) => m.id);
+    expect(await bobsModels()).toEqual([]);
+    await tab.getByRole("button", { name: `Share ${MODEL} with the club` }).click();
+    await expect.poll(bobsModels, patiently).toEqual([MODEL]);
+    const models = tab.locator("section", {
+      has: tab.getByRole("heading", { name: "Engines and models" }),
+    });
+    await expect
+      .poll(() => models.innerText(), patiently)
+      .toMatch(/tiny-qwen2-chat\s+club\s+Unshare/);
+    const shared = await bob.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    expect(shared.choices[0]?.message.content).toBe("all done");
+
+    await tab.getByRole("button", { name: `Unshare ${MODEL}` }).click();
+    await expect.poll(bobsModels, patiently).toEqual([]);
+    await expect
+      .poll(() => models.innerText(), patiently)
+      .toMatch(/tiny-qwen2-chat\s+private\s+Share/);
+    await expect(
+      bob.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }] }),
+    ).rejects.toMatchObject({ status: 404 });
+    // The owner still reaches it, and the setting outlives a restart.
+    expect((await client.models.list()).data.map((m) => m.id)).toEqual([MODEL]);
+    const stored = JSON.parse(
+      readFileSync(join(home, "config", "club-provider", "config.json"), "utf8"),
+    ) as { sharing?: Record<string, unknown> };
+    expect(stored.sharing).toEqual({ [MODEL]: "private" });
+    expect(errors).toEqual([]);
+    await tab.close();
+  });
+
+  it("refuses a bad /share body and an unknown model with the error envelope", async () => {
+    const token = /name="csrf" content="([^"]+)"/.exec(await (await fetch(page)).text())?.[1];
+    const share = (body: string) =>
+      fetch(`${page}share`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          origin: page.slice(0, -1),
+          "x-club-csrf": token ?? "",
+        },
+        body,
+      });
+    const bad = await share(JSON.stringify({ model: "x".repeat(300) }));
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(
+      /at most 256/,
+    );
+    const members = await share(JSON.stringify({ model: MODEL, access: "bob, ,carol" }));
+    expect(members.status).toBe(400);
+    const unknown = await share(JSON.stringify({ model: "no-such-model" }));
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: { type: string } }).error.type).toBe(
+      "not_found_error",
+    );
+    const noToken = await fetch(`${page}share`, {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: page.slice(0, -1) },
+      body: JSON.stringify({ model: MODEL }),
+    });
+    expect(noToken.status).toBe(403);
+    expect((await bob.models.list()).data).toEqual([]);
   });
 
   it("shows the static parts with JavaScript off", async () => {

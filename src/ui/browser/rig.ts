@@ -1,6 +1,7 @@
 /**
  * The rig's page: the snapshot the shell carries, then live `status` events from `/events`.
- * The owner's actions (pause, resume, engine start and stop) carry the shell's CSRF token.
+ * The owner's actions (pause, resume, share and unshare a model, engine start and stop) carry
+ * the shell's CSRF token.
  */
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
@@ -15,7 +16,7 @@ import {
   html,
   when,
 } from "./common.ts";
-import type { ManagedEngine, RigGpu, RigSnapshot } from "./rig-types.ts";
+import type { ManagedEngine, RigGpu, RigModel, RigSnapshot } from "./rig-types.ts";
 
 const csrf = document.querySelector<HTMLMetaElement>('meta[name="csrf"]')?.content ?? "";
 
@@ -125,6 +126,28 @@ function Engines(props: {
   <//>`;
 }
 
+/** A model's sharing, with the button that shares it with the club or makes it private. */
+function Sharing(props: { model: RigModel; onError: (m: string | null) => void }) {
+  const [busy, setBusy] = useState(false);
+  const m = props.model;
+  const shared = m.access !== "private";
+  const act = async (): Promise<void> => {
+    setBusy(true);
+    props.onError(await post(shared ? "/unshare" : "/share", { model: m.id }));
+    setBusy(false);
+  };
+  return html`<span class="sharing">
+    ${`${m.access} `}<button
+      type="button"
+      disabled=${busy}
+      aria-label=${shared ? `Unshare ${m.id}` : `Share ${m.id} with the club`}
+      onClick=${() => void act()}
+    >
+      ${shared ? "Unshare" : "Share"}
+    </button>
+  </span>`;
+}
+
 function App(props: { initial: RigSnapshot }) {
   const [s, setS] = useState(props.initial);
   const [live, setLive] = useState(false);
@@ -187,7 +210,7 @@ function App(props: { initial: RigSnapshot }) {
             `${svc.in_flight} / ${svc.max_concurrent}`,
             String(svc.queued),
             m ? (m.paused ? `${m.id} (paused: ${m.paused})` : m.id) : "",
-            m?.access ?? "",
+            m ? html`<${Sharing} model=${m} onError=${setError} />` : "",
             m ? String(m.requests_hour) : "",
             m ? String(m.errors_hour) : "",
             m ? bytes(m.bytes_hour) : "",
