@@ -1,11 +1,17 @@
 /**
- * `npm run bench`: the tunnel against a direct call and one plain proxy hop, every part its own
- * process on loopback. Prints a table and rewrites the results section of BENCHMARKS.md.
+ * `npm run bench`: the tunnel against a direct call, nginx (when installed) and one plain Node
+ * proxy hop, every part its own process on loopback. Requests/s, latency and bulk use `wrk`
+ * when it is installed (the Node load generator otherwise); streams, memory and reconnects use
+ * the Node load generator. Prints the tables and rewrites the results section of BENCHMARKS.md.
  * Bounded in time: about two minutes on a 2-core machine.
+ *
+ * `BENCH_QUICK=1`: short runs, printed only (BENCHMARKS.md is left alone), for iterating.
+ * `BENCH_ONLY=rps,bulk`: only those sections (rps, ttfb, bulk, chunks, memory, reconnect).
+ * `BENCH_WRK=0`: the Node load generator even where wrk is installed.
  */
 import { existsSync } from "node:fs";
 import { cpus } from "node:os";
-import { median, sleep } from "./common.ts";
+import { body, median, sleep } from "./common.ts";
 import {
   DIST_MAIN,
   cpuSeconds,
@@ -15,12 +21,18 @@ import {
   peakRss,
   rssMiB,
 } from "./procs.ts";
-import { writeReport, type Results, type Path } from "./report.ts";
+import { CONCURRENCY, printReport, writeReport, type Results, type Path } from "./report.ts";
 import { BenchStack, KEY } from "./stack.ts";
+import { wrk, wrkAvailable } from "./wrk.ts";
 
-const PATHS: Path[] = ["direct", "proxy", "tunnel"];
+const QUICK = process.env.BENCH_QUICK === "1";
+const ONLY = new Set((process.env.BENCH_ONLY ?? "").split(",").filter(Boolean));
+const want = (section: string): boolean => ONLY.size === 0 || ONLY.has(section);
 const BULK = 100 * 1024 * 1024;
-const CYCLES = 5;
+const CYCLES = QUICK ? 1 : 5;
+/** Seconds of each measured requests/s run, and of the warm-up before it. */
+const RPS_SECONDS = QUICK ? 1 : 3;
+const WARMUP_SECONDS = 1;
 
 interface Rps {
   rps: number;
@@ -45,6 +57,7 @@ async function main(): Promise<void> {
     throw new Error(`${DIST_MAIN} is missing: run \`npm run bench\`, which builds it first`);
   const t0 = performance.now();
   const [busy0, own0] = [machineBusySeconds(), ownCpuSeconds()];
+  const useWrk = process.env.BENCH_WRK !== "0" && wrkAvailable();
   const stack = new BenchStack();
   try {
     await stack.start();
@@ -53,148 +66,178 @@ async function main(): Promise<void> {
     throw err;
   }
   const { targets } = stack;
-  const job = (path: Path) => ({ url: targets[path], ...(path === "tunnel" ? { key: KEY } : {}) });
-  const cpu = () => ({ relay: cpuSeconds(stack.relay.pid), daemon: cpuSeconds(stack.daemon.pid) });
+  const paths: Path[] = [
+    "direct",
+    ...(targets.nginx ? (["nginx"] as const) : []),
+    "proxy",
+    "tunnel",
+  ];
+  const url = (path: Path): string => targets[path] ?? "";
+  const job = (path: Path) => ({ url: url(path), ...(path === "tunnel" ? { key: KEY } : {}) });
+  const cpu = () => ({
+    relay: cpuSeconds(stack.relay.pid),
+    daemon: cpuSeconds(stack.daemon.pid),
+    proxy: cpuSeconds(stack.proxy.pid),
+  });
+  const perUnit = (before: ReturnType<typeof cpu>, units: number) => {
+    const after = cpu();
+    const ms = (p: keyof typeof after) => ((after[p] - before[p]) * 1000) / units;
+    return { relay: ms("relay"), daemon: ms("daemon"), proxy: ms("proxy") };
+  };
   const r: Results = {
-    rps: { direct: {}, proxy: {}, tunnel: {} },
+    loader: useWrk ? "wrk" : "node",
+    quick: QUICK,
+    paths,
+    rps: {},
     ttfb: {},
     chunks: {},
     bulk: {},
-    cpu: { relay: { msPerRequest: 0, msPerMiB: 0 }, daemon: { msPerRequest: 0, msPerMiB: 0 } },
-    rss: {
-      idle: 0,
-      relayIdle: 0,
-      underLoad: 0,
-      bulk: 0,
-      slowIdle: 0,
-      slowConsumer: 0,
-      afterLoad: 0,
-    },
+    cpu: {},
+    rss: {},
     reconnectMs: [],
     seconds: 0,
     otherLoad: 0,
+  };
+  /** One requests/s run, and the CPU snapshot its per-request cost counts from. */
+  const rpsRun = async (path: Path, concurrency: number) => {
+    const before = cpu();
+    // The Node load generator's `total` counts its warm-up too, so the CPU does as well.
+    if (!useWrk) {
+      const result = await load<Rps>({
+        ...job(path),
+        kind: "rps",
+        concurrency,
+        warmupMs: WARMUP_SECONDS * 1000,
+        durationMs: RPS_SECONDS * 1000,
+      });
+      return { result, before };
+    }
+    const w = { ...job(path), body: body(), connections: concurrency };
+    await wrk({ ...w, seconds: WARMUP_SECONDS });
+    const after = cpu();
+    return { result: await wrk({ ...w, seconds: RPS_SECONDS }), before: after };
   };
   try {
     await sleep(1000);
     r.rss.idle = rssMiB(stack.daemon.pid);
     r.rss.relayIdle = rssMiB(stack.relay.pid);
 
-    for (const concurrency of [1, 16, 256])
-      for (const path of PATHS) {
-        log(`requests/s, ${path}, concurrency ${concurrency}`);
-        const before = cpu();
-        const run = load<Rps>({
-          ...job(path),
-          kind: "rps",
-          concurrency,
-          warmupMs: 500,
-          durationMs: 3000,
-        });
-        const { result, peak } = await peakRss(stack.daemon.pid, run);
-        r.rps[path][concurrency] = result;
-        if (path !== "tunnel") continue;
-        if (concurrency === 256) r.rss.underLoad = peak;
-        if (concurrency === 16) {
-          const after = cpu();
-          r.cpu.relay.msPerRequest = ((after.relay - before.relay) * 1000) / result.total;
-          r.cpu.daemon.msPerRequest = ((after.daemon - before.daemon) * 1000) / result.total;
+    if (want("rps"))
+      for (const concurrency of CONCURRENCY)
+        for (const path of paths) {
+          log(`requests/s, ${path}, concurrency ${concurrency} (${r.loader})`);
+          const { result: run, peak } = await peakRss(stack.daemon.pid, rpsRun(path, concurrency));
+          const { result, before } = run;
+          (r.rps[path] ??= {})[concurrency] = result;
+          if (concurrency === 64 && path === "tunnel") r.rss.underLoad = peak;
+          if (concurrency === 16 && (path === "tunnel" || path === "proxy")) {
+            const ms = perUnit(before, result.total);
+            if (path === "proxy") (r.cpu.proxy ??= {}).msPerRequest = ms.proxy;
+            else {
+              (r.cpu.relay ??= {}).msPerRequest = ms.relay;
+              (r.cpu.daemon ??= {}).msPerRequest = ms.daemon;
+            }
+          }
         }
+
+    if (want("ttfb"))
+      for (const path of paths) {
+        log(`time to first byte, ${path}`);
+        r.ttfb[path] = await load<{ p50: number; p99: number }>({
+          ...job(path),
+          kind: "ttfb",
+          count: QUICK ? 50 : 200,
+        });
       }
 
-    for (const path of PATHS) {
-      log(`time to first byte, ${path}`);
-      r.ttfb[path] = await load<{ p50: number; p99: number }>({
-        ...job(path),
-        kind: "ttfb",
-        count: 200,
-      });
-    }
+    if (want("bulk"))
+      for (const path of paths) {
+        log(`bulk 100 MiB, ${path} (${r.loader})`);
+        const before = cpu();
+        const run = useWrk
+          ? wrk({
+              ...job(path),
+              body: body({ bench: { bytes: BULK } }),
+              connections: 1,
+              seconds: QUICK ? 2 : 4,
+            }).then((w) => ({ mibPerSecond: [w.mibPerSecond], bytes: w.bytes }))
+          : load<{ mibPerSecond: number[]; bytes: number }>({
+              ...job(path),
+              kind: "bulk",
+              bytes: BULK,
+              count: QUICK ? 1 : 3,
+            });
+        const { result, peak } = await peakRss(stack.daemon.pid, run);
+        r.bulk[path] = result.mibPerSecond;
+        const ms = perUnit(before, result.bytes / 1048576);
+        if (path === "proxy") (r.cpu.proxy ??= {}).msPerMiB = ms.proxy;
+        if (path !== "tunnel") continue;
+        r.rss.bulk = peak;
+        (r.cpu.relay ??= {}).msPerMiB = ms.relay;
+        (r.cpu.daemon ??= {}).msPerMiB = ms.daemon;
+      }
 
-    for (const path of PATHS) {
-      log(`bulk 100 MiB, ${path}`);
-      const before = cpu();
-      const run = load<{ mibPerSecond: number[]; bytes: number }>({
-        ...job(path),
-        kind: "bulk",
-        bytes: BULK,
-        count: 3,
-      });
-      const { result, peak } = await peakRss(stack.daemon.pid, run);
-      r.bulk[path] = result.mibPerSecond;
-      if (path !== "tunnel") continue;
-      r.rss.bulk = peak;
-      const after = cpu();
-      const mib = result.bytes / 1048576;
-      r.cpu.relay.msPerMiB = ((after.relay - before.relay) * 1000) / mib;
-      r.cpu.daemon.msPerMiB = ((after.daemon - before.daemon) * 1000) / mib;
-    }
-
-    for (const path of PATHS) {
-      log(`paced SSE (200 chunks, 10 ms apart), ${path}, alone and beside a bulk transfer`);
-      const alone = await load<Chunks>({
-        ...job(path),
-        kind: "chunks",
-        chunks: 200,
-        intervalMs: 10,
-      });
-      const bulk = load<unknown>({ ...job(path), kind: "bulk", bytes: BULK, untilMs: 3500 });
-      await sleep(400);
-      const beside = await load<Chunks>({
-        ...job(path),
-        kind: "chunks",
-        chunks: 200,
-        intervalMs: 10,
-      });
-      await bulk;
-      // The same beside a transfer its consumer reads at 20 MiB/s: flow control, not CPU, bounds it.
-      const paced = load<unknown>({
-        ...job(path),
-        kind: "slow",
-        bytes: BULK,
-        bytesPerSecond: 20 * 1048576,
-        durationMs: 3000,
-      });
-      await sleep(400);
-      const besideSlow = await load<Chunks>({
-        ...job(path),
-        kind: "chunks",
-        chunks: 200,
-        intervalMs: 10,
-      });
-      await paced;
-      r.chunks[path] = { alone, beside, besideSlow };
-    }
+    if (want("chunks"))
+      for (const path of paths) {
+        log(`paced SSE (200 chunks, 10 ms apart), ${path}, alone and beside a bulk transfer`);
+        const chunks = QUICK ? 100 : 200;
+        const alone = await load<Chunks>({ ...job(path), kind: "chunks", chunks, intervalMs: 10 });
+        const bulk = load<unknown>({ ...job(path), kind: "bulk", bytes: BULK, untilMs: 3500 });
+        await sleep(400);
+        const beside = await load<Chunks>({ ...job(path), kind: "chunks", chunks, intervalMs: 10 });
+        await bulk;
+        // The same beside a transfer its consumer reads at 20 MiB/s: flow control, not CPU, bounds it.
+        const paced = load<unknown>({
+          ...job(path),
+          kind: "slow",
+          bytes: BULK,
+          bytesPerSecond: 20 * 1048576,
+          durationMs: 3000,
+        });
+        await sleep(400);
+        const besideSlow = await load<Chunks>({
+          ...job(path),
+          kind: "chunks",
+          chunks,
+          intervalMs: 10,
+        });
+        await paced;
+        r.chunks[path] = { alone, beside, besideSlow };
+      }
 
     await sleep(1000);
     r.rss.afterLoad = rssMiB(stack.daemon.pid);
 
-    // A fresh daemon, so the figure is what a slow consumer costs, not what earlier load left.
-    log("slow consumer: 1 MiB/s for 5 s of a 1 GiB response, on a freshly started daemon");
-    await stack.daemon.stop();
-    await stack.startDaemon();
-    await sleep(1000);
-    r.rss.slowIdle = rssMiB(stack.daemon.pid);
-    const slow = load<unknown>({
-      ...job("tunnel"),
-      kind: "slow",
-      bytes: (1024 * BULK) / 100,
-      bytesPerSecond: 1048576,
-      durationMs: 5000,
-    });
-    r.rss.slowConsumer = (await peakRss(stack.daemon.pid, slow)).peak;
-
-    for (let i = 0; i < CYCLES; i++) {
-      log(`relay restart ${i + 1}/${CYCLES}`);
-      // A fresh daemon each time: every cycle starts from the first backoff step, like a rig
-      // whose tunnel had been up for a while.
-      if (i > 0) {
-        await stack.daemon.stop();
-        await stack.startDaemon();
-      }
-      await stack.relay.stop();
-      const back = await stack.startRelay();
-      r.reconnectMs.push((await stack.registered(2)) - back);
+    if (want("memory")) {
+      // A fresh daemon, so the figure is what a slow consumer costs, not what earlier load left.
+      log("slow consumer: 1 MiB/s for 5 s of a 1 GiB response, on a freshly started daemon");
+      await stack.daemon.stop();
+      await stack.startDaemon();
+      await sleep(1000);
+      r.rss.slowIdle = rssMiB(stack.daemon.pid);
+      const slow = load<unknown>({
+        ...job("tunnel"),
+        kind: "slow",
+        bytes: (1024 * BULK) / 100,
+        bytesPerSecond: 1048576,
+        durationMs: 5000,
+      });
+      r.rss.slowConsumer = (await peakRss(stack.daemon.pid, slow)).peak;
     }
+
+    if (want("reconnect"))
+      for (let i = 0; i < CYCLES; i++) {
+        log(`relay restart ${i + 1}/${CYCLES}`);
+        // A fresh daemon each time: every cycle starts from the first backoff step, like a rig
+        // whose tunnel had been up for a while.
+        if (i > 0) {
+          await stack.daemon.stop();
+          await stack.startDaemon();
+        }
+        await stack.relay.stop();
+        const back = await stack.startRelay();
+        r.reconnectMs.push((await stack.registered(2)) - back);
+      }
   } finally {
     await stack.stop();
   }
@@ -207,7 +250,9 @@ async function main(): Promise<void> {
       `other processes used ${(r.otherLoad * 100).toFixed(0)}% of the CPU: figures are unreliable`,
     );
   log(`done in ${r.seconds.toFixed(0)} s; median reconnect ${median(r.reconnectMs).toFixed(0)} ms`);
-  await writeReport(r);
+  // A partial or quick run is printed, not written over the full results.
+  if (QUICK || ONLY.size > 0) printReport(r);
+  else await writeReport(r);
 }
 
 await main();

@@ -7,13 +7,16 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MODEL } from "./common.ts";
+import { nginxBinary, startNginx } from "./nginx.ts";
 import { startCli, startServer, until, type Proc } from "./procs.ts";
 
 export const KEY = "sk-bench-0123456789abcdef";
 
-/** The three ways to the upstream, as origins; `key` only matters to the relay. */
+/** The ways to the upstream, as origins; `key` only matters to the relay. */
 export interface Targets {
   direct: string;
+  /** Only when nginx is installed. */
+  nginx?: string;
   proxy: string;
   tunnel: string;
 }
@@ -32,6 +35,7 @@ export class BenchStack {
   daemon!: Proc;
   upstream!: Proc & { port: number };
   proxy!: Proc & { port: number };
+  nginx: (Proc & { port: number }) | undefined;
   /** Every process started, so `stop` ends them even after a failed start. */
   readonly #procs: Proc[] = [];
   targets!: Targets;
@@ -45,6 +49,16 @@ export class BenchStack {
     const upstreamUrl = `http://127.0.0.1:${this.upstream.port}`;
     this.proxy = await startServer("proxy.ts", [upstreamUrl]);
     this.#procs.push(this.proxy);
+    const nginx = nginxBinary();
+    if (nginx) {
+      this.nginx = await startNginx(
+        nginx,
+        join(this.#dir, "nginx"),
+        await freePort(),
+        this.upstream.port,
+      );
+      this.#procs.push(this.nginx);
+    }
     [this.#relayPort, this.#statusPort] = [await freePort(), await freePort()];
     writeFileSync(join(this.#dir, "keys.json"), JSON.stringify({ [KEY]: "bench" }));
     writeFileSync(join(this.#dir, "key.txt"), KEY, { mode: 0o600 });
@@ -56,6 +70,7 @@ export class BenchStack {
     this.targets = {
       direct: upstreamUrl,
       proxy: `http://127.0.0.1:${this.proxy.port}`,
+      ...(this.nginx ? { nginx: `http://127.0.0.1:${this.nginx.port}` } : {}),
       tunnel: `http://127.0.0.1:${this.#relayPort}`,
     };
     await this.startRelay();
