@@ -25,7 +25,7 @@ import { KeyRing } from "./keys.ts";
 import { MultipartError, MultipartFilter, boundaryOf } from "../http/multipart.ts";
 import type { ProviderState } from "./provider-state.ts";
 import type { Registry } from "./registry.ts";
-import type { RateLimiter } from "./rate-limit.ts";
+import type { KeyLimiter, RateLimiter } from "./rate-limit.ts";
 import { sendError, sendJson } from "./respond.ts";
 import { decodePart, parseTarget } from "./target.ts";
 import type { Uploads } from "./uploads.ts";
@@ -53,7 +53,7 @@ export interface ApiOptions {
   /** Async jobs, batches and workflows; without it they are answered 503 `async_disabled`. */
   work?: Work;
   /** Per-key request rate limit (429 beyond it). */
-  rateLimit?: RateLimiter;
+  rateLimit?: KeyLimiter;
   /** Keyless requests (media URLs, the gallery) per source address (429 beyond it). */
   openRateLimit?: RateLimiter;
   /** Failed key checks per source address (429 beyond them). */
@@ -73,6 +73,11 @@ export interface ApiOptions {
  * One of the member's own rigs as `GET /v1/providers` shows it to its owner: paused or not,
  * what it advertises, and whom each model is shared with.
  */
+/** The seconds a request of `key` must wait (0: go), from either kind of limiter. */
+function taken(limiter: KeyLimiter | undefined, key: string): number | Promise<number> {
+  return limiter ? limiter.take(key) : 0;
+}
+
 function providerView(link: ProviderState) {
   return {
     object: "provider",
@@ -145,7 +150,7 @@ export function createApi(
     if (options.media && isOpenMediaPath(path)) {
       // Anyone may fetch a URL: without a key, counted per source address instead.
       const wait = key
-        ? options.rateLimit?.take(key.id)
+        ? await taken(options.rateLimit, key.id)
         : options.openRateLimit?.take(options.throttle?.source(req) ?? "");
       if (wait) {
         req.resume();
@@ -169,7 +174,7 @@ export function createApi(
       return;
     }
     const { member } = key;
-    const wait = options.rateLimit?.take(key.id);
+    const wait = await taken(options.rateLimit, key.id);
     if (wait) {
       req.resume();
       sendError(
@@ -183,6 +188,8 @@ export function createApi(
       );
       return;
     }
+    // A club-wide limiter asked the database: the consumer may have left meanwhile.
+    if (req.socket.destroyed) return;
     if (options.ui?.isApi(path)) {
       await options.ui.api(req, res, path, key);
       return;

@@ -12,12 +12,20 @@ export interface RateLimitOptions {
   now?: () => number;
 }
 
+/** What the API asks of a per-key limiter: one process's buckets, or the club's (cluster/rate.ts). */
+export interface KeyLimiter {
+  /** Takes one request from `key`'s bucket: 0 when allowed, else the seconds to wait. */
+  take(key: string): number | Promise<number>;
+  /** Stops its timers, where it has any. */
+  close?(): void;
+}
+
 interface Bucket {
   tokens: number;
   at: number;
 }
 
-export class RateLimiter {
+export class RateLimiter implements KeyLimiter {
   readonly perSecond: number;
   readonly burst: number;
   readonly #now: () => number;

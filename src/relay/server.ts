@@ -10,7 +10,7 @@ import type { Logger } from "../log.ts";
 import { CONNECT_PATH, CloseCode, TUNNEL_SUBPROTOCOL } from "../protocol/index.ts";
 import { createApi } from "./api.ts";
 import { DEFAULT_MAX_JSON_BYTES } from "./body.ts";
-import { RateLimiter } from "./rate-limit.ts";
+import { RateLimiter, type KeyLimiter } from "./rate-limit.ts";
 import { createWork } from "./jobs/work.ts";
 import { createMedia } from "./media/media.ts";
 import type { MediaLimits } from "./media/types.ts";
@@ -21,6 +21,7 @@ import { DEFAULT_PROVIDER_LIMITS, ProviderLink, type ProviderLimits } from "./pr
 import { parseTarget } from "./target.ts";
 import { Registry } from "./registry.ts";
 import { openPool } from "./pg/pool.ts";
+import { SharedRateLimiter } from "./cluster/rate.ts";
 import { joinCluster, type ClusterJoin, type ClusterMember } from "./cluster/index.ts";
 import { Uploads, type UploadLimits } from "./uploads.ts";
 import { ClubUi } from "./ui-routes.ts";
@@ -163,6 +164,20 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     await endPool();
     throw err;
   });
+  // Instances of one club share each key's bucket in PostgreSQL (cluster/rate.ts).
+  const rateLimit: KeyLimiter | undefined =
+    options.rateLimit === 0
+      ? undefined
+      : pool && options.cluster
+        ? await SharedRateLimiter.start(pool, { perSecond: options.rateLimit ?? 50, log }).catch(
+            async (err: unknown) => {
+              await media.close();
+              await work.close();
+              await endPool();
+              throw err;
+            },
+          )
+        : new RateLimiter({ perSecond: options.rateLimit ?? 50 });
   // The cluster is joined after the API exists; the page asks for its instance id later.
   const clusterInfo: { instanceId?: string } = {};
   const api = createApi({
@@ -184,9 +199,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
             burst: Math.max(1, 2 * (options.openRate ?? 50)),
           }),
         }),
-    ...(options.rateLimit === 0
-      ? {}
-      : { rateLimit: new RateLimiter({ perSecond: options.rateLimit ?? 50 }) }),
+    ...(rateLimit ? { rateLimit } : {}),
   });
   // Generations may be silent for minutes before the first byte: no request timeout. A body
   // that stops arriving is cut by `Uploads`; headers that never end, by `headersTimeout`.
@@ -310,6 +323,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   async function shutdown(): Promise<void> {
     // Leave the club's tables first: the other instances stop routing here.
     await cluster?.close();
+    rateLimit?.close?.();
     await media.close();
     // Then: running jobs are reset at their providers and saved as queued.
     await work.close();
