@@ -49,7 +49,9 @@ export function renderEngines(engines: EngineView[]): string {
   const rows = engines.map((e) => [
     e.name,
     e.withdrawn ? "failed (withdrawn)" : e.state,
-    e.vramMiB === null ? "-" : `${e.vramMiB} MiB`,
+    e.vramMiB === null
+      ? "-"
+      : `${e.vramMiB} MiB${e.vramSource === "measured" ? " (measured)" : ""}`,
     e.gpus.length ? e.gpus.join(",") : "-",
     ago(e.lastUsedAt),
     String(e.starts),

@@ -3,6 +3,7 @@
  * so the whole path works on this machine with no hosted club.
  */
 import { randomBytes } from "node:crypto";
+import { dirname } from "node:path";
 import { Command } from "commander";
 import { openStore, resolveConfig, type ConfigFlags } from "../config.ts";
 import { Daemon } from "../daemon/daemon.ts";
@@ -103,6 +104,8 @@ export function startCommand(): Command {
         config,
         log,
         logTail,
+        // Beside the settings: a service's XDG_CONFIG_HOME is in its StateDirectory.
+        stateDir: dirname(store.path),
         // The owner's pause survives a restart: `club-provider resume` is the way out.
         persistPause: (reason) =>
           reason === undefined ? store.delete("paused") : store.set("paused", reason),

@@ -35,6 +35,8 @@ import { AutoPause } from "./auto-pause.ts";
 import { PauseState, manualReason, type PauseView } from "./pause.ts";
 import { EngineManager } from "../engines/manager.ts";
 import { expandEngines } from "../engines/presets.ts";
+import { vramMeter } from "../engines/vram-meter.ts";
+import { VramStore } from "../engines/vram-store.ts";
 import type { Service } from "../discovery/catalog.ts";
 import { HourUsage } from "./hour-usage.ts";
 import type { LogRing } from "./log-ring.ts";
@@ -55,6 +57,8 @@ export interface DaemonOptions {
   toolEnv?: NodeJS.ProcessEnv;
   /** The log's last lines, for the rig page's log tail (the CLI tees its logger into it). */
   logTail?: LogRing;
+  /** Where the daemon keeps what it learns (managed engines' measured VRAM); none: forgotten. */
+  stateDir?: string;
 }
 
 /**
@@ -276,11 +280,26 @@ export class Daemon extends EventEmitter {
       this.config.engines,
       this.config.services.flatMap((s) => (s.name ? [s.name] : [])),
     );
+    const vramStore = this.#opts.stateDir
+      ? await new VramStore(this.#opts.stateDir).load()
+      : undefined;
+    if (vramStore?.problem) this.log.warn(vramStore.problem);
     this.engines = new EngineManager({
       specs,
       settings: this.config.engineSettings,
       log: this.log,
       gpuTotal: (gpu) => this.#hardware?.gpus.find((g) => g.index === gpu)?.vram_mb ?? null,
+      meter: vramMeter({
+        env: this.#opts.toolEnv ?? process.env,
+        timeoutMs: 5000,
+        gpus: () =>
+          (this.#hardware?.gpus ?? []).map((g) => ({
+            index: g.index,
+            uuid: g.uuid,
+            totalMiB: g.vram_mb,
+          })),
+      }),
+      ...(vramStore ? { vramStore } : {}),
     });
     this.engines.on("change", () => this.#refresh());
     this.log.info(

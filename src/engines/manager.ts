@@ -12,6 +12,9 @@ import { MANIFEST_ENGINES, type ManifestEngine } from "../protocol/manifest.ts";
 import type { EngineSettings, EngineSpec } from "./schema.ts";
 import { Supervisor, type EngineLease, type EngineState } from "./supervisor.ts";
 import { VramBudget } from "./vram.ts";
+import { learnVram } from "./vram-learn.ts";
+import type { VramMeter } from "./vram-meter.ts";
+import type { VramStore } from "./vram-store.ts";
 
 /** One engine as `GET /engines` and `club-provider engines` show it. */
 export interface EngineView {
@@ -20,6 +23,8 @@ export interface EngineView {
   models: string[];
   gpus: number[];
   vramMiB: number | null;
+  /** Whether {@link vramMiB} is the owner's figure or one measured on a run; null: unknown. */
+  vramSource: "declared" | "measured" | null;
   lastUsedAt: number | null;
   inFlight: number;
   starts: number;
@@ -39,6 +44,12 @@ export interface EngineManagerOptions {
   /** Detected VRAM of a GPU in MiB (null: unknown). */
   gpuTotal?: (gpu: number) => number | null;
   baseEnv?: NodeJS.ProcessEnv;
+  /** Measures the VRAM of engines that declare none (nvidia-smi, rocm-smi); none: not measured. */
+  meter?: VramMeter;
+  /** Remembered measurements (loaded), read at construction and written on each new figure. */
+  vramStore?: VramStore;
+  /** Least time between two measurements of one engine (default 30 s). */
+  remeasureMs?: number;
 }
 
 /** Events: `change` (an engine's state changed: the manifest may have). */
@@ -78,6 +89,13 @@ export class EngineManager extends EventEmitter {
         makeRoom: (e) => this.vram.makeRoom(e),
         ...(options.baseEnv ? { baseEnv: options.baseEnv } : {}),
       });
+      if (options.meter)
+        learnVram(engine, {
+          meter: options.meter,
+          store: options.vramStore,
+          log: options.log,
+          ...(options.remeasureMs !== undefined ? { everyMs: options.remeasureMs } : {}),
+        });
       engine.on("change", () => this.emit("change", engine));
       this.engines.push(engine);
       this.#services.set(engine, this.#service(engine));
@@ -140,6 +158,7 @@ export class EngineManager extends EventEmitter {
       models: e.models.map((m) => m.id),
       gpus: e.spec.gpus,
       vramMiB: e.vramMiB ?? null,
+      vramSource: e.vramSource ?? null,
       lastUsedAt: e.lastUsedAt,
       inFlight: e.inFlight,
       starts: e.starts,

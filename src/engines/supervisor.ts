@@ -65,8 +65,8 @@ function toModel(m: EngineSpec["models"][number]): DiscoveredModel {
 }
 
 /**
- * Events: `change` (state, reason or VRAM changed), `ready` (cold start ms), `stopped`
- * (StopReason), `crash` (ExitInfo).
+ * Events: `change` (state, reason or VRAM changed), `ready` (cold start ms), `idle` (its last
+ * request ended), `stopped` (StopReason), `crash` (ExitInfo).
  */
 export class Supervisor extends EventEmitter {
   readonly spec: EngineSpec;
@@ -93,6 +93,8 @@ export class Supervisor extends EventEmitter {
   coldStartSeconds = 0;
   /** VRAM on each of its GPUs: declared, else measured on a run, else unknown. */
   vramMiB: number | undefined;
+  /** Where {@link vramMiB} comes from: the owner's setting, or a measurement of a run. */
+  vramSource: "declared" | "measured" | undefined;
   /** Slots the engine reports (llama.cpp); null when it does not say. */
   reportedConcurrency: number | null = null;
   /** It passed the VRAM check and counts against its GPUs until it stops. */
@@ -113,6 +115,7 @@ export class Supervisor extends EventEmitter {
     this.logs = new LogRing(options.settings.logLines);
     this.models = options.spec.models.map(toModel);
     this.vramMiB = options.spec.vramMiB;
+    this.vramSource = options.spec.vramMiB === undefined ? undefined : "declared";
   }
 
   get name(): string {
@@ -176,7 +179,10 @@ export class Supervisor extends EventEmitter {
       this.lastUsedAt = Date.now();
       if (this.state === "ready") {
         this.streak = 0;
-        if (this.inFlight === 0) this.#armIdle();
+        if (this.inFlight === 0) {
+          this.#armIdle();
+          this.emit("idle");
+        }
       }
     };
   }
