@@ -6,7 +6,7 @@ import { Command } from "commander";
 import { createLogger } from "../log.ts";
 import { UserError } from "../errors.ts";
 import { loadKeys } from "../relay/keys.ts";
-import { DEFAULT_MAX_JSON_BYTES } from "../relay/body.ts";
+import { DEFAULT_MAX_JSON_BYTES } from "../relay/uploads.ts";
 import { DEFAULT_LIMITS, type JobLimits } from "../relay/jobs/types.ts";
 import { DEFAULT_PROVIDER_LIMITS } from "../relay/provider-link.ts";
 import { DEFAULT_UPLOAD_LIMITS } from "../relay/uploads.ts";

@@ -11,19 +11,26 @@ import {
   ENDPOINTS,
   HEADER_MODEL,
   HEADER_REQUEST_ID,
-  envelope,
   findEndpoint,
   stripClubFields,
   type Endpoint,
 } from "../protocol/index.ts";
 import {
+  HttpError,
+  answerError,
+  attachMeter,
   dropBody,
-  readLimited,
+  parseJsonObject,
+  readBody,
+  readCapped,
+  sendError,
   sendJson,
-  type GatewayRequest,
-  type GatewayResponse,
-} from "./http.ts";
-import { BodyBudget, readBudgeted } from "./body-budget.ts";
+  tooLarge,
+  unknownEndpoint,
+  type HttpRequest as GatewayRequest,
+  type HttpResponse as GatewayResponse,
+} from "../http/index.ts";
+import { BodyBudget } from "./body-budget.ts";
 import { Capacity, type Release } from "./capacity.ts";
 import { limitBody, unsafeRequestUrl } from "./safety.ts";
 import type { UrlGuardOptions } from "./url-guard.ts";
@@ -105,15 +112,6 @@ const PASS_HEADERS = ["content-type", "accept"] as const;
 /** Retry-After of a paused model: a pause lasts minutes, not the seconds of a full queue. */
 const PAUSED_RETRY_SECONDS = 60;
 
-function error(
-  res: GatewayResponse,
-  status: number,
-  type: Parameters<typeof envelope>[0],
-  message: string,
-): void {
-  sendJson(res, status, envelope(type, message));
-}
-
 export function createGateway(options: GatewayOptions): Gateway {
   const { log } = options;
   const load = options.load ?? new Capacity();
@@ -137,12 +135,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const endpoint = findEndpoint(method, url.pathname);
     // Refusals leave the body unread: HTTP/2 resets the rest of the stream once the answer is
     // out, and node:http discards it.
-    if (!endpoint) {
-      if (KNOWN_PATHS.has(url.pathname))
-        error(res, 405, "invalid_request_error", `${method} is not allowed on ${url.pathname}`);
-      else error(res, 404, "not_found_error", `unknown endpoint ${method} ${url.pathname}`);
-      return;
-    }
+    if (!endpoint) throw unknownEndpoint(method, url.pathname, KNOWN_PATHS);
     await serve(req, res, endpoint, url);
   }
 
@@ -162,7 +155,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         .findAll(id)
         .filter((c) => c.model.type === endpoint.serviceType);
     const notServed = (id: string): void =>
-      error(
+      sendError(
         res,
         404,
         "not_found_error",
@@ -175,18 +168,16 @@ export function createGateway(options: GatewayOptions): Gateway {
     const denied = (id: string): string | undefined =>
       refusal(options.catalog(), id, who, options.sharing, options.providerName);
     const headerDenial = modelId === undefined ? undefined : denied(modelId);
-    if (headerDenial) return error(res, 403, "permission_error", headerDenial);
+    if (headerDenial) return sendError(res, 403, "permission_error", headerDenial);
     // A paused rig drains: what runs finishes, new work is refused; the relay tries elsewhere.
     const pausedNow = (id: string): boolean => {
       const reason = options.paused?.(id);
       if (reason === undefined) return false;
-      sendJson(
+      sendError(
         res,
         429,
-        envelope(
-          "rate_limit_error",
-          `${options.providerName} is not serving ${id} now (${reason}): retry later or elsewhere`,
-        ),
+        "rate_limit_error",
+        `${options.providerName} is not serving ${id} now (${reason}): retry later or elsewhere`,
         { "retry-after": String(PAUSED_RETRY_SECONDS) },
       );
       return true;
@@ -194,42 +185,39 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (modelId !== undefined && pausedNow(modelId)) return;
     const admitted = memberLimits.admit(who);
     if ("refusal" in admitted)
-      return sendJson(res, 429, envelope("rate_limit_error", admitted.refusal), {
+      return sendError(res, 429, "rate_limit_error", admitted.refusal, {
         "retry-after": String(admitted.retryAfter),
       });
     res.once("close", admitted.release);
     let json: Record<string, unknown> | undefined;
     if (endpoint.body === "json") {
-      const tooLarge = (): void =>
-        error(res, 413, "request_too_large", `request body is larger than ${maxJson} bytes`);
-      const overloaded = (): void =>
-        sendJson(
-          res,
-          503,
-          envelope(
-            "overloaded",
-            `${options.providerName} is holding as many request bodies as it may (${buffered.limit} bytes): retry shortly`,
-          ),
-          { "retry-after": "1" },
-        );
+      const overloaded = new HttpError(
+        503,
+        "overloaded",
+        `${options.providerName} is holding as many request bodies as it may (${buffered.limit} bytes): retry shortly`,
+        { headers: { "retry-after": "1" } },
+      );
       const declared = Number(req.headers["content-length"] ?? NaN);
-      if (declared > maxJson) return tooLarge();
-      if (declared > 0 && buffered.used + declared > buffered.limit) return overloaded();
+      if (declared > maxJson) throw tooLarge(maxJson);
+      if (declared > 0 && buffered.used + declared > buffered.limit) throw overloaded;
+      // What is read stays charged until the response closes: the parsed body lives as long.
       let taken = 0;
       res.once("close", () => buffered.give(taken));
-      const read = await readBudgeted(req, maxJson, buffered, (n) => (taken += n));
-      if (!read.ok) {
-        dropBody(req);
-        return read.reason === "too_large" ? tooLarge() : overloaded();
-      }
+      attachMeter(req, {
+        hold: (bytes) => {
+          if (!buffered.take(bytes)) throw overloaded;
+          taken += bytes;
+        },
+        release: () => undefined,
+      });
+      let body: Buffer;
       try {
-        const parsed: unknown = JSON.parse(read.body.toString("utf8"));
-        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-          throw new Error("not an object");
-        json = parsed as Record<string, unknown>;
-      } catch {
-        return error(res, 400, "invalid_request_error", "request body must be a JSON object");
+        body = await readBody(req, maxJson);
+      } catch (err) {
+        dropBody(req);
+        throw err;
       }
+      json = parseJsonObject(body);
       json = stripClubFields(json);
       if (typeof json.model === "string") modelId ??= json.model;
     } else if (endpoint.body === "none") {
@@ -237,7 +225,12 @@ export function createGateway(options: GatewayOptions): Gateway {
       modelId ??= url.searchParams.get("model") ?? undefined;
     }
     if (!modelId)
-      return error(res, 400, "invalid_request_error", `"model" is required on ${endpoint.path}`);
+      return sendError(
+        res,
+        400,
+        "invalid_request_error",
+        `"model" is required on ${endpoint.path}`,
+      );
 
     if (pausedNow(modelId)) return;
     const candidates = servedFor(modelId);
@@ -246,7 +239,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const found = candidates.find((c) => c.service === chosen);
     if (!found) return notServed(modelId);
     const bodyDenial = denied(modelId);
-    if (bodyDenial) return error(res, 403, "permission_error", bodyDenial);
+    if (bodyDenial) return sendError(res, 403, "permission_error", bodyDenial);
     const { service, model } = found;
     if (json) json.model = model.servedId;
     // Every URL an engine would fetch: in the body as sent, and in its chat translation
@@ -256,7 +249,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       ? ((await unsafeRequestUrl(json, options.urlGuard)) ??
         (asChat && asChat !== json ? await unsafeRequestUrl(asChat, options.urlGuard) : undefined))
       : undefined;
-    if (unsafe) return error(res, 400, "invalid_request_error", unsafe);
+    if (unsafe) return sendError(res, 400, "invalid_request_error", unsafe);
 
     const headers: Record<string, string> = {};
     for (const name of PASS_HEADERS) {
@@ -319,7 +312,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       req.resume();
       const retry = load.retryAfter(service);
       const message = `${options.providerName} is at capacity for ${model.id} (${load.inFlight(service.name)} running, ${load.queued(service.name)} waiting): retry in ${retry} s`;
-      return sendJson(res, 429, envelope("rate_limit_error", message), {
+      return sendError(res, 429, "rate_limit_error", message, {
         "retry-after": String(retry),
       });
     }
@@ -336,7 +329,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       if (abort.signal.aborted) return;
       if (!(err instanceof EngineUnavailable)) throw err;
       req.resume();
-      return sendJson(res, 503, envelope("overloaded", err.message), {
+      return sendError(res, 503, "overloaded", err.message, {
         "retry-after": String(err.retryAfter),
       });
     }
@@ -359,8 +352,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       });
     } catch (err) {
       if (abort.signal.aborted) return;
-      if (upload?.exceeded)
-        return error(res, 413, "request_too_large", `upload is larger than ${maxUpload} bytes`);
+      if (upload?.exceeded) throw tooLarge(maxUpload, "upload");
+      // A request the adapter refuses (a bad form, a field out of range) has its own status.
+      if (err instanceof HttpError) throw err;
       // A job the engine ran and reported failed says nothing about whether it is up.
       if (err instanceof UpstreamError && err.code !== "upstream_job_failed")
         options.onEngineFailure?.(service.name);
@@ -373,11 +367,11 @@ export function createGateway(options: GatewayOptions): Gateway {
         { requestId, service: service.name, model: model.id, reason: message },
         "engine failed",
       );
-      return error(res, 502, "upstream_error", message);
+      return sendError(res, 502, "upstream_error", message);
     }
     if (reply.status >= 500) {
-      const text = (await readLimited(reply.body, 64 * 1024))?.toString("utf8") ?? "";
-      return error(
+      const text = (await readCapped(reply.body, 64 * 1024))?.toString("utf8") ?? "";
+      return sendError(
         res,
         502,
         "upstream_error",
@@ -390,11 +384,11 @@ export function createGateway(options: GatewayOptions): Gateway {
       // over the tunnel is one WebSocket message instead of two or three.
       let body;
       try {
-        body = await readLimited(reply.body, WHOLE_REPLY_BYTES);
+        body = await readCapped(reply.body, WHOLE_REPLY_BYTES);
       } catch (err) {
         if (abort.signal.aborted) return;
         options.onEngineFailure?.(service.name);
-        return error(
+        return sendError(
           res,
           502,
           "upstream_error",
@@ -402,8 +396,8 @@ export function createGateway(options: GatewayOptions): Gateway {
         );
       }
       if (abort.signal.aborted) return;
-      if (body === null)
-        return error(res, 502, "upstream_error", `${service.name} sent more than it announced`);
+      if (body === undefined)
+        return sendError(res, 502, "upstream_error", `${service.name} sent more than it announced`);
       bytes = body.length;
       res.writeHead(reply.status, reply.headers);
       res.end(body);
@@ -424,10 +418,8 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   const gateway = ((req: GatewayRequest, res: GatewayResponse) => {
     handle(req, res).catch((err: unknown) => {
-      log.error({ err: describeError(err) }, "gateway request failed");
-      if (!res.headersSent)
-        error(res, 500, "server_error", "the provider failed to handle this request");
-      else res.destroy();
+      if (!answerError(res, err, "the provider failed to handle this request"))
+        log.error({ err: describeError(err) }, "gateway request failed");
     });
   }) as Gateway;
   gateway.load = load;

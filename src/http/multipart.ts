@@ -8,7 +8,7 @@
  * kept, so memory is O(chunk size) however large the file part.
  */
 import { Transform, type TransformCallback } from "node:stream";
-import { ClubError } from "../errors.ts";
+import { HttpError } from "./error.ts";
 
 /** Options for {@link MultipartFilter}. */
 export interface MultipartFilterOptions {
@@ -28,13 +28,17 @@ export interface MultipartFilterOptions {
 export type MultipartErrorCode =
   "multipart_malformed" | "multipart_too_large" | "multipart_field_too_large" | "multipart_aborted";
 
-/** A multipart body the filter cannot pass on: malformed, too large, or cut off. */
-export class MultipartError extends ClubError {
+/**
+ * A multipart body the filter cannot pass on: malformed (400), or too large or cut off (413),
+ * answered `invalid_request_error`.
+ */
+export class MultipartError extends HttpError {
   declare readonly code: MultipartErrorCode;
-  // Not useless: it narrows `code` to the codes above.
-  // eslint-disable-next-line @typescript-eslint/no-useless-constructor
   constructor(code: MultipartErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
+    super(code === "multipart_malformed" ? 400 : 413, "invalid_request_error", message, {
+      ...options,
+      code,
+    });
   }
 }
 

@@ -13,30 +13,30 @@ import {
   findEndpoint,
   stripClubFields,
   type Endpoint,
-  type ErrorType,
 } from "../protocol/index.ts";
-import { BodyError, DEFAULT_MAX_JSON_BYTES, parseJsonObject, readBody } from "./body.ts";
+import { DEFAULT_MAX_JSON_BYTES } from "./uploads.ts";
+import { parseJsonObject, readBody } from "../http/body.ts";
 import { forward } from "./forward.ts";
 import { SSE_ENDPOINTS } from "./keepalive.ts";
 import type { Work } from "./jobs/work.ts";
 import type { AuthThrottle } from "./auth-throttle.ts";
 import { anthropicErrors, apiKeyHeader, speaksAnthropic } from "./anthropic.ts";
 import { KeyRing } from "./keys.ts";
-import { MultipartError, MultipartFilter, boundaryOf } from "../http/multipart.ts";
+import { MultipartFilter, boundaryOf } from "../http/multipart.ts";
 import type { ProviderState } from "./provider-state.ts";
 import type { Registry } from "./registry.ts";
 import type { KeyLimiter, RateLimiter } from "./rate-limit.ts";
-import { sendError, sendJson } from "./respond.ts";
+import { unknownEndpoint } from "../http/error.ts";
+import { answerError, sendError, sendJson } from "../http/respond.ts";
 import { decodePart, parseTarget } from "./target.ts";
 import type { Uploads } from "./uploads.ts";
 import { askUsage } from "./usage-meter.ts";
 import { isUsagePath, usageRoute } from "./usage-route.ts";
-import { answerMediaError, type Media } from "./media/media.ts";
+import type { Media } from "./media/media.ts";
 import type { MediaPlan } from "./media/plan.ts";
 import { isFilesPath, isOpenMediaPath } from "./media/routes.ts";
 import { isVoicePath } from "./media/voice-routes.ts";
 import { readSharing } from "./media/sharing.ts";
-import { MediaError } from "./media/types.ts";
 import type { ClubUi } from "./ui-routes.ts";
 
 export interface ApiOptions {
@@ -98,13 +98,6 @@ function providerView(link: ProviderState) {
 /** Paths of the relay's long-running work, handed to `work` (answered `async_disabled` without). */
 const ASYNC_PREFIXES = ["/v1/jobs", "/v1/batches", "/v1/workflows"];
 const KNOWN_PATHS = new Set(ENDPOINTS.map((e) => e.path));
-
-const BODY_ERROR_TYPES: Record<BodyError["code"], ErrorType> = {
-  request_too_large: "request_too_large",
-  invalid_json: "invalid_request_error",
-  body_aborted: "invalid_request_error",
-  uploads_full: "rate_limit_error",
-};
 
 export function createApi(
   options: ApiOptions,
@@ -242,10 +235,7 @@ export function createApi(
     }
     const endpoint = findEndpoint(method, path);
     if (!endpoint) {
-      if (KNOWN_PATHS.has(path))
-        sendError(res, 405, "invalid_request_error", `${method} is not allowed on ${path}`);
-      else sendError(res, 404, "not_found_error", `unknown endpoint ${method} ${path}`);
-      return;
+      throw unknownEndpoint(method, path, KNOWN_PATHS);
     }
     await route(req, res, endpoint, member, url, requestId);
   }
@@ -395,28 +385,11 @@ export function createApi(
   return (req, res) => {
     const requestId = `req_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
     handle(req, res, requestId).catch((err: unknown) => {
-      if (err instanceof BodyError)
-        sendError(
-          res,
-          err.status,
-          err.status === 503 ? "overloaded" : BODY_ERROR_TYPES[err.code],
-          err.message,
-        );
-      else if (err instanceof MediaError) answerMediaError(res, err);
-      else if (err instanceof MultipartError)
-        sendError(
-          res,
-          err.code === "multipart_malformed" ? 400 : 413,
-          "invalid_request_error",
-          err.message,
-        );
-      else {
-        log.error(
-          { err: describeError(err), requestId, method: req.method, path: req.url?.slice(0, 200) },
-          "relay request failed",
-        );
-        sendError(res, 500, "server_error", "the relay failed to handle this request");
-      }
+      if (answerError(res, err, "the relay failed to handle this request")) return;
+      log.error(
+        { err: describeError(err), requestId, method: req.method, path: req.url?.slice(0, 200) },
+        "relay request failed",
+      );
     });
   };
 }

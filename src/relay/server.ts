@@ -9,7 +9,7 @@ import { WebSocketServer } from "ws";
 import type { Logger } from "../log.ts";
 import { CONNECT_PATH, CloseCode, TUNNEL_SUBPROTOCOL } from "../protocol/index.ts";
 import { createApi } from "./api.ts";
-import { DEFAULT_MAX_JSON_BYTES } from "./body.ts";
+import { DEFAULT_MAX_JSON_BYTES } from "./uploads.ts";
 import { RateLimiter, type KeyLimiter } from "./rate-limit.ts";
 import { createWork } from "./jobs/work.ts";
 import { createMedia } from "./media/media.ts";

@@ -13,7 +13,7 @@ import type { Work } from "./jobs/work.ts";
 import type { KeyRing } from "./keys.ts";
 import type { ProviderState } from "./provider-state.ts";
 import type { Registry } from "./registry.ts";
-import { sendError, sendJson } from "./respond.ts";
+import { sendError, sendJson } from "../http/respond.ts";
 
 /** Days the admin view's per-member usage covers. */
 const USAGE_DAYS = 30;

@@ -6,8 +6,15 @@
  * to the request's meter (`attachMeter`), so every buffered body counts, whichever route reads it.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { BodyError, attachMeter, type Meter } from "./body.ts";
-import { sendError } from "./respond.ts";
+import { attachMeter, type Meter } from "../http/body.ts";
+import { HttpError } from "../http/error.ts";
+import { sendError } from "../http/respond.ts";
+
+/**
+ * The JSON body limit unless told otherwise: a chat with a few inline images. Media uploads are
+ * multipart and streamed to the provider, never buffered.
+ */
+export const DEFAULT_MAX_JSON_BYTES = 16 * 1024 * 1024;
 
 /** The bounds on request bodies; see the file comment. */
 export interface UploadLimits {
@@ -75,16 +82,16 @@ export class Uploads {
       hold: (bytes) => {
         const mine = this.#held.get(member) ?? 0;
         if (mine + bytes > this.limits.bufferedPerMember)
-          throw new BodyError(
-            "uploads_full",
-            `your request bodies being read hold ${MiB(mine)} at the relay, and the most one member may hold at once is ${MiB(this.limits.bufferedPerMember)}: send fewer at a time`,
+          throw new HttpError(
             429,
+            "rate_limit_error",
+            `your request bodies being read hold ${MiB(mine)} at the relay, and the most one member may hold at once is ${MiB(this.limits.bufferedPerMember)}: send fewer at a time`,
           );
         if (this.#total + bytes > this.limits.bufferedTotal)
-          throw new BodyError(
-            "uploads_full",
-            "the relay holds as many request bodies as it can right now: retry shortly",
+          throw new HttpError(
             503,
+            "overloaded",
+            "the relay holds as many request bodies as it can right now: retry shortly",
           );
         held += bytes;
         this.#total += bytes;

@@ -4,8 +4,8 @@
  * included) and `?model=` narrow it. A member never sees other members' use of other rigs.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { sendError, sendJson } from "./respond.ts";
-import { answerStoreError } from "./jobs/http.ts";
+import { sendError, sendJson } from "../http/respond.ts";
+import { storeRefusal } from "./jobs/http.ts";
 import { StoreError } from "./jobs/store.ts";
 import type { UsageBook } from "./usage-book.ts";
 
@@ -75,8 +75,7 @@ export async function usageRoute(
     report = await book.report(member, { days, ...(model === null ? {} : { model }) });
   } catch (err) {
     if (!(err instanceof StoreError)) throw err;
-    answerStoreError(res, err);
-    return;
+    throw storeRefusal(err);
   }
   sendJson(res, 200, { object: "usage", member, days, ...report });
 }

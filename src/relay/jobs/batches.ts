@@ -19,7 +19,7 @@ import {
   type JobStatus,
 } from "./types.ts";
 import { seconds } from "./view.ts";
-import { WorkError } from "./work-error.ts";
+import { HttpError } from "../../http/error.ts";
 
 /** The items of a batch submission, or a 400 naming every bad one. */
 export function batchRequests(
@@ -28,7 +28,7 @@ export function batchRequests(
 ): { requests: JobRequest[]; customIds: (string | null)[] } {
   const items = body.requests;
   if (!Array.isArray(items) || items.length === 0 || items.length > MAX_BATCH)
-    throw new WorkError(
+    throw new HttpError(
       400,
       "invalid_request_error",
       `"requests" must be a list of 1 to ${MAX_BATCH} {"endpoint", "body"} objects`,
@@ -52,7 +52,7 @@ export function batchRequests(
   if (problems.length > 0) {
     const shown = problems.slice(0, 20).join("; ");
     const more = problems.length > 20 ? ` (and ${problems.length - 20} more)` : "";
-    throw new WorkError(
+    throw new HttpError(
       400,
       "invalid_request_error",
       `the batch was refused, nothing was queued: ${shown}${more}`,

@@ -1,38 +1,24 @@
-/** What the long-running work routes share: JSON answers, lists, keys and the public base URL. */
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { parseJsonObject, readBody } from "../body.ts";
-import { sendError } from "../respond.ts";
+/** What the long-running work routes share: lists, keys, store refusals and the public base URL. */
+import type { IncomingMessage } from "node:http";
+import { HttpError, badRequest } from "../../http/error.ts";
+import { parseJsonObject, readBody } from "../../http/body.ts";
 import type { StoreError } from "./store.ts";
 import { LIST_DEFAULT, LIST_MAX } from "./types.ts";
-import { WorkError } from "./work-error.ts";
 
 /**
- * Answers a request whose store write or read failed: 507 for a full disk or database, 503
- * otherwise; a database outage carries `code: "database_unavailable"` in the envelope.
+ * The refusal for a request whose store write or read failed: 507 for a full disk or database,
+ * 503 otherwise; a database outage carries `code: "database_unavailable"` in the envelope.
  */
-export function answerStoreError(res: ServerResponse, err: StoreError): void {
+export function storeRefusal(err: StoreError): HttpError {
   const message = `${err.message}; try again later`;
-  if (err.code !== "database_unavailable" || res.headersSent) {
-    sendError(res, err.code === "store_full" ? 507 : 503, "server_error", message);
-    return;
-  }
-  reply(res, 503, { error: { message, type: "server_error", code: err.code } });
-}
-
-/** Writes a JSON answer. */
-export function reply(
-  res: ServerResponse,
-  status: number,
-  value: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(body),
-    ...headers,
-  });
-  res.end(body);
+  return new HttpError(
+    err.code === "store_full" ? 507 : 503,
+    "server_error",
+    message,
+    err.code === "database_unavailable"
+      ? { code: err.code, expose: true, cause: err }
+      : { cause: err },
+  );
 }
 
 /** The header marking an answer that an idempotency key replayed. */
@@ -52,11 +38,7 @@ export function idempotencyKey(req: IncomingMessage): string | undefined {
   const key = req.headers["idempotency-key"];
   if (key === undefined) return undefined;
   if (typeof key !== "string" || !/^[\x21-\x7e]{1,255}$/.test(key))
-    throw new WorkError(
-      400,
-      "invalid_request_error",
-      "Idempotency-Key must be 1 to 255 visible ASCII characters",
-    );
+    throw badRequest("Idempotency-Key must be 1 to 255 visible ASCII characters");
   return key;
 }
 
@@ -81,7 +63,7 @@ export function page<T extends { id: string }>(
   const raw = url.searchParams.get("limit");
   const limit = raw === null ? LIST_DEFAULT : Number(raw);
   if (!Number.isInteger(limit) || limit < 1 || limit > LIST_MAX)
-    throw new WorkError(
+    throw new HttpError(
       400,
       "invalid_request_error",
       `?limit= must be a whole number from 1 to ${LIST_MAX}`,
@@ -95,7 +77,7 @@ export function page<T extends { id: string }>(
 /** Throws a 405 unless the method is the one the route takes. */
 export function allow(req: IncomingMessage, method: "GET" | "POST", path: string): void {
   if (req.method !== method)
-    throw new WorkError(
+    throw new HttpError(
       405,
       "invalid_request_error",
       `${req.method ?? "?"} is not allowed on ${path}; use ${method}`,
@@ -106,7 +88,7 @@ export function allow(req: IncomingMessage, method: "GET" | "POST", path: string
 export function statusFilter<S extends string>(url: URL, statuses: readonly S[]): S | undefined {
   const status = url.searchParams.get("status")?.toUpperCase();
   if (status !== undefined && !(statuses as readonly string[]).includes(status))
-    throw new WorkError(
+    throw new HttpError(
       400,
       "invalid_request_error",
       `?status= must be one of ${statuses.join(", ")}`,

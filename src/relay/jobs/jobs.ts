@@ -24,7 +24,8 @@ import {
   type JobRecord,
   type JobStatus,
 } from "./types.ts";
-import { WorkError, conflict } from "./work-error.ts";
+import { conflict } from "./work-error.ts";
+import { HttpError } from "../../http/error.ts";
 
 /** The queue's inputs: where jobs are kept, who serves them, and the bounds. */
 export interface JobSystemOptions {
@@ -130,14 +131,14 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
     return id === undefined ? undefined : this.#jobs.get(id);
   }
 
-  /** Throws a 429 `WorkError` unless `member` may queue `count` more jobs. */
+  /** Throws a 429 `HttpError` unless `member` may queue `count` more jobs. */
   checkRoom(member: string, count: number): void {
     const { maxActivePerMember: max } = this.#o.limits;
     let active = 0;
     for (const job of this.#queue) if (job.member === member) active++;
     active += this.#dispatcher.running.count(member);
     if (active + count > max)
-      throw new WorkError(
+      throw new HttpError(
         429,
         "rate_limit_error",
         `${active} of your jobs are queued or running and ${count} more would pass the limit of ${max}: wait for some to finish`,

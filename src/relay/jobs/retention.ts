@@ -5,7 +5,7 @@
  */
 import type { JobSystem } from "./jobs.ts";
 import { isTerminal, type JobLimits, type JobRecord } from "./types.ts";
-import { WorkError } from "./work-error.ts";
+import { HttpError } from "../../http/error.ts";
 
 const standalone = (j: JobRecord): boolean =>
   isTerminal(j.status) && j.batch_id === undefined && j.run_id === undefined;
@@ -49,13 +49,13 @@ export async function makeRoom(
     extraBytes -= storedBytes(job);
   }
   if (extraJobs > 0)
-    throw new WorkError(
+    throw new HttpError(
       429,
       "rate_limit_error",
       `you have ${mine.length} stored jobs; the limit is ${limits.maxStoredPerMember} (maxStoredPerMember): wait for batches and runs to finish`,
     );
   if (extraBytes > 0)
-    throw new WorkError(
+    throw new HttpError(
       429,
       "rate_limit_error",
       `your stored jobs hold ${held} bytes and these ${bytes} more would pass the limit of ${limits.maxStoredBytesPerMember} bytes (maxStoredBytesPerMember): wait for batches and runs to finish, or send smaller requests`,

@@ -1,28 +1,21 @@
 /**
  * The public routes of jobs and batches: `"async": true` submissions, `/v1/jobs…` and
- * `/v1/batches…`. Refusals are thrown as `WorkError`s and answered by `work.ts`.
+ * `/v1/batches…`. Refusals are thrown as `HttpError`s and answered by `work.ts`.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream";
 import type { Endpoint } from "../../protocol/index.ts";
 import type { Batches } from "./batches.ts";
-import {
-  REPLAYED,
-  allow,
-  baseUrl,
-  idempotencyKey,
-  page,
-  readJson,
-  reply,
-  statusFilter,
-} from "./http.ts";
+import { REPLAYED, allow, baseUrl, idempotencyKey, page, readJson, statusFilter } from "./http.ts";
 import type { JobSystem } from "./jobs.ts";
 import { jobRequest } from "./request.ts";
 import { openResult } from "./results.ts";
 import { makeRoom } from "./retention.ts";
 import { JOB_STATUSES, isTerminal, type JobLimits } from "./types.ts";
 import { jobView } from "./view.ts";
-import { WorkError, conflict, notFound } from "./work-error.ts";
+import { conflict, notFound } from "./work-error.ts";
+import { HttpError } from "../../http/error.ts";
+import { sendJson } from "../../http/respond.ts";
 
 /** What the job and batch routes work with. */
 export interface JobRouteContext {
@@ -44,18 +37,18 @@ export async function submitAsync(
 ): Promise<void> {
   const key = idempotencyKey(req);
   const checked = jobRequest(endpoint.path, json, c.limits.maxBodyBytes);
-  if (typeof checked === "string") throw new WorkError(400, "invalid_request_error", checked);
+  if (typeof checked === "string") throw new HttpError(400, "invalid_request_error", checked);
   await makeRoom(c.jobs, member, 1, c.limits, checked.body.length);
   // From here on nothing awaits until the job is queued, so a repeated key cannot slip in.
   const known = c.jobs.replay(member, key);
-  if (known) return reply(res, 202, jobView(known, baseUrl(req)), REPLAYED);
+  if (known) return sendJson(res, 202, jobView(known, baseUrl(req)), REPLAYED);
   c.jobs.checkRoom(member, 1);
   const origin = key === undefined ? {} : { idempotencyKey: key };
   const { jobs, saved } = c.jobs.enqueue(member, [checked], origin);
   // The job as submitted: by the time it is saved it may already be running.
   const view = jobs[0] && jobView(jobs[0], baseUrl(req));
   await saved;
-  reply(res, 202, view);
+  sendJson(res, 202, view);
 }
 
 /** `/v1/jobs`, `/v1/jobs/<id>`, `/v1/jobs/<id>/result`, `…/cancel`, `…/retry`. */
@@ -78,7 +71,7 @@ export async function jobRoutes(
         (j) => (status === undefined || j.status === status) && (!active || !isTerminal(j.status)),
       )
       .reverse();
-    return reply(
+    return sendJson(
       res,
       200,
       page(mine, url, (j) => jobView(j, base)),
@@ -88,16 +81,16 @@ export async function jobRoutes(
   if (job === undefined || rest.length > 0) throw notFound("job", id);
   if (action === undefined) {
     allow(req, "GET", url.pathname);
-    return reply(res, 200, jobView(job, base));
+    return sendJson(res, 200, jobView(job, base));
   }
   if (action === "result") {
     allow(req, "GET", url.pathname);
     const result = job.result;
     if (!result)
-      throw new WorkError(404, "not_found_error", `job ${id} has no result (it is ${job.status})`);
-    if (result.kind === "json") return reply(res, 200, result.value);
+      throw new HttpError(404, "not_found_error", `job ${id} has no result (it is ${job.status})`);
+    if (result.kind === "json") return sendJson(res, 200, result.value);
     const stream = await openResult(c.resultsDir, id).catch(() => {
-      throw new WorkError(404, "not_found_error", `the result of job ${id} is gone`);
+      throw new HttpError(404, "not_found_error", `the result of job ${id} is gone`);
     });
     res.writeHead(200, { "content-type": result.content_type, "content-length": result.bytes });
     pipeline(stream, res, () => undefined);
@@ -108,11 +101,11 @@ export async function jobRoutes(
   if (action === "cancel") {
     if (!c.jobs.cancel(job)) throw conflict(`job ${id} is already ${job.status}`);
     await c.jobs.saved(job);
-    return reply(res, 200, jobView(job, base));
+    return sendJson(res, 200, jobView(job, base));
   }
   if (action === "retry") {
     await c.jobs.retry(job);
-    return reply(res, 202, jobView(job, base));
+    return sendJson(res, 202, jobView(job, base));
   }
   throw notFound("job route", `${id}/${action}`);
 }
@@ -130,11 +123,11 @@ export async function batchRoutes(
   if (id === undefined && req.method === "POST") {
     const body = await readJson(req, c.maxJsonBytes);
     const { batch, replayed } = await c.batches.submit(member, body, idempotencyKey(req));
-    return reply(res, 202, c.batches.view(batch, true), replayed ? REPLAYED : {});
+    return sendJson(res, 202, c.batches.view(batch, true), replayed ? REPLAYED : {});
   }
   if (id === undefined) {
     allow(req, "GET", url.pathname);
-    return reply(
+    return sendJson(
       res,
       200,
       page(c.batches.list(member), url, (b) => c.batches.view(b, false)),
@@ -144,9 +137,9 @@ export async function batchRoutes(
   if (!batch || rest.length > 0 || (action !== undefined && action !== "cancel"))
     throw notFound("batch", id);
   if (action === undefined && req.method === "GET")
-    return reply(res, 200, c.batches.view(batch, true));
+    return sendJson(res, 200, c.batches.view(batch, true));
   allow(req, "POST", url.pathname);
   req.resume();
   await c.batches.cancel(batch);
-  reply(res, 200, c.batches.view(batch, true));
+  sendJson(res, 200, c.batches.view(batch, true));
 }

@@ -1,24 +1,12 @@
-/** A refusal of the long-running work API, with the HTTP status and envelope type to answer. */
-import { ClubError } from "../../errors.ts";
-import type { ErrorType } from "../../protocol/index.ts";
-
-/** Answered by `work.ts` as the club's error envelope with `status` and `type`. */
-export class WorkError extends ClubError {
-  constructor(
-    readonly status: number,
-    readonly type: ErrorType,
-    message: string,
-  ) {
-    super(type, message);
-  }
-}
+/** The long-running work API's common refusals. */
+import { HttpError } from "../../http/error.ts";
 
 /** 404 for a job, batch or run the member does not have. */
-export function notFound(what: string, id: string): WorkError {
-  return new WorkError(404, "not_found_error", `no ${what} ${JSON.stringify(id)}`);
+export function notFound(what: string, id: string): HttpError {
+  return new HttpError(404, "not_found_error", `no ${what} ${JSON.stringify(id)}`);
 }
 
 /** 409 for an operation the current state does not allow. */
-export function conflict(message: string): WorkError {
-  return new WorkError(409, "invalid_request_error", message);
+export function conflict(message: string): HttpError {
+  return new HttpError(409, "invalid_request_error", message);
 }

@@ -12,14 +12,13 @@ import type { Logger } from "../../log.ts";
 import { describeError } from "../../errors.ts";
 import type { Endpoint } from "../../protocol/index.ts";
 import type { Registry } from "../registry.ts";
-import { DEFAULT_MAX_JSON_BYTES } from "../body.ts";
-import { sendError } from "../respond.ts";
+import { DEFAULT_MAX_JSON_BYTES } from "../uploads.ts";
 import { decodePart } from "../target.ts";
 import { workflowRoutes } from "../workflows/routes.ts";
 import { Workflows } from "../workflows/runs.ts";
 import type { RunRecord } from "../workflows/types.ts";
 import { Batches } from "./batches.ts";
-import { answerStoreError } from "./http.ts";
+import { storeRefusal } from "./http.ts";
 import { JobSystem } from "./jobs.ts";
 import { createMemoryStore } from "./memory-store.ts";
 import { sweepResults } from "./results.ts";
@@ -35,7 +34,6 @@ import {
 import { openSqliteStore } from "./sqlite-store.ts";
 import { StoreError, type JobStore } from "./store.ts";
 import { openPgStore } from "../pg/store.ts";
-import { WorkError } from "./work-error.ts";
 import { UsageBook } from "../usage-book.ts";
 
 /** What `createWork` needs. */
@@ -195,17 +193,14 @@ export async function createWork(o: WorkOptions): Promise<Work> {
     limits,
     maxJsonBytes,
   };
-  const answer = async (res: ServerResponse, run: () => Promise<void>): Promise<void> => {
+  // A store that failed is logged here and answered by the API as 503/507 (`storeRefusal`).
+  const answer = async (run: () => Promise<void>): Promise<void> => {
     try {
       await run();
     } catch (err) {
-      if (err instanceof StoreError) {
-        log.error({ err: describeError(err) }, "a write to the job store failed");
-        answerStoreError(res, err);
-        return;
-      }
-      if (!(err instanceof WorkError)) throw err;
-      sendError(res, err.status, err.type, err.message);
+      if (!(err instanceof StoreError)) throw err;
+      log.error({ err: describeError(err) }, "a write to the job store failed");
+      throw storeRefusal(err);
     }
   };
 
@@ -215,14 +210,14 @@ export async function createWork(o: WorkOptions): Promise<Work> {
       const [, , area = "", ...rest] = url.pathname.split("/");
       // A malformed escape stays as it is, and matches nothing.
       const parts = rest.filter((p) => p !== "").map((p) => decodePart(p) ?? p);
-      return answer(res, async () => {
+      return answer(async () => {
         if (area === "jobs") await jobRoutes(ctx, req, res, member, url, parts);
         else if (area === "batches") await batchRoutes(ctx, req, res, member, url, parts);
         else await workflowRoutes(workflows, maxJsonBytes, req, res, member, url, parts);
       });
     },
     submit(req, res, member, endpoint, json) {
-      return answer(res, () => submitAsync(ctx, req, res, member, endpoint, json));
+      return answer(() => submitAsync(ctx, req, res, member, endpoint, json));
     },
     usage,
     async close() {

@@ -2,7 +2,7 @@
  * A small `multipart/form-data` reader for bodies already held whole (a voice sample upload,
  * bounded by its limit): each part's name, file name, type and bytes.
  */
-import { MediaError } from "./types.ts";
+import { HttpError } from "../../http/error.ts";
 
 /** One part of a form. */
 export interface FormPart {
@@ -12,8 +12,8 @@ export interface FormPart {
   data: Buffer;
 }
 
-const malformed = (why: string): MediaError =>
-  new MediaError(400, "invalid_request_error", `malformed multipart/form-data: ${why}`);
+const malformed = (why: string): HttpError =>
+  new HttpError(400, "invalid_request_error", `malformed multipart/form-data: ${why}`);
 
 /** The parts of `body`, a form with `boundary`. */
 export function readForm(body: Buffer, boundary: string): FormPart[] {

@@ -11,7 +11,8 @@ import { join } from "node:path";
 import type { Logger } from "../../log.ts";
 import { describeError } from "../../errors.ts";
 import type { MediaRows } from "./rows.ts";
-import { MediaError, type MediaItem, type MediaLimits, type Visibility } from "./types.ts";
+import { type MediaItem, type MediaLimits, type Visibility } from "./types.ts";
+import { HttpError } from "../../http/error.ts";
 
 /** What a new result says about itself; the library adds id, token, size and time. */
 export interface NewItem {
@@ -70,11 +71,11 @@ export class MediaLibrary {
     if (visibility === "SECRET") return;
     const used = this.usage(member);
     if (used >= this.limits.maxBytesPerMember)
-      throw new MediaError(
+      throw new HttpError(
         403,
         "permission_error",
         `your media library holds ${used} bytes, at its limit of ${this.limits.maxBytesPerMember}: nothing new can be stored. Delete results (DELETE /v1/files/{id}) or send "visibility": "SECRET"`,
-        "media_quota_exceeded",
+        { code: "media_quota_exceeded", expose: true },
       );
   }
 

@@ -10,12 +10,11 @@ import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import type { Logger } from "../../log.ts";
 import { describeError } from "../../errors.ts";
-import { sendError } from "../respond.ts";
 import { MediaLibrary } from "./library.ts";
 import { MediaPlanner } from "./plan.ts";
 import { filesRoutes, openMediaRoutes } from "./routes.ts";
 import { memoryRows, sqliteRows } from "./rows.ts";
-import { DEFAULT_MEDIA_LIMITS, MediaError, type MediaLimits } from "./types.ts";
+import { DEFAULT_MEDIA_LIMITS, type MediaLimits } from "./types.ts";
 import { resolveSpeakers, voiceRoutes } from "./voice-routes.ts";
 import { VoiceLibrary } from "./voices.ts";
 
@@ -47,7 +46,7 @@ export interface Media {
   voices(req: IncomingMessage, res: ServerResponse, url: URL, member: string): Promise<void>;
   /**
    * A JSON call's body as the provider gets it: a `voice/generations` call's sample ids
-   * resolved (throws a `MediaError` for a bad or unknown one); others as they are.
+   * resolved (throws an `HttpError` for a bad or unknown one); others as they are.
    */
   prepare(
     path: string,
@@ -58,25 +57,6 @@ export interface Media {
 }
 
 const PRUNE_EVERY_MS = 3_600_000;
-
-/** Answers a `MediaError` in the club's envelope (with its `code`); rethrows anything else. */
-export function answerMediaError(res: ServerResponse, err: unknown): void {
-  if (!(err instanceof MediaError)) throw err;
-  if (!err.code) {
-    sendError(res, err.status, err.type, err.message);
-    return;
-  }
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = JSON.stringify({ error: { message: err.message, type: err.type, code: err.code } });
-  res.writeHead(err.status, {
-    "content-type": "application/json",
-    "content-length": String(Buffer.byteLength(body)),
-  });
-  res.end(body);
-}
 
 /**
  * Opens the library and starts its pruning.
@@ -107,22 +87,12 @@ export async function createMedia(o: MediaOptions): Promise<Media> {
   prune();
   const timer = setInterval(prune, PRUNE_EVERY_MS);
   timer.unref();
-  const guard = async (res: ServerResponse, run: () => Promise<void>): Promise<void> => {
-    try {
-      await run();
-    } catch (err) {
-      answerMediaError(res, err);
-    }
-  };
   return {
     library,
     planner,
-    open: (req, res, url, member) =>
-      guard(res, () => openMediaRoutes(library, req, res, url, member)),
-    files: (req, res, url, member) =>
-      guard(res, () => filesRoutes(library, req, res, url, member, o.maxJsonBytes)),
-    voices: (req, res, url, member) =>
-      guard(res, () => voiceRoutes(voices, limits, req, res, url, member)),
+    open: (req, res, url, member) => openMediaRoutes(library, req, res, url, member),
+    files: (req, res, url, member) => filesRoutes(library, req, res, url, member, o.maxJsonBytes),
+    voices: (req, res, url, member) => voiceRoutes(voices, limits, req, res, url, member),
     prepare: (path, member, json) =>
       path === "/v1/voice/generations"
         ? resolveSpeakers(voices, member, json)

@@ -11,12 +11,13 @@ import { describeError } from "../../errors.ts";
 import type { Endpoint } from "../../protocol/index.ts";
 import type { ForwardSink } from "../forward.ts";
 import { baseUrl } from "../jobs/http.ts";
-import { sendError } from "../respond.ts";
+import { sendError } from "../../http/respond.ts";
 import { CaptureSink, settled } from "./capture.ts";
 import type { MediaLibrary, NewItem } from "./library.ts";
 import { readSharing, shown, type Sharing } from "./sharing.ts";
 import { TeeSink } from "./tee.ts";
-import { MediaError, type MediaKind } from "./types.ts";
+import { type MediaKind } from "./types.ts";
+import { HttpError } from "../../http/error.ts";
 
 /** The kind of result each storing endpoint makes. */
 const KINDS: Record<string, MediaKind> = {
@@ -64,7 +65,7 @@ export class MediaPlanner {
 
   /**
    * The plan for one call, or undefined when its result is not kept (another endpoint, or a
-   * SECRET byte result). Throws a `MediaError` for bad sharing fields or a member over quota.
+   * SECRET byte result). Throws an `HttpError` for bad sharing fields or a member over quota.
    * `json` is the body of a JSON call; a multipart one's results are UNLISTED.
    */
   plan(
@@ -95,7 +96,7 @@ export class MediaPlanner {
   ): MediaPlan {
     const format = json?.response_format;
     if (format !== undefined && format !== "url" && format !== "b64_json")
-      throw new MediaError(
+      throw new HttpError(
         400,
         "invalid_request_error",
         `"response_format" must be "url" or "b64_json"; got ${shown(format)}`,

@@ -4,14 +4,15 @@
  * `GET /v1/files`, `GET`/`PATCH`/`DELETE /v1/files/{id}`.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { parseJsonObject, readBody } from "../body.ts";
+import { parseJsonObject, readBody } from "../../http/body.ts";
 import { baseUrl } from "../jobs/http.ts";
-import { sendJson } from "../respond.ts";
+import { sendJson } from "../../http/respond.ts";
 import type { MediaLibrary } from "./library.ts";
 import { mediaPath } from "./plan.ts";
 import { serveMedia } from "./serve.ts";
 import { readCollection, readVisibility } from "./sharing.ts";
-import { MediaError, type MediaItem } from "./types.ts";
+import { type MediaItem } from "./types.ts";
+import { HttpError } from "../../http/error.ts";
 
 /** Whether a path is one of the routes a caller may use without a key. */
 export function isOpenMediaPath(path: string): boolean {
@@ -47,7 +48,7 @@ function page(items: MediaItem[], url: URL): { data: MediaItem[]; has_more: bool
   const raw = url.searchParams.get("limit");
   const limit = raw === null ? 20 : Number(raw);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE)
-    throw new MediaError(
+    throw new HttpError(
       400,
       "invalid_request_error",
       `"limit" must be an integer from 1 to ${MAX_PAGE}; got ${JSON.stringify(raw)}`,
@@ -57,7 +58,7 @@ function page(items: MediaItem[], url: URL): { data: MediaItem[]; has_more: bool
   if (after !== null) {
     const at = items.findIndex((i) => i.id === after);
     if (at < 0)
-      throw new MediaError(
+      throw new HttpError(
         400,
         "invalid_request_error",
         `"after" names no item in this list: ${JSON.stringify(after.slice(0, 60))}`,
@@ -79,7 +80,7 @@ export async function openMediaRoutes(
   const method = req.method ?? "GET";
   req.resume();
   if (method !== "GET" && method !== "HEAD")
-    throw new MediaError(
+    throw new HttpError(
       405,
       "invalid_request_error",
       `${method} is not allowed on ${url.pathname}`,
@@ -109,7 +110,7 @@ export async function filesRoutes(
   if (rest === "") {
     req.resume();
     if (method !== "GET")
-      throw new MediaError(405, "invalid_request_error", `${method} is not allowed on /v1/files`);
+      throw new HttpError(405, "invalid_request_error", `${method} is not allowed on /v1/files`);
     const collection = readCollection(url.searchParams.get("collection") ?? undefined) ?? undefined;
     const { data, has_more } = page(library.list(member, collection), url);
     sendJson(res, 200, { object: "list", data: data.map((i) => view(i, base, true)), has_more });
@@ -118,7 +119,7 @@ export async function filesRoutes(
   const item = library.own(member, rest);
   if (!item) {
     req.resume();
-    throw new MediaError(
+    throw new HttpError(
       404,
       "not_found_error",
       `no file ${JSON.stringify(rest.slice(0, 80))} in your library`,
@@ -136,12 +137,12 @@ export async function filesRoutes(
     const visibility = readVisibility(body.visibility, false);
     const collection = readCollection(body.collection);
     if (body.pinned !== undefined && typeof body.pinned !== "boolean")
-      throw new MediaError(400, "invalid_request_error", `"pinned" must be true or false`);
+      throw new HttpError(400, "invalid_request_error", `"pinned" must be true or false`);
     const unknown = Object.keys(body).filter(
       (k) => !["visibility", "collection", "pinned"].includes(k),
     );
     if (unknown.length > 0)
-      throw new MediaError(
+      throw new HttpError(
         400,
         "invalid_request_error",
         `unknown field "${unknown[0]?.slice(0, 60)}": a file takes visibility, collection and pinned`,
@@ -154,10 +155,6 @@ export async function filesRoutes(
     sendJson(res, 200, view(next, base, true));
   } else {
     req.resume();
-    throw new MediaError(
-      405,
-      "invalid_request_error",
-      `${method} is not allowed on /v1/files/{id}`,
-    );
+    throw new HttpError(405, "invalid_request_error", `${method} is not allowed on /v1/files/{id}`);
   }
 }

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream";
 import type { MediaLibrary } from "./library.ts";
 import type { MediaItem } from "./types.ts";
-import { MediaError } from "./types.ts";
+import { HttpError } from "../../http/error.ts";
 
 /** Types served as they are; anything else is served as bytes to save (never rendered here). */
 const INLINE = /^(image\/(png|jpeg|webp|gif)|audio\/[\w.+-]+|video\/[\w.+-]+|model\/[\w.+-]+)$/;
@@ -68,7 +68,7 @@ function describe(item: MediaItem): Record<string, string> {
 
 /**
  * Answers a fetch of `/v1/media/{token}`; `member` is whose key came with it, if any.
- * Throws a `MediaError` (404) for a token that names nothing this caller may fetch.
+ * Throws an `HttpError` (404) for a token that names nothing this caller may fetch.
  */
 export async function serveMedia(
   library: MediaLibrary,
@@ -80,7 +80,7 @@ export async function serveMedia(
   const found = library.byToken(token);
   // Not there, or PRIVATE and not the owner's: the same answer, so a URL says nothing.
   if (!found || (found.item.visibility === "PRIVATE" && found.item.member !== member))
-    throw new MediaError(404, "not_found_error", "no such media (deleted, expired, or not yours)");
+    throw new HttpError(404, "not_found_error", "no such media (deleted, expired, or not yours)");
   const { item } = found;
   const headers = describe(item);
   const range = parseRange(req.headers.range, item.bytes);
@@ -100,7 +100,7 @@ export async function serveMedia(
   }
   // The one fetch of a SECRET result: taken before reading, so a second fetch finds nothing.
   if (found.secret && !library.takeSecret(token))
-    throw new MediaError(404, "not_found_error", "no such media (deleted, expired, or not yours)");
+    throw new HttpError(404, "not_found_error", "no such media (deleted, expired, or not yours)");
   const stream = await library.read(item, range);
   res.writeHead(range ? 206 : 200, {
     ...headers,

@@ -1,5 +1,6 @@
 /** Reading the club's sharing fields (`visibility`, `collection`, `pinned`) from a JSON body. */
-import { MediaError, VISIBILITIES, type Visibility } from "./types.ts";
+import { VISIBILITIES, type Visibility } from "./types.ts";
+import { HttpError } from "../../http/error.ts";
 
 /** What a request says about sharing its results. */
 export interface Sharing {
@@ -19,7 +20,7 @@ export function readVisibility(value: unknown, allowSecret = true): Visibility |
   if (value === undefined) return undefined;
   const allowed = allowSecret ? VISIBILITIES : VISIBILITIES.filter((v) => v !== "SECRET");
   if (typeof value !== "string" || !(allowed as readonly string[]).includes(value))
-    throw new MediaError(
+    throw new HttpError(
       400,
       "invalid_request_error",
       `"visibility" must be one of ${allowed.join(", ")}; got ${shown(value)}`,
@@ -31,7 +32,7 @@ export function readVisibility(value: unknown, allowSecret = true): Visibility |
 export function readCollection(value: unknown): string | null | undefined {
   if (value === undefined || value === null) return value;
   if (typeof value !== "string" || !COLLECTION.test(value))
-    throw new MediaError(
+    throw new HttpError(
       400,
       "invalid_request_error",
       `"collection" must be 1 to 100 letters, digits, spaces, ".", "_" or "-", starting with a letter or digit; got ${shown(value)}`,

@@ -2,7 +2,6 @@
  * The media library's records, limits and errors: what the relay keeps of the results it
  * delivers (`library.ts`), who may fetch each (`visibility`), and for how long.
  */
-import type { ErrorType } from "../../protocol/index.ts";
 
 /** Who may fetch a stored result, and where it is listed; see docs/media.md. */
 export const VISIBILITIES = ["PUBLIC", "UNLISTED", "PRIVATE", "SECRET"] as const;
@@ -54,16 +53,3 @@ export const DEFAULT_MEDIA_LIMITS: MediaLimits = {
   voiceMaxSeconds: 30,
   voiceMaxPerMember: 100,
 };
-
-/** A refusal of the media routes, answered in the club's envelope. */
-export class MediaError extends Error {
-  constructor(
-    readonly status: number,
-    readonly type: ErrorType,
-    message: string,
-    readonly code?: string,
-  ) {
-    super(message);
-    this.name = "MediaError";
-  }
-}

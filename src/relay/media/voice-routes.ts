@@ -6,13 +6,14 @@
  * `voice/generations` call into the clip and transcript the provider's engine clones from.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { readBody } from "../body.ts";
+import { readBody } from "../../http/body.ts";
 import { boundaryOf } from "../../http/multipart.ts";
-import { sendJson } from "../respond.ts";
+import { sendJson } from "../../http/respond.ts";
 import { joinWav, readClip } from "./audio-header.ts";
 import { readForm } from "./form.ts";
 import { shown } from "./sharing.ts";
-import { MediaError, type MediaLimits } from "./types.ts";
+import { type MediaLimits } from "./types.ts";
+import { HttpError } from "../../http/error.ts";
 import type { VoiceLibrary, VoiceSample } from "./voices.ts";
 
 const PREFIXES = ["/api/inference/voice-samples", "/v1/voice/samples"];
@@ -36,9 +37,9 @@ function view(s: VoiceSample) {
   };
 }
 
-const bad = (message: string): MediaError => new MediaError(400, "invalid_request_error", message);
-const notFound = (id: unknown): MediaError =>
-  new MediaError(
+const bad = (message: string): HttpError => new HttpError(400, "invalid_request_error", message);
+const notFound = (id: unknown): HttpError =>
+  new HttpError(
     404,
     "not_found_error",
     `no voice sample ${shown(id)} in your library or the club's public ones`,
@@ -73,7 +74,7 @@ export async function voiceRoutes(
     sendJson(res, 200, { id: sample.id, object: "voice_sample", deleted: true });
     return;
   }
-  throw new MediaError(405, "invalid_request_error", `${method} is not allowed on ${url.pathname}`);
+  throw new HttpError(405, "invalid_request_error", `${method} is not allowed on ${url.pathname}`);
 }
 
 async function upload(
@@ -89,11 +90,11 @@ async function upload(
   }
   if (voices.list(member).length >= limits.voiceMaxPerMember) {
     req.resume();
-    throw new MediaError(
+    throw new HttpError(
       403,
       "permission_error",
       `you keep ${limits.voiceMaxPerMember} voice samples, the most this relay allows: delete one first`,
-      "voice_samples_full",
+      { code: "voice_samples_full", expose: true },
     );
   }
   // The form may be a little larger than its clip: the other fields and the boundaries.
@@ -106,7 +107,7 @@ async function upload(
   const file = parts.find((p) => p.name === "file");
   if (!file) throw bad(`"file" is required: the clip (WAV, MP3 or FLAC)`);
   if (file.data.length > limits.voiceMaxBytes)
-    throw new MediaError(
+    throw new HttpError(
       413,
       "request_too_large",
       `"file" is larger than ${limits.voiceMaxBytes} bytes`,

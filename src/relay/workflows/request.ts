@@ -4,7 +4,7 @@
  * null (and a body field that is exactly such an input is dropped).
  */
 import { findEndpoint, type ModelCard } from "../../protocol/index.ts";
-import { WorkError } from "../jobs/work-error.ts";
+import { HttpError } from "../../http/error.ts";
 import { STEP_TYPES, validateSpec, type Spec, type StepType } from "./spec.ts";
 import { TEMPLATES } from "./catalog.ts";
 import type { Template } from "./templates.ts";
@@ -17,8 +17,8 @@ export interface RunRequest {
   models: Partial<Record<StepType, string>>;
 }
 
-const refuse = (problems: string[]): WorkError =>
-  new WorkError(400, "invalid_request_error", problems.join("; "));
+const refuse = (problems: string[]): HttpError =>
+  new HttpError(400, "invalid_request_error", problems.join("; "));
 
 function templateInputs(t: Template, given: Record<string, unknown>): Record<string, unknown> {
   const problems: string[] = [];
@@ -53,7 +53,7 @@ function templateInputs(t: Template, given: Record<string, unknown>): Record<str
   return out;
 }
 
-/** The checked request; a 400 `WorkError` listing every problem otherwise. */
+/** The checked request; a 400 `HttpError` listing every problem otherwise. */
 export function runRequest(body: Record<string, unknown>): RunRequest {
   const { template: key, spec, inputs = {}, models = {} } = body;
   if ((key === undefined) === (spec === undefined))
@@ -112,6 +112,6 @@ export function chooseModels(
       );
     else models[type] = id;
   }
-  if (problems.length > 0) throw new WorkError(404, "no_provider", problems.join("; "));
+  if (problems.length > 0) throw new HttpError(404, "no_provider", problems.join("; "));
   return models;
 }

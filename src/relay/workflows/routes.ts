@@ -11,10 +11,11 @@ import {
   idempotencyKey,
   page,
   readJson,
-  reply,
   statusFilter,
 } from "../jobs/http.ts";
-import { WorkError, notFound } from "../jobs/work-error.ts";
+import { notFound } from "../jobs/work-error.ts";
+import { HttpError } from "../../http/error.ts";
+import { sendJson } from "../../http/respond.ts";
 import type { Workflows } from "./runs.ts";
 import { TEMPLATES } from "./catalog.ts";
 import { templateView } from "./templates.ts";
@@ -38,19 +39,19 @@ export async function workflowRoutes(
   const [section, id, action, stepId, decision, ...rest] = parts;
   if (section === "templates" && id === undefined) {
     allow(req, "GET", url.pathname);
-    return reply(res, 200, { object: "list", data: TEMPLATES.map(templateView) });
+    return sendJson(res, 200, { object: "list", data: TEMPLATES.map(templateView) });
   }
   if (section !== "runs") throw notFound("workflow route", url.pathname);
   if (id === undefined && req.method === "POST") {
     const body = await readJson(req, maxJsonBytes);
     const { run, replayed } = await workflows.submit(member, body, idempotencyKey(req));
-    return reply(res, 202, runView(run, base), replayed ? REPLAYED : {});
+    return sendJson(res, 202, runView(run, base), replayed ? REPLAYED : {});
   }
   if (id === undefined) {
     allow(req, "GET", url.pathname);
     const status = statusFilter(url, RUN_STATUSES);
     const runs = workflows.list(member).filter((r) => status === undefined || r.status === status);
-    return reply(
+    return sendJson(
       res,
       200,
       page(runs, url, (r) => runView(r, base)),
@@ -60,13 +61,13 @@ export async function workflowRoutes(
   if (!run || rest.length > 0) throw notFound("workflow run", id);
   if (action === undefined) {
     allow(req, "GET", url.pathname);
-    return reply(res, 200, runView(run, base));
+    return sendJson(res, 200, runView(run, base));
   }
   allow(req, "POST", url.pathname);
   if (action === "cancel" && stepId === undefined) {
     req.resume();
     await workflows.cancel(run);
-    return reply(res, 200, runView(run, base));
+    return sendJson(res, 200, runView(run, base));
   }
   if (
     action !== "steps" ||
@@ -76,7 +77,7 @@ export async function workflowRoutes(
     throw notFound("workflow route", url.pathname);
   const { note } = await readJson(req, DECISION_BYTES);
   if (note !== undefined && typeof note !== "string")
-    throw new WorkError(400, "invalid_request_error", '"note" must be text');
+    throw new HttpError(400, "invalid_request_error", '"note" must be text');
   await workflows.decide(run, stepId, decision === "approve", note);
-  reply(res, 200, runView(run, base));
+  sendJson(res, 200, runView(run, base));
 }

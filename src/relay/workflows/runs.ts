@@ -10,7 +10,8 @@ import { newId, nextSeq, seenSeq } from "../jobs/ids.ts";
 import type { JobSystem } from "../jobs/jobs.ts";
 import type { JobStore } from "../jobs/store.ts";
 import type { JobError, JobLimits } from "../jobs/types.ts";
-import { WorkError, conflict } from "../jobs/work-error.ts";
+import { conflict } from "../jobs/work-error.ts";
+import { HttpError } from "../../http/error.ts";
 import type { Registry } from "../registry.ts";
 import { chooseModels, runRequest } from "./request.ts";
 import { dependencies, type Step } from "./spec.ts";
@@ -65,7 +66,7 @@ export class Workflows {
     const request = runRequest(body);
     const active = this.list(member).filter((r) => !isRunOver(r.status)).length;
     if (active >= MAX_ACTIVE_RUNS)
-      throw new WorkError(
+      throw new HttpError(
         429,
         "rate_limit_error",
         `you have ${active} workflow runs going; the limit is ${MAX_ACTIVE_RUNS}`,
@@ -139,7 +140,7 @@ export class Workflows {
     const state = run.steps.find((s) => s.id === stepId);
     const step = run.spec.steps.find((s) => s.id === stepId);
     if (!state || !step)
-      throw new WorkError(404, "not_found_error", `run ${run.id} has no step "${stepId}"`);
+      throw new HttpError(404, "not_found_error", `run ${run.id} has no step "${stepId}"`);
     if (step.kind !== "gate") throw conflict(`step "${stepId}" is a ${step.kind} step, not a gate`);
     if (state.status !== "AWAITING" || isRunOver(run.status))
       throw conflict(`step "${stepId}" is ${state.status}, not AWAITING a decision`);

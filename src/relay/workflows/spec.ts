@@ -3,7 +3,7 @@
  * reported at once, each naming its step: unknown kinds and types, references to steps that do
  * not exist, cycles, inputs the run does not have, `{{item}}` outside a map.
  */
-import { WorkError } from "../jobs/work-error.ts";
+import { HttpError } from "../../http/error.ts";
 import { expressions, parseRef } from "./templating.ts";
 
 /** Step `type` → the endpoint its jobs go to. */
@@ -171,14 +171,14 @@ function findCycle(steps: Step[]): string[] | undefined {
 }
 
 /**
- * The spec, checked; a 400 `WorkError` listing every problem otherwise.
+ * The spec, checked; a 400 `HttpError` listing every problem otherwise.
  * @example
  * validateSpec({ steps: [{ id: "a", kind: "gate" }] }, {});
  */
 export function validateSpec(raw: unknown, inputs: Record<string, unknown>): Spec {
   const steps = (raw as { steps?: unknown } | null)?.steps;
   if (!Array.isArray(steps) || steps.length === 0 || steps.length > MAX_STEPS)
-    throw new WorkError(
+    throw new HttpError(
       400,
       "invalid_request_error",
       `"spec.steps" must be a list of 1 to ${MAX_STEPS} steps`,
@@ -206,7 +206,7 @@ export function validateSpec(raw: unknown, inputs: Record<string, unknown>): Spe
     if (cycle) problems.push(`steps ${cycle.map((id) => `"${id}"`).join(" → ")} form a cycle`);
   }
   if (problems.length > 0)
-    throw new WorkError(
+    throw new HttpError(
       400,
       "invalid_request_error",
       `invalid workflow spec: ${problems.join("; ")}`,

@@ -9,7 +9,7 @@ import type { JobSystem } from "../jobs/jobs.ts";
 import { jobRequest, type JobRequest } from "../jobs/request.ts";
 import { resultPaths } from "../jobs/results.ts";
 import type { JobError, JobLimits, JobRecord } from "../jobs/types.ts";
-import { WorkError } from "../jobs/work-error.ts";
+import { HttpError } from "../../http/error.ts";
 import { MAX_FANOUT, STEP_TYPES, type InferenceStep, type MapStep, type Step } from "./spec.ts";
 import { render, type Scope } from "./templating.ts";
 import { applyTransform } from "./transforms.ts";
@@ -132,7 +132,7 @@ export function startStep(ctx: StepContext, step: Step, state: StepState): void 
     if (requests.length === 0)
       Object.assign(state, { status: "DONE", output: [], finished: Date.now() });
   } catch (err) {
-    fail(state, err instanceof WorkError ? err.type : "invalid_step", (err as Error).message);
+    fail(state, err instanceof HttpError ? err.type : "invalid_step", (err as Error).message);
   }
 }
 

@@ -1,6 +1,6 @@
 /** Workflow specs, templating and transforms, checked without a relay. */
 import { describe, expect, it } from "vitest";
-import { WorkError } from "../../../src/relay/jobs/work-error.ts";
+import { HttpError } from "../../../src/http/error.ts";
 import { runRequest } from "../../../src/relay/workflows/request.ts";
 import { validateSpec, type TransformStep } from "../../../src/relay/workflows/spec.ts";
 import { parseLooseJson } from "../../../src/relay/workflows/steps.ts";
@@ -34,8 +34,8 @@ function refusal(spec: unknown, inputs: Record<string, unknown> = {}): string {
   try {
     validateSpec(spec, inputs);
   } catch (err) {
-    expect(err).toBeInstanceOf(WorkError);
-    return (err as WorkError).message;
+    expect(err).toBeInstanceOf(HttpError);
+    return (err as HttpError).message;
   }
   throw new Error("the spec was accepted");
 }

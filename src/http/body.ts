@@ -1,0 +1,113 @@
+/**
+ * Reading bodies with a cap: a request's, charged to a meter and refused with an
+ * {@link HttpError}, and an engine's reply, read whole up to a limit.
+ */
+import { constants, type Http2Stream } from "node:http2";
+import type { Readable } from "node:stream";
+import { badRequest, tooLarge } from "./error.ts";
+import type { HttpRequest } from "./respond.ts";
+
+/** What the bytes a request's body holds in memory are charged to (the relay's `uploads.ts`). */
+export interface Meter {
+  /** Counts `bytes` more held; throws an `HttpError` (429 or 503) when a bound would pass. */
+  hold(bytes: number): void;
+  /** Lets go of everything this request held once its body is read (or refused). */
+  release(): void;
+}
+
+const meters = new WeakMap<Readable, Meter>();
+
+/** Charges what {@link readBody} buffers of `req` to `meter` from now on. */
+export function attachMeter(req: Readable, meter: Meter): void {
+  meters.set(req, meter);
+}
+
+/**
+ * The whole body, or an `HttpError` once it passes `limit` bytes (413; the rest is not read
+ * but drained) or its meter's bounds, or when the client aborts (400). What it buffers is
+ * charged to the request's meter until it settles.
+ * @example
+ * const json = parseJsonObject(await readBody(req, 16 * 1024 * 1024));
+ */
+export function readBody(req: HttpRequest, limit: number): Promise<Buffer> {
+  const meter = meters.get(req);
+  return new Promise<Buffer>((resolve, reject) => {
+    const declared = Number(req.headers["content-length"]);
+    if (declared > limit) {
+      reject(tooLarge(limit));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (err: Error): void => {
+      req.removeAllListeners("data");
+      req.resume();
+      reject(err);
+    };
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        stop(tooLarge(limit));
+        return;
+      }
+      try {
+        meter?.hold(chunk.length);
+      } catch (err) {
+        stop(err as Error);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    const aborted = (): void => reject(badRequest("the client aborted the upload"));
+    req.on("end", () => resolve(Buffer.concat(chunks, size)));
+    req.on("error", aborted);
+    req.on("aborted", aborted);
+  }).finally(() => meter?.release());
+}
+
+/** A JSON object body, or a 400 `HttpError` that says what is wrong with it. */
+export function parseJsonObject(buf: Buffer): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(buf.toString("utf8"));
+  } catch (err) {
+    throw badRequest(`request body is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw badRequest("request body must be a JSON object");
+  return value as Record<string, unknown>;
+}
+
+/**
+ * An engine's reply (or any stream) read whole, up to `limit` bytes; undefined, with the stream
+ * destroyed, when it is longer.
+ */
+export async function readCapped(body: Readable, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      body.destroy();
+      return undefined;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/**
+ * For an answer sent before the request body was read to its end: the rest is read and thrown
+ * away, and an HTTP/2 stream is reset with NO_ERROR once the answer is out (RFC 9113 §8.1), so
+ * the sender stops. Without the reset the stream stays half open while the relay sends on.
+ */
+export function dropBody(req: Readable): void {
+  req.resume();
+  const stream = (req as { stream?: Http2Stream }).stream;
+  if (typeof stream?.close !== "function") return;
+  // The stream's own `finish` (the answer is written, END_STREAM included): the compatibility
+  // response says `finish` only once the stream closes, which here it would not.
+  stream.once("finish", () => {
+    if (!stream.closed) stream.close(constants.NGHTTP2_NO_ERROR);
+  });
+}
