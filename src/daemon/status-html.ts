@@ -59,11 +59,14 @@ export function renderRigHtml(s: RigSnapshot): string {
     ) +
     table(
       "Running requests",
-      ["model", "endpoint", "elapsed", "progress"],
+      ["model", "member", "endpoint", "elapsed", "sent", "tokens", "progress"],
       s.jobs.map((j) => [
         j.model,
+        j.member ?? "you",
         j.endpoint,
         `${Math.max(0, s.now - j.started)} s`,
+        `${j.bytes} B`,
+        j.tokens === null ? "" : String(j.tokens),
         j.progress === null ? (j.detail ?? "") : `${Math.round(j.progress * 100)} %`,
       ]),
     ) +

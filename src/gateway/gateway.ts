@@ -266,6 +266,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       model: model.id,
       endpoint: endpoint.path,
       service: service.name,
+      member: who.owner ? null : who.member,
     });
     let bytes = 0;
     res.on("close", () => {
@@ -399,12 +400,17 @@ export function createGateway(options: GatewayOptions): Gateway {
       if (body === undefined)
         return sendError(res, 502, "upstream_error", `${service.name} sent more than it announced`);
       bytes = body.length;
+      job.sent(body, false);
       res.writeHead(reply.status, reply.headers);
       res.end(body);
       return;
     }
     res.writeHead(reply.status, reply.headers);
-    reply.body.on("data", (chunk: Buffer) => (bytes += chunk.length));
+    const events = /^text\/event-stream/i.test(String(reply.headers["content-type"] ?? ""));
+    reply.body.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+      job.sent(chunk, events);
+    });
     pipeline(reply.body, res, (err) => {
       if (!err || abort.signal.aborted) return;
       // undici's errors (UND_ERR_*) mean the engine broke off; others, that the consumer left.

@@ -1,7 +1,7 @@
 /**
- * The requests in flight on this rig and how far their engines say they got, for the daemon's
- * `/status`. Long jobs (images, video, music, meshes) report through `EngineCall.progress`;
- * others are listed with `progress: null`.
+ * The requests in flight on this rig and how far they got, for the daemon's `/status` and the
+ * rig's page: who asked, the bytes and streamed tokens sent so far, and, for long jobs (images,
+ * video, music, meshes), the fraction their engines report through `EngineCall.progress`.
  */
 
 /** One request in flight, as `/status` shows it. */
@@ -10,24 +10,68 @@ export interface JobStatus {
   model: string;
   endpoint: string;
   service: string;
+  /** The member it is for; null for the rig's owner. */
+  member: string | null;
   /** Unix seconds when the gateway took the request. */
   started: number;
+  /** Bytes of the answer sent so far. */
+  bytes: number;
+  /** Pieces of text streamed so far (Server-Sent Events carrying text), null when not streamed. */
+  tokens: number | null;
   /** In [0, 1], or null while the engine has not said. */
   progress: number | null;
   /** What the engine is doing, in a few words (`queued`, `KSampler 12/30`). */
   detail: string | null;
 }
 
-/** What the gateway holds for one request: report progress, then end it once. */
+/** What the gateway holds for one request: report progress and bytes sent, then end it once. */
 export interface JobHandle {
   readonly report: (fraction: number | null, detail?: string) => void;
+  /** A piece of the answer went out; `events`: the answer is a Server-Sent Events stream. */
+  readonly sent: (chunk: Buffer, events: boolean) => void;
   readonly end: () => void;
+}
+
+/** Longest event line read for text; a longer one (a huge tool call) is not counted. */
+const MAX_LINE = 64 * 1024;
+/** A `data:` line of an OpenAI-style chunk that carries text (not `"content":null`). */
+const TEXT_FIELD = /"(?:content|text|reasoning_content)":"(?:[^"\\]|\\.)/;
+
+/**
+ * Counts the `data:` lines of a Server-Sent Events stream that carry text: one per token for
+ * llama.cpp, vLLM and Ollama's OpenAI streams. Holds at most one line of `MAX_LINE` bytes.
+ */
+export class TokenCounter {
+  count = 0;
+  #line = "";
+  #long = false;
+
+  push(chunk: Buffer): void {
+    let from = 0;
+    for (;;) {
+      const nl = chunk.indexOf(10, from);
+      const end = nl < 0 ? chunk.length : nl;
+      if (!this.#long) {
+        this.#line += chunk.toString("utf8", from, end);
+        if (this.#line.length > MAX_LINE) {
+          this.#long = true;
+          this.#line = "";
+        }
+      }
+      if (nl < 0) return;
+      if (!this.#long && this.#line.startsWith("data:") && TEXT_FIELD.test(this.#line))
+        this.count++;
+      this.#line = "";
+      this.#long = false;
+      from = nl + 1;
+    }
+  }
 }
 
 /**
  * The registry. `begin` lists a request until its handle's `end`.
  * @example
- * const job = registry.begin({ request_id: "req_1", model: "sdxl", endpoint, service });
+ * const job = registry.begin({ request_id: "req_1", model: "sdxl", endpoint, service, member: null });
  * job.report(0.5, "KSampler 15/30");
  * job.end();
  */
@@ -35,19 +79,31 @@ export class ProgressRegistry {
   readonly #jobs = new Map<number, JobStatus>();
   #next = 0;
 
-  begin(info: Pick<JobStatus, "request_id" | "model" | "endpoint" | "service">): JobHandle {
+  begin(
+    info: Pick<JobStatus, "request_id" | "model" | "endpoint" | "service" | "member">,
+  ): JobHandle {
     const key = this.#next++;
     const job: JobStatus = {
       ...info,
       started: Math.floor(Date.now() / 1000),
+      bytes: 0,
+      tokens: null,
       progress: null,
       detail: null,
     };
     this.#jobs.set(key, job);
+    let counter: TokenCounter | undefined;
     return {
       report: (fraction, detail) => {
         job.progress = fraction === null ? null : Math.min(1, Math.max(0, fraction));
         if (detail !== undefined) job.detail = detail;
+      },
+      sent: (chunk, events) => {
+        job.bytes += chunk.length;
+        if (!events) return;
+        counter ??= new TokenCounter();
+        counter.push(chunk);
+        job.tokens = counter.count;
       },
       end: () => this.#jobs.delete(key),
     };

@@ -104,7 +104,7 @@ describe.skipIf(!HAVE_CHROMIUM)("the rig's page", () => {
     });
     await expect.poll(() => running.locator("tbody tr").count(), patiently).toBe(1);
     expect(await running.locator("tbody tr").innerText()).toMatch(
-      new RegExp(`${MODEL}\\s+/v1/chat/completions`),
+      new RegExp(`${MODEL}\\s+you \\(owner\\)\\s+/v1/chat/completions`),
     );
     await screenshot(browser, tab, "rig-page");
     llama.resumeGenerations();
@@ -166,6 +166,36 @@ describe.skipIf(!HAVE_CHROMIUM)("the rig's page", () => {
       messages: [{ role: "user", content: "hi" }],
     });
     expect(shared.choices[0]?.message.content).toBe("all done");
+
+    // A member's streamed request, held by the engine after its first event: who and how much.
+    const running = tab.locator("section", {
+      has: tab.getByRole("heading", { name: "Running requests" }),
+    });
+    llama.pauseGenerations();
+    const stream = await bob.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+      stream: true,
+    });
+    await expect
+      .poll(
+        () =>
+          running
+            .locator("tbody tr")
+            .innerText()
+            .catch(() => ""),
+        patiently,
+      )
+      .toMatch(
+        new RegExp(
+          `^${MODEL}\\s+bob\\s+/v1/chat/completions\\s+\\S+\\s+\\d+ s\\s+[1-9]\\d* B\\s+0\\s`,
+        ),
+      );
+    llama.resumeGenerations();
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    expect(text).toBe("all done");
+    await expect.poll(() => running.innerText(), patiently).toContain("Nothing running.");
 
     await tab.getByRole("button", { name: `Unshare ${MODEL}` }).click();
     await expect.poll(bobsModels, patiently).toEqual([]);

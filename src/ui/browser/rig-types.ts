@@ -44,8 +44,14 @@ export interface RigJob {
   model: string;
   endpoint: string;
   service: string;
+  /** The member it is for; null for the rig's owner. */
+  member: string | null;
   /** Unix seconds. */
   started: number;
+  /** Bytes of the answer sent so far. */
+  bytes: number;
+  /** Pieces of text streamed so far; null when the answer is not a stream. */
+  tokens: number | null;
   progress: number | null;
   detail: string | null;
 }

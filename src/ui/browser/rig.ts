@@ -221,13 +221,16 @@ function App(props: { initial: RigSnapshot }) {
     <${Engines} engines=${s.engines} onError=${setError} />
     <${Section} title="Running requests">
       <${Table}
-        head=${["model", "endpoint", "engine", "elapsed", "progress"]}
+        head=${["model", "member", "endpoint", "engine", "elapsed", "sent", "tokens", "progress"]}
         empty="Nothing running."
         rows=${s.jobs.map((j) => [
           j.model,
+          j.member ?? "you (owner)",
           j.endpoint,
           j.service,
           duration(s.now - j.started),
+          bytes(j.bytes),
+          j.tokens === null ? "" : String(j.tokens),
           html`<${Progress} value=${j.progress} label=${j.detail ?? "running"} />`,
         ])}
       />

@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { ProgressRegistry, TokenCounter } from "../../src/gateway/progress.ts";
+
+const event = (delta: unknown): string =>
+  `data: ${JSON.stringify({ choices: [{ index: 0, delta }] })}\n\n`;
+
+describe("the requests in flight", () => {
+  it("counts the streamed events that carry text, across chunk boundaries", () => {
+    const stream =
+      event({ role: "assistant", content: null }) +
+      event({ content: "Hel" }) +
+      ": ping\n\n" +
+      event({ content: 'lo "there"' }) +
+      event({ reasoning_content: "hm" }) +
+      event({}) +
+      "data: [DONE]\n\n";
+    const bytes = Buffer.from(stream);
+    for (const size of [1, 3, 7, bytes.length]) {
+      const counter = new TokenCounter();
+      for (let i = 0; i < bytes.length; i += size) counter.push(bytes.subarray(i, i + size));
+      expect(counter.count, `chunks of ${size}`).toBe(3);
+    }
+  });
+
+  it("counts a text completion's pieces, and skips a line too long to hold", () => {
+    const counter = new TokenCounter();
+    counter.push(Buffer.from(`data: {"choices":[{"text":"a"}]}\n\n`));
+    counter.push(Buffer.from(`data: {"choices":[{"text":"${"x".repeat(70 * 1024)}`));
+    counter.push(Buffer.from(`"}]}\n\ndata: {"choices":[{"text":"b"}]}\n\n`));
+    expect(counter.count).toBe(2);
+  });
+
+  it("lists each request with its member, bytes and tokens until it ends", () => {
+    const registry = new ProgressRegistry();
+    const job = registry.begin({
+      request_id: "req_1",
+      model: "m",
+      endpoint: "/v1/chat/completions",
+      service: "s",
+      member: "bob",
+    });
+    job.sent(Buffer.from(event({ content: "a" })), true);
+    job.sent(Buffer.from(event({ content: "b" })), true);
+    expect(registry.list()).toMatchObject([
+      { member: "bob", tokens: 2, bytes: 2 * event({ content: "a" }).length },
+    ]);
+    const plain = registry.begin({
+      request_id: "req_2",
+      model: "m",
+      endpoint: "/v1/embeddings",
+      service: "s",
+      member: null,
+    });
+    plain.sent(Buffer.from("{}"), false);
+    expect(registry.list()[1]).toMatchObject({ member: null, bytes: 2, tokens: null });
+    job.end();
+    plain.end();
+    expect(registry.list()).toEqual([]);
+  });
+});
