@@ -406,7 +406,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       return;
     }
     res.writeHead(reply.status, reply.headers);
-    const events = /^text\/event-stream/i.test(String(reply.headers["content-type"] ?? ""));
+    const events = /^text\/event-stream/i.test(reply.headers["content-type"] ?? "");
     reply.body.on("data", (chunk: Buffer) => {
       bytes += chunk.length;
       job.sent(chunk, events);
