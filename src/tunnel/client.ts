@@ -4,11 +4,7 @@
  * HTTP/2 *server*: each stream the relay opens is one consumer request, handed to `onRequest`.
  */
 import { EventEmitter } from "node:events";
-import http2, {
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-  type Http2Session,
-} from "node:http2";
+import http2, { type Http2Session } from "node:http2";
 import WebSocket from "ws";
 import type { Logger } from "../log.ts";
 import { UserError, describeError } from "../errors.ts";
@@ -31,8 +27,12 @@ import {
   tunnelSettings,
 } from "../transport/h2-settings.ts";
 import { WsDuplex } from "../transport/ws-duplex.ts";
+import { exchange, type TunnelExchange } from "./exchange.ts";
 
-export type RequestHandler = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
+export type { TunnelExchange } from "./exchange.ts";
+
+/** Takes one stream the relay opened: the same object is its request and its response. */
+export type RequestHandler = (req: TunnelExchange, res: TunnelExchange) => void;
 
 /** What the daemon reports in each heartbeat, minus what the tunnel fills in. */
 export type HeartbeatBody = Omit<Unversioned<HeartbeatMessage>, "type" | "seq" | "manifest">;
@@ -126,7 +126,15 @@ export class TunnelClient extends EventEmitter {
     this.#h2 = http2.createServer({
       settings: tunnelSettings(options.maxConcurrentStreams ?? DEFAULT_MAX_STREAMS),
     });
-    this.#h2.on("request", options.onRequest);
+    // The raw stream, not the compatibility layer's `request` event (`exchange.ts` says why).
+    this.#h2.on("stream", (stream, headers) => {
+      // A reset from the relay or a write after it errors the stream: nothing for us to do.
+      stream.on("error", (err) =>
+        this.#opts.log.debug({ err: describeError(err) }, "tunnel stream error"),
+      );
+      const x = exchange(stream, headers);
+      options.onRequest(x, x);
+    });
     this.#h2.on("session", (session: Http2Session) => {
       this.#session = session;
       session.setLocalWindowSize(CONNECTION_WINDOW);

@@ -6,7 +6,7 @@
  * answers behind a gate, and emits `client-closed` when the relay resets a stream.
  */
 import { EventEmitter, once } from "node:events";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { TunnelExchange } from "../../../src/tunnel/client.ts";
 import { silentLogger } from "../../../src/log.ts";
 import type {
   Access,
@@ -64,7 +64,7 @@ const TYPES: Record<string, ServiceType> = {
 };
 
 /** Whether the relay reset the stream (read through a call: TypeScript would narrow `res.closed`). */
-const gone = (res: Http2ServerResponse): boolean => res.closed;
+const gone = (res: TunnelExchange): boolean => res.closed;
 
 export class MediaRig extends EventEmitter<{
   request: [RigRequest];
@@ -164,7 +164,7 @@ export class MediaRig extends EventEmitter<{
     while (this.#gate) await this.#gate.promise;
   }
 
-  async #handle(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+  async #handle(req: TunnelExchange, res: TunnelExchange): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as Record<
@@ -239,7 +239,7 @@ export class MediaRig extends EventEmitter<{
 
   /** A chat answer streamed as llama-server streams it: one chunk per word, then the usage. */
   #stream(
-    res: Http2ServerResponse,
+    res: TunnelExchange,
     model: string,
     content: string,
     body: Record<string, unknown>,
@@ -267,7 +267,7 @@ export class MediaRig extends EventEmitter<{
     res.end("data: [DONE]\n\n");
   }
 
-  #json(res: Http2ServerResponse, status: number, value: unknown): void {
+  #json(res: TunnelExchange, status: number, value: unknown): void {
     const text = JSON.stringify(value);
     res.writeHead(status, { "content-type": "application/json" });
     res.end(text);
