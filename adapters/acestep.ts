@@ -12,6 +12,7 @@
  * never fetches the audio; the engine finishes the track.
  */
 import { UpstreamError } from "../src/errors.ts";
+import { badRequest } from "../src/http/error.ts";
 import type {
   Adapter,
   DiscoveredModel,
@@ -22,11 +23,10 @@ import type {
   Upstream,
 } from "./adapter.ts";
 import { audioPath, musicBody, MUSIC_TYPES, taskState } from "./acestep/request.ts";
-import { errorReply, unsupported } from "./kit/audio.ts";
+import { serving } from "./kit/reply.ts";
 import { keyRefused, loading, no, ready, refused } from "./kit/engine.ts";
 import { arr, errorMessage, obj, str } from "./kit/fields.ts";
 import { longReply, pause, pollMs } from "./kit/job.ts";
-import { InvalidRequest } from "./kit/media.ts";
 import { forwardOpenAI, getJson, postJson, type JsonAnswer } from "./kit/openai-style.ts";
 
 const LABEL = { name: "ACE-Step", hint: "is acestep-api running?" };
@@ -92,7 +92,7 @@ async function release(call: EngineCall, body: Record<string, unknown>): Promise
   if (answer.status === 200 && obj(answer.json).code === 200 && id) return id;
   const message = `ACE-Step refused the task: ${why(answer)}`;
   if (answer.status === 400 || answer.status === 422 || obj(answer.json).code === 400)
-    throw new InvalidRequest(message);
+    throw badRequest(message);
   throw new UpstreamError("upstream_bad_answer", message);
 }
 
@@ -150,19 +150,6 @@ async function generate(call: EngineCall): Promise<EngineReply> {
   });
 }
 
-async function execute(call: EngineCall): Promise<EngineReply> {
-  if (call.endpoint.path !== "/v1/music/generations") {
-    call.stream?.resume();
-    return unsupported(call, LABEL.name);
-  }
-  try {
-    return await generate(call);
-  } catch (err) {
-    if (err instanceof InvalidRequest) return errorReply(400, "invalid_request_error", err.message);
-    throw err;
-  }
-}
-
 /** The ACE-Step adapter: `music` models, one job at a time, raw audio back. */
 export default function acestep(): Adapter {
   return {
@@ -171,6 +158,6 @@ export default function acestep(): Adapter {
     defaultPorts: [8001],
     probe,
     describe,
-    execute,
+    ...serving("ACE-Step API", { "/v1/music/generations": generate }),
   };
 }

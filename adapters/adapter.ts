@@ -83,6 +83,12 @@ export interface EngineReply {
   body: Readable;
 }
 
+/**
+ * Executes one call routed to an endpoint the adapter serves. May reject with an `HttpError`
+ * (`src/http/error.ts`) for a request it refuses, answered with that error's status.
+ */
+export type Handler = (call: EngineCall) => Promise<EngineReply>;
+
 export interface Adapter {
   /** Stable name used in config (`engine: llamacpp`). */
   readonly name: string;
@@ -108,7 +114,13 @@ export interface Adapter {
    * Execute one call. Resolves once the engine has answered with a status; the body streams.
    * Rejects with an `UpstreamError` when the engine cannot be reached.
    */
-  execute(call: EngineCall): Promise<EngineReply>;
+  execute: Handler;
+  /**
+   * The public paths the engine serves (see `serving` in `adapters/kit/reply.ts`). A call to
+   * another path of its models' service type is answered 404 by the gateway, which never calls
+   * `execute` for it. Absent: every endpoint of its models' service types.
+   */
+  readonly serves?: readonly string[];
   /**
    * Public paths beyond chat and text completions that the engine serves itself
    * (`/v1/responses`, `/v1/messages`, `/v1/messages/count_tokens`, `/v1/embeddings`,

@@ -13,6 +13,7 @@
  * prompt at a time, so `maxConcurrent` is 1.
  */
 import { UpstreamError } from "../src/errors.ts";
+import { badRequest } from "../src/http/error.ts";
 import type {
   Adapter,
   DiscoveredModel,
@@ -21,14 +22,13 @@ import type {
   ServiceInfo,
   Upstream,
 } from "./adapter.ts";
-import { errorReply, unsupported } from "./kit/audio.ts";
+import { serving } from "./kit/reply.ts";
 import { editImages, generateImages } from "./comfyui/images.ts";
 import { missingParts, type NodeInfoCache } from "./comfyui/installed.ts";
 import { loadLibrary, type ModelWorkflows } from "./comfyui/library.ts";
 import { generateVideo } from "./comfyui/video.ts";
 import { jsonAt, no, ready } from "./kit/engine.ts";
 import { obj, str } from "./kit/fields.ts";
-import { InvalidRequest } from "./kit/media.ts";
 import { getJson } from "./kit/openai-style.ts";
 
 const KINDS = ["text", "image", "mask"] as const;
@@ -84,30 +84,17 @@ export default function comfyui(): Adapter {
     return info;
   }
 
-  async function execute(call: EngineCall): Promise<EngineReply> {
-    const id = call.model.servedId;
-    let models = served.get(call.upstream.url)?.get(id);
-    // Not described by this instance (a call built by hand): trust the files as they are.
-    models ??= (await loadLibrary(call.upstream)).models.get(id);
-    try {
-      if (!models) throw new InvalidRequest(`no ComfyUI workflow serves model ${id}`);
-      switch (call.endpoint.path) {
-        case "/v1/images/generations":
-          return await generateImages(call, models);
-        case "/v1/images/edits":
-          return await editImages(call, models);
-        case "/v1/videos/generations":
-          return await generateVideo(call, models);
-        default:
-          call.stream?.resume();
-          return unsupported(call, "ComfyUI");
-      }
-    } catch (err) {
-      if (!(err instanceof InvalidRequest)) throw err;
-      call.stream?.resume();
-      return errorReply(400, "invalid_request_error", err.message);
-    }
-  }
+  /** A handler given the workflows of the call's model. */
+  const withWorkflows =
+    (run: (call: EngineCall, models: ModelWorkflows) => Promise<EngineReply>) =>
+    async (call: EngineCall): Promise<EngineReply> => {
+      const id = call.model.servedId;
+      let models = served.get(call.upstream.url)?.get(id);
+      // Not described by this instance (a call built by hand): trust the files as they are.
+      models ??= (await loadLibrary(call.upstream)).models.get(id);
+      if (!models) throw badRequest(`no ComfyUI workflow serves model ${id}`);
+      return run(call, models);
+    };
 
   return {
     name: "comfyui",
@@ -122,6 +109,10 @@ export default function comfyui(): Adapter {
       return ready(`GET /system_stats: ComfyUI ${version}`);
     },
     describe,
-    execute,
+    ...serving("ComfyUI", {
+      "/v1/images/generations": withWorkflows(generateImages),
+      "/v1/images/edits": withWorkflows(editImages),
+      "/v1/videos/generations": withWorkflows(generateVideo),
+    }),
   };
 }

@@ -12,15 +12,17 @@
  * of the job, and a cancelled call only closes its connection (Dia has no cancel).
  */
 import { randomUUID } from "node:crypto";
+import { badRequest } from "../src/http/error.ts";
 import { Readable } from "node:stream";
 import { UpstreamError } from "../src/errors.ts";
 import type { Adapter, EngineCall, EngineReply, ServiceInfo, Upstream } from "./adapter.ts";
-import { errorReply, jsonReply, toVoices, unsupported } from "./kit/audio.ts";
+import { toVoices } from "./kit/audio.ts";
+import { jsonReply, serving } from "./kit/reply.ts";
 import { findVoice, readVoices, speakerVoice, ttsBody, type DiaVoice } from "./dia/voice.ts";
 import { loading, no, ready } from "./kit/engine.ts";
 import { arr, obj, str } from "./kit/fields.ts";
 import { BusyUpstreams, longReply } from "./kit/job.ts";
-import { InvalidRequest, decodeInline, formData, sniff } from "./kit/media.ts";
+import { decodeInline, formData, sniff } from "./kit/media.ts";
 import { forwardOpenAI, getJson } from "./kit/openai-style.ts";
 
 const LABEL = { name: "Dia-TTS-Server", hint: "is Dia-TTS-Server running?" };
@@ -49,7 +51,7 @@ function request(call: EngineCall, path: string, rest: Partial<EngineCall>): Pro
 async function upload(call: EngineCall, clip: Buffer): Promise<string> {
   const kind = sniff(clip);
   if (kind?.ext !== "wav" && kind?.ext !== "mp3")
-    throw new InvalidRequest(`"audio_prompt" must be a WAV or MP3 clip`);
+    throw badRequest(`"audio_prompt" must be a WAV or MP3 clip`);
   const filename = `club-${randomUUID()}.${kind.ext}`;
   const { body, contentType } = formData([], {
     name: "files",
@@ -106,7 +108,7 @@ export default function dia(): Adapter {
     const json = call.json ?? {};
     const hasClip = json.audio_prompt !== undefined && json.audio_prompt !== null;
     if (hasClip && json.speakers !== undefined && json.speakers !== null)
-      throw new InvalidRequest(`send "speakers" or "audio_prompt", not both`);
+      throw badRequest(`send "speakers" or "audio_prompt", not both`);
     let choice: Parameters<typeof ttsBody>[1];
     if (hasClip) {
       ttsBody(json, undefined); // check the fields before uploading anything
@@ -126,11 +128,11 @@ export default function dia(): Adapter {
     const json = call.json ?? {};
     const format = json.response_format ?? "wav";
     if (typeof format !== "string" || !SPEECH_FORMATS[format])
-      throw new InvalidRequest(`Dia-TTS-Server answers response_format wav or opus`);
+      throw badRequest(`Dia-TTS-Server answers response_format wav or opus`);
     const name = typeof json.voice === "string" ? json.voice : "S1";
     const own = ["s1", "s2", "dialogue"].includes(name.toLowerCase());
     if (!own && !findVoice(await voices(call.upstream, call.signal), name))
-      throw new InvalidRequest(`no voice ${JSON.stringify(name)}: see GET /v1/audio/voices`);
+      throw badRequest(`no voice ${JSON.stringify(name)}: see GET /v1/audio/voices`);
     const body = {
       input: json.input,
       voice: name,
@@ -141,30 +143,17 @@ export default function dia(): Adapter {
     return generate(call, "/v1/audio/speech", body, SPEECH_FORMATS[format] ?? "audio/wav");
   }
 
-  async function execute(call: EngineCall): Promise<EngineReply> {
-    try {
-      switch (call.endpoint.path) {
-        case "/v1/voice/generations":
-          return await voice(call);
-        case "/v1/audio/speech":
-          return await speech(call);
-        case "/v1/audio/voices": {
-          const list = await voices(call.upstream, call.signal);
-          const shaped = toVoices(
-            list.map((v) => ({ id: v.filename, name: v.display_name || v.filename })),
-          );
-          return jsonReply(200, { voices: shaped });
-        }
-        default:
-          call.stream?.resume();
-          return unsupported(call, LABEL.name);
-      }
-    } catch (err) {
-      if (err instanceof InvalidRequest)
-        return errorReply(400, "invalid_request_error", err.message);
-      throw err;
-    }
-  }
+  const served = serving(LABEL.name, {
+    "/v1/voice/generations": voice,
+    "/v1/audio/speech": speech,
+    async "/v1/audio/voices"(call) {
+      const list = await voices(call.upstream, call.signal);
+      const shaped = toVoices(
+        list.map((v) => ({ id: v.filename, name: v.display_name || v.filename })),
+      );
+      return jsonReply(200, { voices: shaped });
+    },
+  });
 
   return {
     name: "dia",
@@ -209,6 +198,6 @@ export default function dia(): Adapter {
       described.set(upstream.url, info);
       return info;
     },
-    execute,
+    ...served,
   };
 }

@@ -13,12 +13,14 @@
  * finishes the mesh. Every failure is its 404 `{"text", "error_code": 1}`: answered 502 here.
  */
 import { UpstreamError } from "../src/errors.ts";
+import { readCapped } from "../src/http/body.ts";
+import { badRequest } from "../src/http/error.ts";
 import type { Adapter, EngineCall, EngineReply, ServiceInfo, Upstream } from "./adapter.ts";
-import { errorReply, readText, unsupported } from "./kit/audio.ts";
+import { serving } from "./kit/reply.ts";
 import { no, ready } from "./kit/engine.ts";
 import { obj, str } from "./kit/fields.ts";
 import { BusyUpstreams, longReply } from "./kit/job.ts";
-import { InvalidRequest, fileField, readForm, sniff, textField } from "./kit/media.ts";
+import { fileField, readForm, sniff, textField } from "./kit/media.ts";
 import { forwardOpenAI, getJson } from "./kit/openai-style.ts";
 
 const LABEL = { name: "Hunyuan3D-2", hint: "is Hunyuan3D-2's api_server.py running?" };
@@ -59,23 +61,22 @@ function options(raw: string | undefined): Record<string, unknown> {
   try {
     parsed = obj(JSON.parse(raw));
   } catch {
-    throw new InvalidRequest(`"options" must be a JSON object`);
+    throw badRequest(`"options" must be a JSON object`);
   }
   const out: Record<string, unknown> = {};
   const formats = parsed.formats;
   if (formats !== undefined && !(Array.isArray(formats) && formats.includes("glb")))
-    throw new InvalidRequest(`this rig makes GLB meshes: "options.formats" must include "glb"`);
+    throw badRequest(`this rig makes GLB meshes: "options.formats" must include "glb"`);
   for (const [name, [min, max, integer]] of Object.entries(NUMBERS)) {
     const v = parsed[name];
     if (v === undefined || v === null) continue;
     if (typeof v !== "number" || (integer && !Number.isInteger(v)) || v < min || v > max)
-      throw new InvalidRequest(`"options.${name}" must be a number from ${min} to ${max}`);
+      throw badRequest(`"options.${name}" must be a number from ${min} to ${max}`);
     out[name] = v;
   }
   if (parsed.randomize_seed === true) out.seed = Math.floor(Math.random() * 2 ** 31);
   if (parsed.texture !== undefined) {
-    if (typeof parsed.texture !== "boolean")
-      throw new InvalidRequest(`"options.texture" is true or false`);
+    if (typeof parsed.texture !== "boolean") throw badRequest(`"options.texture" is true or false`);
     out.texture = parsed.texture;
   }
   return out;
@@ -97,9 +98,9 @@ export default function hunyuan3d(): Adapter {
   async function generate(call: EngineCall): Promise<EngineReply> {
     const parts = await readForm(call);
     const image = await fileField(parts, "image", "image[]");
-    if (!image) throw new InvalidRequest(`"image" is required`);
+    if (!image) throw badRequest(`"image" is required`);
     if (!sniff(image)?.type.startsWith("image/"))
-      throw new InvalidRequest(`"image" must be a PNG, JPEG or WebP image`);
+      throw badRequest(`"image" must be a PNG, JPEG or WebP image`);
     const json = {
       ...options(textField(parts, "options")),
       image: image.toString("base64"),
@@ -112,7 +113,7 @@ export default function hunyuan3d(): Adapter {
         const { stream: _stream, ...rest } = call;
         const reply = await forwardOpenAI({ ...rest, path: "/generate", headers: {}, json }, LABEL);
         if (reply.status !== 200) {
-          const why = reason((await readText(reply.body, 64 * 1024)) ?? "");
+          const why = reason((await readCapped(reply.body, 64 * 1024))?.toString("utf8") ?? "");
           throw new UpstreamError(
             "upstream_job_failed",
             `Hunyuan3D-2 could not make the mesh (it answered ${reply.status}${why ? `: ${why}` : ""}; see its log)`,
@@ -141,18 +142,6 @@ export default function hunyuan3d(): Adapter {
       );
     },
     describe: () => Promise.resolve(INFO),
-    async execute(call) {
-      if (call.endpoint.path !== "/v1/3d/generations") {
-        call.stream?.resume();
-        return unsupported(call, LABEL.name);
-      }
-      try {
-        return await generate(call);
-      } catch (err) {
-        if (err instanceof InvalidRequest)
-          return errorReply(400, "invalid_request_error", err.message);
-        throw err;
-      }
-    },
+    ...serving(LABEL.name, { "/v1/3d/generations": generate }),
   };
 }

@@ -18,7 +18,8 @@ import type {
   ServiceInfo,
   Upstream,
 } from "./adapter.ts";
-import { forwardSpeech, unsupported, voicesReply, type Voice } from "./kit/audio.ts";
+import { forwardSpeech, voicesReply, type Voice } from "./kit/audio.ts";
+import { serving } from "./kit/reply.ts";
 import { arr, firstOwner, obj, str } from "./kit/fields.ts";
 import { getJson } from "./kit/openai-style.ts";
 
@@ -113,17 +114,11 @@ async function speech(call: EngineCall): Promise<EngineReply> {
   return forwardSpeech({ ...call, json }, LABEL);
 }
 
-async function execute(call: EngineCall): Promise<EngineReply> {
-  switch (call.endpoint.path) {
-    case "/v1/audio/speech":
-      return speech(call);
-    case "/v1/audio/voices":
-      return voicesReply(call.upstream, "/v1/audio/voices", call.signal, LABEL.name, withTraits);
-    default:
-      call.stream?.resume();
-      return unsupported(call, LABEL.name);
-  }
-}
+const served = serving(LABEL.name, {
+  "/v1/audio/speech": speech,
+  "/v1/audio/voices": (call) =>
+    voicesReply(call.upstream, "/v1/audio/voices", call.signal, LABEL.name, withTraits),
+});
 
 /**
  * The Kokoro-FastAPI adapter: one `tts` model, `kokoro`; speech streamed as produced; voices in
@@ -136,6 +131,6 @@ export default function kokoro(): Adapter {
     defaultPorts: [8880],
     probe,
     describe,
-    execute,
+    ...served,
   };
 }

@@ -16,7 +16,8 @@ import type {
   ServiceInfo,
   Upstream,
 } from "./adapter.ts";
-import { forwardForm, forwardSpeech, unsupported, voicesReply } from "./kit/audio.ts";
+import { forwardForm, forwardSpeech, voicesReply } from "./kit/audio.ts";
+import { serving } from "./kit/reply.ts";
 import { arr, errorMessage, isModelList, obj, readableModelId, str } from "./kit/fields.ts";
 import { getJson } from "./kit/openai-style.ts";
 
@@ -100,28 +101,21 @@ async function voices(call: EngineCall): Promise<EngineReply> {
   return voicesReply(call.upstream, "/v1/audio/voices", call.signal, LABEL.name);
 }
 
-async function execute(call: EngineCall): Promise<EngineReply> {
-  switch (call.endpoint.path) {
-    case "/v1/audio/transcriptions":
-      // Passed through field by field; only `model` becomes the id speaches knows.
-      return forwardForm(
-        call,
-        call.endpoint.path,
-        {
-          files: ["file"],
-          field: (name, value) => [[name, name === "model" ? call.model.servedId : value]],
-        },
-        LABEL,
-      );
-    case "/v1/audio/speech":
-      return forwardSpeech(call, LABEL);
-    case "/v1/audio/voices":
-      return voices(call);
-    default:
-      call.stream?.resume();
-      return unsupported(call, LABEL.name);
-  }
-}
+const served = serving(LABEL.name, {
+  // Passed through field by field; only `model` becomes the id speaches knows.
+  "/v1/audio/transcriptions": (call) =>
+    forwardForm(
+      call,
+      call.endpoint.path,
+      {
+        files: ["file"],
+        field: (name, value) => [[name, name === "model" ? call.model.servedId : value]],
+      },
+      LABEL,
+    ),
+  "/v1/audio/speech": (call) => forwardSpeech(call, LABEL),
+  "/v1/audio/voices": voices,
+});
 
 /** The speaches adapter: `stt` and `tts` models from one server, by each model's `task`. */
 export default function speaches(): Adapter {
@@ -131,6 +125,6 @@ export default function speaches(): Adapter {
     defaultPorts: [8000],
     probe,
     describe,
-    execute,
+    ...served,
   };
 }

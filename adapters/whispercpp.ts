@@ -15,6 +15,7 @@
  * (a `--request-path` prefix goes in the service URL).
  */
 import { Readable } from "node:stream";
+import { readCapped } from "../src/http/body.ts";
 import { UpstreamError } from "../src/errors.ts";
 import type {
   Adapter,
@@ -24,7 +25,8 @@ import type {
   ServiceInfo,
   Upstream,
 } from "./adapter.ts";
-import { errorReply, forwardForm, jsonReply, readText, unsupported } from "./kit/audio.ts";
+import { forwardForm } from "./kit/audio.ts";
+import { errorReply, jsonReply, serving } from "./kit/reply.ts";
 import { arr, obj, str } from "./kit/fields.ts";
 import { FormError, type FormRules } from "./kit/multipart.ts";
 import { getJson } from "./kit/openai-style.ts";
@@ -146,7 +148,7 @@ async function shape(reply: EngineReply, format: string, wantWords: boolean): Pr
   if (reply.status !== 200) return reply;
   const type = TEXT_TYPES[format];
   if (type) return { ...reply, headers: { ...reply.headers, "content-type": type } };
-  const text = await readText(reply.body, MAX_ANSWER_BYTES);
+  const text = (await readCapped(reply.body, MAX_ANSWER_BYTES))?.toString("utf8");
   if (text === undefined)
     return errorReply(502, "upstream_error", "whisper.cpp answered with more than 16 MiB of JSON");
   let body: Record<string, unknown> | undefined;
@@ -165,11 +167,7 @@ async function shape(reply: EngineReply, format: string, wantWords: boolean): Pr
   return jsonReply(200, body);
 }
 
-async function execute(call: EngineCall): Promise<EngineReply> {
-  if (call.endpoint.path !== "/v1/audio/transcriptions") {
-    call.stream?.resume();
-    return unsupported(call, LABEL.name);
-  }
+async function transcribe(call: EngineCall): Promise<EngineReply> {
   const rules = translation();
   const reply = await forwardForm(call, "/inference", rules, LABEL);
   return shape(reply, rules.format, rules.words);
@@ -183,6 +181,6 @@ export default function whispercpp(): Adapter {
     defaultPorts: [8080, 9931],
     probe,
     describe,
-    execute,
+    ...serving("whisper.cpp whisper-server", { "/v1/audio/transcriptions": transcribe }),
   };
 }

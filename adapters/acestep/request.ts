@@ -5,8 +5,8 @@
  * engine's own result and nowhere else.
  */
 import { UpstreamError } from "../../src/errors.ts";
+import { badRequest } from "../../src/http/error.ts";
 import { arr, obj, str } from "../kit/fields.ts";
-import { InvalidRequest } from "../kit/media.ts";
 
 /** Content-Type of each `audio_format` ACE-Step writes (its release_task_models.py). */
 export const MUSIC_TYPES: Record<string, string> = {
@@ -41,17 +41,17 @@ const FIELDS: Record<string, Rule> = {
 
 function check(name: string, rule: Rule, value: unknown): unknown {
   if (rule.kind === "bool") {
-    if (typeof value !== "boolean") throw new InvalidRequest(`"${name}" must be true or false`);
+    if (typeof value !== "boolean") throw badRequest(`"${name}" must be true or false`);
     return value;
   }
   if (rule.kind === "string") {
-    if (typeof value !== "string") throw new InvalidRequest(`"${name}" must be a string`);
-    if (value.length > rule.max) throw new InvalidRequest(`"${name}" is longer than ${rule.max}`);
+    if (typeof value !== "string") throw badRequest(`"${name}" must be a string`);
+    if (value.length > rule.max) throw badRequest(`"${name}" is longer than ${rule.max}`);
     return value;
   }
   const ok = typeof value === "number" && (rule.kind === "number" || Number.isInteger(value));
   if (!ok || value < rule.min || value > rule.max)
-    throw new InvalidRequest(`"${name}" must be a number from ${rule.min} to ${rule.max}`);
+    throw badRequest(`"${name}" must be a number from ${rule.min} to ${rule.max}`);
   return value;
 }
 
@@ -70,17 +70,15 @@ export function musicBody(
   }
   const task = json.task_type;
   if (task !== undefined && task !== null && task !== "text2music")
-    throw new InvalidRequest(`"task_type" must be text2music (other tasks need files on the rig)`);
+    throw badRequest(`"task_type" must be text2music (other tasks need files on the rig)`);
   const format = json.audio_format ?? "mp3";
   if (typeof format !== "string" || !(format in MUSIC_TYPES))
-    throw new InvalidRequest(
-      `"audio_format" must be one of ${Object.keys(MUSIC_TYPES).join(", ")}`,
-    );
+    throw badRequest(`"audio_format" must be one of ${Object.keys(MUSIC_TYPES).join(", ")}`);
   body.audio_format = format;
   // A seed is asked for to be used: ACE-Step draws one unless told not to.
   if (body.seed !== undefined && body.seed !== -1 && body.use_random_seed === undefined)
     body.use_random_seed = false;
-  if (!body.prompt && !body.lyrics) throw new InvalidRequest(`"prompt" or "lyrics" is required`);
+  if (!body.prompt && !body.lyrics) throw badRequest(`"prompt" or "lyrics" is required`);
   return { body, format };
 }
 

@@ -5,17 +5,12 @@
  * public address to serve files from, and the hosted club asks its providers for b64_json.
  */
 import { UpstreamError } from "../../src/errors.ts";
+import { readCapped } from "../../src/http/body.ts";
+import { badRequest } from "../../src/http/error.ts";
 import type { EngineCall, EngineReply } from "../adapter.ts";
-import { jsonReply } from "../kit/audio.ts";
+import { jsonReply } from "../kit/reply.ts";
 import { longReply } from "../kit/job.ts";
-import {
-  InvalidRequest,
-  fileField,
-  readCapped,
-  readForm,
-  textField,
-  typeOfFile,
-} from "../kit/media.ts";
+import { fileField, readForm, textField, typeOfFile } from "../kit/media.ts";
 import type { ModelWorkflows } from "./library.ts";
 import { stripMetadata } from "./metadata.ts";
 import { fetchOutput, outputFiles } from "./outputs.ts";
@@ -41,17 +36,16 @@ const EDIT_FIELDS = [
 function responseFormat(value: unknown): "b64_json" | "url" {
   if (value === undefined || value === null || value === "b64_json") return "b64_json";
   if (value === "url") return "url";
-  throw new InvalidRequest(`"response_format" must be b64_json or url`);
+  throw badRequest(`"response_format" must be b64_json or url`);
 }
 
 function pick(wf: Workflow | undefined, models: ModelWorkflows, why: string): Workflow {
-  if (!wf) throw new InvalidRequest(`model ${models.model} ${why}`);
+  if (!wf) throw badRequest(`model ${models.model} ${why}`);
   return wf;
 }
 
 function needPrompt(prompt: unknown): void {
-  if (typeof prompt !== "string" || prompt.trim() === "")
-    throw new InvalidRequest(`"prompt" is required`);
+  if (typeof prompt !== "string" || prompt.trim() === "") throw badRequest(`"prompt" is required`);
 }
 
 async function render(
@@ -69,7 +63,8 @@ async function render(
   const data: Record<string, string>[] = [];
   for (const file of files) {
     const reply = await fetchOutput(call, file);
-    const bytes = await readCapped(reply.body, MAX_IMAGE_BYTES, file.filename);
+    const bytes = await readCapped(reply.body, MAX_IMAGE_BYTES);
+    if (!bytes) throw new Error(`${file.filename} is larger than ${MAX_IMAGE_BYTES} bytes`);
     const b64 = stripMetadata(bytes).toString("base64");
     const type = typeOfFile(file.filename) ?? "image/png";
     data.push(format === "url" ? { url: `data:${type};base64,${b64}` } : { b64_json: b64 });
@@ -99,7 +94,7 @@ export async function editImages(call: EngineCall, models: ModelWorkflows): Prom
     if (value !== undefined) fields[name] = value;
   }
   const format = responseFormat(textField(parts, "response_format"));
-  if (!image) throw new InvalidRequest(`"image" is required`);
+  if (!image) throw badRequest(`"image" is required`);
   needPrompt(fields.prompt);
   const wf = mask
     ? pick(models.mask, models, "does not take a mask")

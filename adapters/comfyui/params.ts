@@ -4,7 +4,7 @@
  * node: no field names an input, a node or a file of the rig.
  */
 import { randomInt } from "node:crypto";
-import { InvalidRequest } from "../kit/media.ts";
+import { badRequest } from "../../src/http/error.ts";
 import type { Field, Graph, Target, Workflow } from "./workflow.ts";
 
 /** Field values after checking; `image` and `mask` are the names ComfyUI gave the uploads. */
@@ -34,23 +34,23 @@ const ALIASES: Record<string, keyof typeof RULES> = {
 
 function check(field: string, rule: Rule, raw: unknown): string | number {
   if (rule[0] === "string") {
-    if (typeof raw !== "string") throw new InvalidRequest(`"${field}" must be a string`);
-    if (raw.length > rule[1]) throw new InvalidRequest(`"${field}" is longer than ${rule[1]}`);
+    if (typeof raw !== "string") throw badRequest(`"${field}" must be a string`);
+    if (raw.length > rule[1]) throw badRequest(`"${field}" is longer than ${rule[1]}`);
     return raw;
   }
   const n = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw;
   const [kind, min, max] = rule;
   if (typeof n !== "number" || !Number.isFinite(n) || (kind === "int" && !Number.isInteger(n)))
-    throw new InvalidRequest(`"${field}" must be ${kind === "int" ? "an integer" : "a number"}`);
+    throw badRequest(`"${field}" must be ${kind === "int" ? "an integer" : "a number"}`);
   if (n < min || n > max)
-    throw new InvalidRequest(`"${field}" must be between ${min} and ${max}, got ${n}`);
+    throw badRequest(`"${field}" must be between ${min} and ${max}, got ${n}`);
   return n;
 }
 
 function parseSize(raw: unknown): [number, number] | undefined {
   if (raw === undefined || raw === null || raw === "auto") return undefined;
   const m = typeof raw === "string" ? /^(\d{2,5})x(\d{2,5})$/.exec(raw) : null;
-  if (!m) throw new InvalidRequest(`"size" must be WIDTHxHEIGHT (e.g. 1024x1024) or auto`);
+  if (!m) throw badRequest(`"size" must be WIDTHxHEIGHT (e.g. 1024x1024) or auto`);
   return [
     check("width", RULES.width, Number(m[1])) as number,
     check("height", RULES.height, Number(m[2])) as number,
@@ -92,7 +92,7 @@ export function applyValues(wf: Workflow, values: Values, written: Set<string> =
     written.add(`${t.node}.${t.input}`);
   };
   const refuse = (what: string): never => {
-    throw new InvalidRequest(`model ${wf.model} (${wf.source}) does not take ${what}`);
+    throw badRequest(`model ${wf.model} (${wf.source}) does not take ${what}`);
   };
   const { size, width, height, ...rest } = values;
   for (const [field, value] of Object.entries(rest) as [Field, string | number][]) {

@@ -7,9 +7,9 @@
  * operator installed, so the rig's (502), named so the operator can fix the file.
  */
 import { basename } from "node:path";
+import { badRequest, type HttpError } from "../../src/http/error.ts";
 import { UpstreamError } from "../../src/errors.ts";
 import { arr, obj, str } from "../kit/fields.ts";
-import { InvalidRequest } from "../kit/media.ts";
 
 /** One error ComfyUI listed, and the input it is about when it says. */
 interface NodeError {
@@ -33,7 +33,7 @@ function nodeErrors(body: Record<string, unknown>): NodeError[] {
 }
 
 /**
- * The error to throw for ComfyUI's 400 `body`: an `InvalidRequest` when every error is on an
+ * The error to throw for ComfyUI's 400 `body`: a 400 `HttpError` when every error is on an
  * input in `written` (`node.input`, what the request set), else an `UpstreamError`
  * (`upstream_workflow_refused`) naming the workflow `source`, each node and the reason.
  * @example throw refusal(answer.json, written, wf.source);
@@ -42,7 +42,7 @@ export function refusal(
   body: unknown,
   written: ReadonlySet<string>,
   source: string,
-): InvalidRequest | UpstreamError {
+): HttpError | UpstreamError {
   const b = obj(body);
   const error = obj(b.error);
   const head = str(b.error) ?? str(error.message) ?? "the prompt was refused";
@@ -50,9 +50,7 @@ export function refusal(
   const consumers =
     errors.length > 0 && errors.every((e) => e.input && written.has(`${e.node}.${e.input}`));
   if (consumers)
-    return new InvalidRequest(
-      `ComfyUI refused the request: ${errors.map((e) => e.text).join("; ")}`,
-    );
+    return badRequest(`ComfyUI refused the request: ${errors.map((e) => e.text).join("; ")}`);
   const details = str(error.details);
   const reasons = errors.length
     ? errors.map((e) => e.text)

@@ -86,7 +86,7 @@ export async function cancelPrompt(upstream: Upstream, id: string): Promise<void
 
 /**
  * Runs `run.graph` (from the workflow `source`) and resolves with its `/history` entry. Reports
- * progress through `call.progress`. Rejects with `InvalidRequest` when ComfyUI refuses what the
+ * progress through `call.progress`. Rejects with a 400 `HttpError` when ComfyUI refuses what the
  * request set, an `UpstreamError` when it refuses what the workflow fixed, fails or cannot be
  * reached, and the call's abort reason (after cancelling the prompt) when the call is aborted.
  */

@@ -4,12 +4,13 @@
  * of ours: a request never chooses a file name on the rig.
  */
 import { randomUUID } from "node:crypto";
+import { readCapped } from "../../src/http/body.ts";
+import { badRequest } from "../../src/http/error.ts";
 import { Readable } from "node:stream";
 import { UpstreamError } from "../../src/errors.ts";
 import type { EngineCall } from "../adapter.ts";
-import { readText } from "../kit/audio.ts";
 import { obj, str } from "../kit/fields.ts";
-import { InvalidRequest, formData, sniff } from "../kit/media.ts";
+import { formData, sniff } from "../kit/media.ts";
 import { forwardOpenAI } from "../kit/openai-style.ts";
 
 const LABEL = { name: "ComfyUI", hint: "is ComfyUI running?" };
@@ -17,13 +18,13 @@ const LABEL = { name: "ComfyUI", hint: "is ComfyUI running?" };
 const SUBFOLDER = "club";
 
 /**
- * Uploads `bytes` (a PNG, JPEG or WebP image, else `InvalidRequest` naming `field`) and
+ * Uploads `bytes` (a PNG, JPEG or WebP image, else a 400 `HttpError` naming `field`) and
  * resolves with the value a `LoadImage` node takes for it (`club/<uuid>.png`).
  */
 export async function uploadImage(call: EngineCall, bytes: Buffer, field: string): Promise<string> {
   const kind = sniff(bytes);
   if (!kind?.type.startsWith("image/"))
-    throw new InvalidRequest(`"${field}" must be a PNG, JPEG or WebP image`);
+    throw badRequest(`"${field}" must be a PNG, JPEG or WebP image`);
   const { body, contentType } = formData(
     [
       ["type", "input"],
@@ -43,7 +44,7 @@ export async function uploadImage(call: EngineCall, bytes: Buffer, field: string
     },
     LABEL,
   );
-  const text = (await readText(reply.body, 64 * 1024)) ?? "";
+  const text = (await readCapped(reply.body, 64 * 1024))?.toString("utf8") ?? "";
   let answer: Record<string, unknown> = {};
   try {
     answer = obj(JSON.parse(text));

@@ -4,10 +4,11 @@
  * it is read, its movie metadata (the graph) blanked: a 200 MB MP4 is never held whole.
  */
 import { pipeline } from "node:stream";
+import { badRequest } from "../../src/http/error.ts";
 import { UpstreamError } from "../../src/errors.ts";
 import type { EngineCall, EngineReply } from "../adapter.ts";
 import { longReply } from "../kit/job.ts";
-import { InvalidRequest, decodeInline, typeOfFile } from "../kit/media.ts";
+import { decodeInline, typeOfFile } from "../kit/media.ts";
 import type { ModelWorkflows } from "./library.ts";
 import { mp4MetadataStripper } from "./mp4-metadata.ts";
 import { fetchOutput, outputFiles } from "./outputs.ts";
@@ -30,7 +31,7 @@ function fields(json: Record<string, unknown>, wf: Workflow): Record<string, unk
   const { image: _image, duration, ...rest } = json;
   if (duration === undefined || duration === null || rest.num_frames !== undefined) return rest;
   if (typeof duration !== "number" || !(duration > 0) || duration > 3600)
-    throw new InvalidRequest(`"duration" must be a number of seconds`);
+    throw badRequest(`"duration" must be a number of seconds`);
   const fps = typeof rest.fps === "number" ? rest.fps : workflowFps(wf);
   return { ...rest, num_frames: Math.round(duration * fps) + 1 };
 }
@@ -44,11 +45,11 @@ export async function generateVideo(
   const hasImage = json.image !== undefined && json.image !== null && json.image !== "";
   const wf = hasImage ? models.image : models.text;
   if (!wf)
-    throw new InvalidRequest(
+    throw badRequest(
       `model ${models.model} ${hasImage ? "does not start from an image" : "needs an image"}`,
     );
   if (typeof json.prompt !== "string" || json.prompt.trim() === "")
-    throw new InvalidRequest(`"prompt" is required`);
+    throw badRequest(`"prompt" is required`);
   const values = readValues(fields(json, wf));
   if (hasImage)
     values.image = await uploadImage(

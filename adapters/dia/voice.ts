@@ -6,7 +6,7 @@
  * script with `[S1]`/`[S2]` tags and `single_s1` otherwise. Output is always WAV.
  */
 import { obj, str } from "../kit/fields.ts";
-import { InvalidRequest } from "../kit/media.ts";
+import { badRequest } from "../../src/http/error.ts";
 
 /** One of the server's predefined voices (`GET /get_predefined_voices`). */
 export interface DiaVoice {
@@ -49,8 +49,8 @@ export function readVoices(json: unknown): DiaVoice[] {
 export function scriptOf(json: Record<string, unknown>): string {
   const text = json.input ?? json.text;
   if (typeof text !== "string" || text.trim() === "")
-    throw new InvalidRequest(`"input" is required: the script, with [S1]/[S2] speaker tags`);
-  if (text.length > MAX_TEXT) throw new InvalidRequest(`"input" is longer than ${MAX_TEXT}`);
+    throw badRequest(`"input" is required: the script, with [S1]/[S2] speaker tags`);
+  if (text.length > MAX_TEXT) throw badRequest(`"input" is longer than ${MAX_TEXT}`);
   return text;
 }
 
@@ -62,15 +62,15 @@ export async function speakerVoice(
   if (speakers === undefined || speakers === null) return undefined;
   const entries = Object.entries(obj(speakers));
   if (typeof speakers !== "object" || Array.isArray(speakers) || entries.length === 0)
-    throw new InvalidRequest(`"speakers" must map S1 (or S2) to a voice`);
+    throw badRequest(`"speakers" must map S1 (or S2) to a voice`);
   if (entries.length > 1)
-    throw new InvalidRequest(
+    throw badRequest(
       `Dia clones one voice per request: name one speaker, or send both in one "audio_prompt"`,
     );
   const [tag, value] = entries[0] ?? [];
-  if (tag !== "S1" && tag !== "S2") throw new InvalidRequest(`"speakers" keys are S1 and S2`);
+  if (tag !== "S1" && tag !== "S2") throw badRequest(`"speakers" keys are S1 and S2`);
   if (typeof value !== "string")
-    throw new InvalidRequest(
+    throw badRequest(
       `"speakers.${tag}": voice-library ids belong to the hosted club; on this rig name a voice ` +
         `of GET /v1/audio/voices, or send "audio_prompt"`,
     );
@@ -78,7 +78,7 @@ export async function speakerVoice(
   const voice = findVoice(list, value);
   if (!voice) {
     const names = list.map((v) => v.display_name).join(", ") || "none";
-    throw new InvalidRequest(
+    throw badRequest(
       `"speakers.${tag}": no voice ${JSON.stringify(value)}; this server has ${names}`,
     );
   }
@@ -104,7 +104,7 @@ export function ttsBody(
       value < min ||
       value > max
     )
-      throw new InvalidRequest(`"${field}" must be a number from ${min} to ${max}`);
+      throw badRequest(`"${field}" must be a number from ${min} to ${max}`);
     body[target] = value;
   }
   if (voice && "clone" in voice) {

@@ -1,13 +1,14 @@
 /**
- * What the audio adapters share: the club's voices shape, replies the adapter writes itself,
- * and sending a rewritten multipart form to an engine.
+ * What the audio adapters share: the club's voices shape and sending a rewritten multipart form
+ * to an engine.
  */
-import { Readable, pipeline } from "node:stream";
-import { envelope, type ErrorType } from "../../src/protocol/index.ts";
+import { pipeline } from "node:stream";
+import { badRequest } from "../../src/http/error.ts";
 import type { EngineCall, EngineReply, Upstream } from "../adapter.ts";
 import { arr, obj, str } from "./fields.ts";
 import { FormRewriter, formBoundary, type FormRules } from "./multipart.ts";
 import { forwardOpenAI, getJson, type EngineLabel } from "./openai-style.ts";
+import { errorReply, jsonReply } from "./reply.ts";
 
 /**
  * One voice in the answer to `GET /v1/audio/voices?model=`. The answer is always
@@ -42,30 +43,6 @@ export async function forwardSpeech(call: EngineCall, label: EngineLabel): Promi
   const format = str(call.json?.response_format) ?? "mp3";
   if (reply.status < 300) reply.headers["content-type"] ??= SPEECH_TYPES[format] ?? "audio/mpeg";
   return reply;
-}
-
-/** A reply the adapter answers itself, with a JSON body. */
-export function jsonReply(status: number, body: unknown): EngineReply {
-  const text = JSON.stringify(body);
-  return {
-    status,
-    headers: {
-      "content-type": "application/json",
-      "content-length": String(Buffer.byteLength(text)),
-    },
-    body: Readable.from([Buffer.from(text)]),
-  };
-}
-
-/** An error reply in the club's envelope. */
-export function errorReply(status: number, type: ErrorType, message: string): EngineReply {
-  return jsonReply(status, envelope(type, message));
-}
-
-/** The reply for an endpoint of the model's service type that this engine does not serve. */
-export function unsupported(call: EngineCall, engine: string): EngineReply {
-  const message = `${engine} does not serve ${call.endpoint.method} ${call.endpoint.path}`;
-  return errorReply(404, "not_found_error", message);
 }
 
 /** Engine voice entries (strings or objects) in the club's shape, deduplicated, sorted by id. */
@@ -110,7 +87,7 @@ export async function voicesReply(
 
 /**
  * Sends `call`'s multipart body to `path`, rewritten by `rules` as it streams. A form the
- * rewriter refuses is answered 400 here; the engine never sees it whole.
+ * rewriter refuses is refused (a 400 `HttpError`); the engine never sees it whole.
  */
 export async function forwardForm(
   call: EngineCall,
@@ -119,36 +96,15 @@ export async function forwardForm(
   label: EngineLabel,
 ): Promise<EngineReply> {
   const boundary = formBoundary(call.headers["content-type"]);
-  if (!boundary || !call.stream) {
-    call.stream?.resume();
-    return errorReply(
-      400,
-      "invalid_request_error",
-      `${call.endpoint.path} takes multipart/form-data`,
-    );
-  }
+  if (!boundary || !call.stream)
+    throw badRequest(`${call.endpoint.path} takes multipart/form-data`);
   const form = new FormRewriter(boundary, rules);
   pipeline(call.stream, form, () => undefined);
   const headers = { ...call.headers, "content-type": form.contentType };
   try {
     return await forwardOpenAI({ ...call, path, headers, stream: form }, label);
   } catch (err) {
-    if (form.failure) return errorReply(400, "invalid_request_error", form.failure.message);
+    if (form.failure) throw badRequest(form.failure.message);
     throw err;
   }
-}
-
-/** Reads a reply body as text, up to `limit` bytes; undefined when it is longer. */
-export async function readText(body: Readable, limit: number): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      body.destroy();
-      return undefined;
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
 }

@@ -5,16 +5,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { Readable, Transform, type TransformCallback } from "node:stream";
-import { ClubError } from "../../src/errors.ts";
+import { HttpError, badRequest } from "../../src/http/error.ts";
 import type { EngineCall } from "../adapter.ts";
 import { formBoundary } from "./multipart.ts";
-
-/** A request the adapter refuses; answered 400 `invalid_request_error` with the message. */
-export class InvalidRequest extends ClubError {
-  constructor(message: string) {
-    super("invalid_request", message);
-  }
-}
 
 /** Uploads a media endpoint takes in one form: the club allows 25 MB per image. */
 export const MAX_FORM_BYTES = 64 * 1024 * 1024;
@@ -26,8 +19,7 @@ class Limit extends Transform {
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.#seen += chunk.length;
-    if (this.#seen > this.limit)
-      done(new InvalidRequest(`the form is larger than ${this.limit} bytes`));
+    if (this.#seen > this.limit) done(badRequest(`the form is larger than ${this.limit} bytes`));
     else done(null, chunk);
   }
 }
@@ -37,7 +29,7 @@ export type FormValue = NonNullable<ReturnType<FormData["get"]>>;
 
 /**
  * The parts of `call`'s multipart body, read whole (at most `limit` bytes). Rejects with
- * {@link InvalidRequest} for another content-type, a malformed form, or one too large.
+ * a 400 `HttpError` for another content-type, a malformed form, or one too large.
  */
 export async function readForm(
   call: EngineCall,
@@ -46,7 +38,7 @@ export async function readForm(
   const type = call.headers["content-type"];
   if (!formBoundary(type) || !call.stream) {
     call.stream?.resume();
-    throw new InvalidRequest(`${call.endpoint.path} takes multipart/form-data`);
+    throw badRequest(`${call.endpoint.path} takes multipart/form-data`);
   }
   const limited = call.stream.pipe(new Limit(limit));
   call.stream.on("error", (err) => limited.destroy(err));
@@ -62,10 +54,10 @@ export async function readForm(
     // eslint-disable-next-line @typescript-eslint/no-deprecated
     form = await response.formData();
   } catch (err) {
-    if (err instanceof InvalidRequest) throw err;
+    if (err instanceof HttpError) throw err;
     const cause = (err as Error).cause;
-    if (cause instanceof InvalidRequest) throw cause;
-    throw new InvalidRequest(`the form could not be read: ${(err as Error).message}`);
+    if (cause instanceof HttpError) throw cause;
+    throw badRequest(`the form could not be read: ${(err as Error).message}`);
   }
   const parts = new Map<string, FormValue[]>();
   for (const [name, value] of form) parts.set(name, [...(parts.get(name) ?? []), value]);
@@ -75,10 +67,10 @@ export async function readForm(
 /** The only text value of `name`, or undefined; refuses a file or a repeated field. */
 export function textField(parts: Map<string, FormValue[]>, name: string): string | undefined {
   const values = parts.get(name) ?? [];
-  if (values.length > 1) throw new InvalidRequest(`form field "${name}" is sent more than once`);
+  if (values.length > 1) throw badRequest(`form field "${name}" is sent more than once`);
   const [value] = values;
   if (value !== undefined && typeof value !== "string")
-    throw new InvalidRequest(`form field "${name}" must be text, not a file`);
+    throw badRequest(`form field "${name}" must be text, not a file`);
   return value;
 }
 
@@ -89,11 +81,10 @@ export async function fileField(
 ): Promise<Buffer | undefined> {
   const values = names.flatMap((n) => parts.get(n) ?? []);
   if (values.length > 1)
-    throw new InvalidRequest(`send one file as "${names[0] ?? ""}", not ${values.length}`);
+    throw badRequest(`send one file as "${names[0] ?? ""}", not ${values.length}`);
   const [value] = values;
   if (value === undefined) return undefined;
-  if (typeof value === "string")
-    throw new InvalidRequest(`form field "${names[0] ?? ""}" must be a file`);
+  if (typeof value === "string") throw badRequest(`form field "${names[0] ?? ""}" must be a file`);
   return Buffer.from(await value.arrayBuffer());
 }
 
@@ -106,15 +97,14 @@ const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
  */
 export function decodeInline(value: unknown, field: string, limit = MAX_FORM_BYTES): Buffer {
   if (typeof value !== "string" || value === "")
-    throw new InvalidRequest(`"${field}" must be a data: URL or base64 text`);
+    throw badRequest(`"${field}" must be a data: URL or base64 text`);
   const comma = value.indexOf(",");
   const isData = value.startsWith("data:");
   if (isData && (comma < 0 || !value.slice(0, comma).endsWith(";base64")))
-    throw new InvalidRequest(`"${field}": only base64 data: URLs are accepted`);
+    throw badRequest(`"${field}": only base64 data: URLs are accepted`);
   const text = (isData ? value.slice(comma + 1) : value).replace(/\s+/g, "");
-  if (!BASE64.test(text)) throw new InvalidRequest(`"${field}" is neither a data: URL nor base64`);
-  if ((text.length * 3) / 4 > limit)
-    throw new InvalidRequest(`"${field}" is larger than ${limit} bytes`);
+  if (!BASE64.test(text)) throw badRequest(`"${field}" is neither a data: URL nor base64`);
+  if ((text.length * 3) / 4 > limit) throw badRequest(`"${field}" is larger than ${limit} bytes`);
   return Buffer.from(text, text.includes("-") || text.includes("_") ? "base64url" : "base64");
 }
 
@@ -154,21 +144,6 @@ const TYPES: Record<string, string> = {
 export function typeOfFile(filename: string): string | undefined {
   const ext = /\.([A-Za-z0-9]+)$/.exec(filename)?.[1]?.toLowerCase();
   return ext === undefined ? undefined : TYPES[ext];
-}
-
-/** Reads a body whole, up to `limit` bytes; rejects with an Error naming `what` beyond. */
-export async function readCapped(body: Readable, limit: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      body.destroy();
-      throw new Error(`${what} is larger than ${limit} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks, size);
 }
 
 /** A multipart/form-data body of text fields and one file. */

@@ -3,9 +3,9 @@
  * upstream origin, forwarding of one call, and a small JSON getter for probes.
  */
 import { createRequire } from "node:module";
-import type { Readable } from "node:stream";
 import type { Pool as PoolType } from "undici";
 import { UpstreamError } from "../../src/errors.ts";
+import { readCapped } from "../../src/http/body.ts";
 import { HOP_BY_HOP } from "../../src/protocol/index.ts";
 import type { EngineCall, EngineReply, Upstream } from "../adapter.ts";
 
@@ -174,20 +174,6 @@ export interface JsonAnswer {
 /** Probes may hit any server on a scanned port; none of the answers we read is this large. */
 const MAX_JSON_BYTES = 4 * 1024 * 1024;
 
-async function readCapped(body: Readable): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_JSON_BYTES) {
-      body.destroy();
-      return "";
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
 function seconds(ms: number): string {
   return `${String(Math.round(ms / 100) / 10)} s`;
 }
@@ -212,7 +198,7 @@ async function requestJson(
       body: body === undefined ? null : JSON.stringify(body),
       signal: AbortSignal.any([signal, timeout]),
     });
-    const text = await readCapped(res.body);
+    const text = (await readCapped(res.body, MAX_JSON_BYTES))?.toString("utf8") ?? "";
     let json: unknown;
     try {
       json = JSON.parse(text);

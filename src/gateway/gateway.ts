@@ -38,6 +38,7 @@ import { ProgressRegistry } from "./progress.ts";
 import { MemberLimits, type MemberLimit } from "./member-limits.ts";
 import { refusal, requesterOf, type SharingSource } from "./sharing.ts";
 import { chatView, execute } from "../../adapters/kit/translate/index.ts";
+import { notServed as notServedBy } from "../../adapters/kit/reply.ts";
 import { EngineUnavailable } from "../engines/errors.ts";
 
 export interface GatewayOptions {
@@ -241,6 +242,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     const bodyDenial = denied(modelId);
     if (bodyDenial) return sendError(res, 403, "permission_error", bodyDenial);
     const { service, model } = found;
+    // An engine that lists what it serves (`Adapter.serves`) never sees a call for anything else.
+    const { serves, displayName } = service.adapter;
+    if (serves && !serves.includes(endpoint.path)) throw notServedBy(displayName, { endpoint });
     if (json) json.model = model.servedId;
     // Every URL an engine would fetch: in the body as sent, and in its chat translation
     // (Responses and Messages parts become chat parts the engine may fetch).

@@ -2,7 +2,7 @@ import { once } from "node:events";
 import { Readable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EngineCall, EngineReply } from "../../adapters/adapter.ts";
-import { errorReply, jsonReply } from "../../adapters/kit/audio.ts";
+import { errorReply, jsonReply } from "../../adapters/kit/reply.ts";
 import { BusyUpstreams, longReply } from "../../adapters/kit/job.ts";
 import { readBytes } from "../fakes/audio-calls.ts";
 

@@ -13,12 +13,14 @@ import { createGateway } from "../../src/gateway/gateway.ts";
 import { silentLogger } from "../../src/log.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 import { FakeWhisperCpp } from "../fakes/whispercpp.ts";
+import { FakeKokoro } from "../fakes/kokoro.ts";
 import { recording } from "../fakes/audio.ts";
 
 type Envelope = { error: { message: string; type: string } };
 
 let llama: FakeLlamaServer;
 let whisper: FakeWhisperCpp;
+let kokoro: FakeKokoro;
 let server: http.Server;
 let base: string;
 let catalog: Catalog;
@@ -26,9 +28,10 @@ let catalog: Catalog;
 beforeAll(async () => {
   llama = new FakeLlamaServer({ totalSlots: 1, tokens: ["ok"] });
   whisper = new FakeWhisperCpp();
-  await Promise.all([llama.start(), whisper.start()]);
+  kokoro = new FakeKokoro();
+  await Promise.all([llama.start(), whisper.start(), kokoro.start()]);
   catalog = await discover({
-    services: [{ url: llama.url }, { url: whisper.url }],
+    services: [{ url: llama.url }, { url: whisper.url }, { url: kokoro.url }],
     autodetect: false,
   });
   const gateway = createGateway({
@@ -47,7 +50,7 @@ beforeAll(async () => {
 afterAll(async () => {
   server.closeAllConnections();
   server.close();
-  await Promise.all([llama.stop(), whisper.stop(), closeUpstreamPools()]);
+  await Promise.all([llama.stop(), whisper.stop(), kokoro.stop(), closeUpstreamPools()]);
 });
 
 async function post(
@@ -77,6 +80,23 @@ describe("gateway: what it forwards", () => {
     // A model of another type is not reachable through this endpoint either.
     expect((await post("/v1/chat/completions", { ...chat, model: "whisper" })).status).toBe(404);
     expect(llama.requests.length + whisper.requests.length).toBe(before);
+  });
+
+  it("answers 404 for an endpoint the model's engine does not serve, without calling it", async () => {
+    const before = kokoro.requests.length;
+    const res = await post("/v1/voice/generations", { model: "kokoro", input: "[S1] hi" });
+    expect(res.status).toBe(404);
+    expect(res.json).toEqual({
+      error: {
+        message: "Kokoro-FastAPI does not serve POST /v1/voice/generations",
+        type: "not_found_error",
+      },
+    });
+    expect(kokoro.requests.length).toBe(before);
+    // The endpoints it does serve still reach it.
+    const voices = await fetch(`${base}/v1/audio/voices?model=kokoro`);
+    expect(voices.status).toBe(200);
+    expect(kokoro.requests.length).toBeGreaterThan(before);
   });
 
   it("passes no inbound credentials or hop-by-hop headers to the engine", async () => {
