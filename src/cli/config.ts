@@ -3,7 +3,9 @@ import { Command } from "commander";
 import { UserError } from "../errors.ts";
 import { openStore, parseAccess, type StoredConfig } from "../config.ts";
 import { describeAccess } from "../protocol/index.ts";
-import { print } from "./output.ts";
+import { checkEngines, type StoredEngine } from "../engines/schema.ts";
+import { expandEngines } from "../engines/presets.ts";
+import { print, printError } from "./output.ts";
 
 const KEYS = [
   "relayUrl",
@@ -62,6 +64,26 @@ async function readStdin(): Promise<string> {
     .replace(/\r?\n$/, "");
 }
 
+/**
+ * Refuses an `engines` value the daemon would refuse, naming every entry and field at fault;
+ * warns (and saves) when a preset's model cannot be read now: it may be on a disk not mounted.
+ */
+async function checkEnginesValue(value: unknown, services: { name?: string }[]): Promise<void> {
+  const problems = checkEngines(
+    value,
+    services.flatMap((s) => (s.name ? [s.name] : [])),
+  );
+  if (problems.length)
+    throw new UserError("config_value", `engines not saved:\n  ${problems.join("\n  ")}`);
+  try {
+    await expandEngines(value as StoredEngine[]);
+  } catch (err) {
+    printError(
+      `warning: ${(err as Error).message}; the daemon will not run these engines until it can`,
+    );
+  }
+}
+
 export function configCommand(): Command {
   const cmd = new Command("config").description("show or change stored settings");
   cmd
@@ -97,12 +119,16 @@ export function configCommand(): Command {
           );
         }
       }
+      const store = openStore();
+      if (k === "engines") await checkEnginesValue(parsed, store.get("services") ?? []);
       try {
-        openStore().set(k, parsed as never);
+        store.set(k, parsed as never);
       } catch (err) {
         throw new UserError("config_value", `cannot set ${k}: ${(err as Error).message}`);
       }
       print(`${k} saved`);
+      if (k === "engines")
+        print("a running daemon applies it on SIGHUP (systemctl reload club-provider)");
     });
   cmd
     .command("unset <key>")

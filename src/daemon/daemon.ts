@@ -6,7 +6,7 @@ import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import type http from "node:http";
 import type { Logger } from "../log.ts";
-import { UserError } from "../errors.ts";
+import { UserError, describeError } from "../errors.ts";
 import type { Config } from "../config.ts";
 import {
   Catalog,
@@ -35,6 +35,7 @@ import { AutoPause } from "./auto-pause.ts";
 import { PauseState, manualReason, type PauseView } from "./pause.ts";
 import { EngineManager } from "../engines/manager.ts";
 import { expandEngines } from "../engines/presets.ts";
+import type { EngineSettings, EngineSpec } from "../engines/schema.ts";
 import { vramMeter } from "../engines/vram-meter.ts";
 import { VramStore } from "../engines/vram-store.ts";
 import type { Service } from "../discovery/catalog.ts";
@@ -273,20 +274,29 @@ export class Daemon extends EventEmitter {
     );
   }
 
+  /** Expands an `engines` setting (reading GGUF headers) into engine specs. */
+  #engineSpecs(config: Config) {
+    return expandEngines(
+      config.engines,
+      config.services.flatMap((s) => (s.name ? [s.name] : [])),
+    );
+  }
+
   /** Expands the `engines` setting (reading GGUF headers) into supervised engines. */
   async #startEngines(): Promise<void> {
     if (this.config.engines.length === 0) return;
-    const specs = await expandEngines(
-      this.config.engines,
-      this.config.services.flatMap((s) => (s.name ? [s.name] : [])),
-    );
+    const specs = await this.#engineSpecs(this.config);
+    await this.#manageEngines(specs, this.config.engineSettings);
+  }
+
+  async #manageEngines(specs: EngineSpec[], settings: EngineSettings): Promise<void> {
     const vramStore = this.#opts.stateDir
       ? await new VramStore(this.#opts.stateDir).load()
       : undefined;
     if (vramStore?.problem) this.log.warn(vramStore.problem);
     this.engines = new EngineManager({
       specs,
-      settings: this.config.engineSettings,
+      settings,
       log: this.log,
       gpuTotal: (gpu) => this.#hardware?.gpus.find((g) => g.index === gpu)?.vram_mb ?? null,
       meter: vramMeter({
@@ -330,6 +340,7 @@ export class Daemon extends EventEmitter {
         "settings that need a restart changed and were not applied: %s",
         needsRestart.join(", "),
       );
+    await this.#reloadEngines(next);
     Object.assign(this.config, {
       services: next.services,
       autodetect: next.autodetect,
@@ -341,6 +352,8 @@ export class Daemon extends EventEmitter {
       memberLimits: next.memberLimits,
       autoPause: next.autoPause,
       schedule: next.schedule,
+      engines: next.engines,
+      engineSettings: next.engineSettings,
     });
     this.gateway.load.configure({
       queueSize: next.queueSize,
@@ -349,6 +362,27 @@ export class Daemon extends EventEmitter {
     });
     await this.rescan();
     this.log.info("settings reloaded");
+  }
+
+  /**
+   * Applies a changed `engines` setting: added engines appear, removed ones stop once their
+   * requests end, changed ones restart then. A setting that cannot be expanded (a GGUF gone, a
+   * name taken) changes nothing and is logged.
+   */
+  async #reloadEngines(next: Config): Promise<void> {
+    let specs: EngineSpec[];
+    try {
+      specs = await this.#engineSpecs(next);
+      if (!this.engines) {
+        if (specs.length) await this.#manageEngines(specs, next.engineSettings);
+        return;
+      }
+      const changes = this.engines.apply(specs, next.engineSettings);
+      if (changes.added.length + changes.removed.length + changes.changed.length)
+        this.log.info(changes, "engines reloaded");
+    } catch (err) {
+      this.log.error("engines not reloaded, the running ones are kept: %s", describeError(err));
+    }
   }
 
   /** Probe the engines again; a changed manifest goes out with an immediate heartbeat. */

@@ -2,40 +2,24 @@
  * The daemon's managed engines: one supervisor each, the VRAM budget between them, the services
  * the catalog advertises for them (while stopped, too), and what `/engines` reports.
  */
-import { EventEmitter } from "node:events";
+import { EventEmitter, once } from "node:events";
 import type { Adapter } from "../../adapters/adapter.ts";
 import { findAdapter } from "../../adapters/index.ts";
 import type { Service } from "../discovery/catalog.ts";
 import { UserError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { MANIFEST_ENGINES, type ManifestEngine } from "../protocol/manifest.ts";
+import { EngineUnavailable } from "./errors.ts";
 import type { EngineSettings, EngineSpec } from "./schema.ts";
+import { waitFor } from "./wait.ts";
 import { Supervisor, type EngineLease, type EngineState } from "./supervisor.ts";
 import { VramBudget } from "./vram.ts";
+import { viewOf, type EngineView } from "./view.ts";
 import { learnVram } from "./vram-learn.ts";
 import type { VramMeter } from "./vram-meter.ts";
 import type { VramStore } from "./vram-store.ts";
 
-/** One engine as `GET /engines` and `club-provider engines` show it. */
-export interface EngineView {
-  name: string;
-  state: EngineState;
-  models: string[];
-  gpus: number[];
-  vramMiB: number | null;
-  /** Whether {@link vramMiB} is the owner's figure or one measured on a run; null: unknown. */
-  vramSource: "declared" | "measured" | null;
-  lastUsedAt: number | null;
-  inFlight: number;
-  starts: number;
-  failures: number;
-  stops: Record<string, number>;
-  withdrawn: boolean;
-  pid: number | null;
-  /** Seconds the last cold start took; null before the first. */
-  coldStartSeconds: number | null;
-  reason?: string;
-}
+export type { EngineView } from "./view.ts";
 
 export interface EngineManagerOptions {
   specs: readonly EngineSpec[];
@@ -52,58 +36,139 @@ export interface EngineManagerOptions {
   remeasureMs?: number;
 }
 
-/** Events: `change` (an engine's state changed: the manifest may have). */
+/** What {@link EngineManager.apply} did: engine names added, removed and changed. */
+export interface EngineChanges {
+  added: string[];
+  removed: string[];
+  changed: string[];
+}
+
+const unknownAdapter = (spec: EngineSpec): UserError =>
+  new UserError(
+    "engine_adapter_unknown",
+    `engine ${spec.name}: unknown adapter ${JSON.stringify(spec.adapter)} (llamacpp, vllm, whispercpp, kokoro, comfyui, openai, …)`,
+  );
+
+/** Events: `change` (an engine's state changed, or engines came or went: the manifest may have). */
 export class EngineManager extends EventEmitter {
   readonly engines: Supervisor[] = [];
   readonly settings: EngineSettings;
   readonly vram: VramBudget;
   /** Engines stopped to make room for another, by the evicted engine's name. */
   readonly evictions = new Map<string, number>();
-  /** One Service object per engine, kept: the gateway holds it across the engine's start. */
-  readonly #services = new Map<Supervisor, Service>();
+  /** One Service object per engine name, kept: the gateway holds it across starts and reloads. */
+  readonly #services = new Map<string, Service>();
+  /**
+   * Engines removed or changed by a reload, by name: they finish their requests, then stop.
+   * Each resolves once its engine is stopped; they still count against their GPUs until then.
+   */
+  readonly #retiring = new Map<string, { engine: Supervisor; done: Promise<void> }>();
+  readonly #opts: EngineManagerOptions;
 
   constructor(options: EngineManagerOptions) {
     super();
+    this.#opts = options;
     this.settings = options.settings;
     this.vram = new VramBudget({
       settings: options.settings,
       total: options.gpuTotal ?? (() => null),
-      engines: () => this.engines,
+      engines: () => [...this.engines, ...[...this.#retiring.values()].map((r) => r.engine)],
       onEvict: (victim, forEngine) => {
         this.evictions.set(victim.name, (this.evictions.get(victim.name) ?? 0) + 1);
         options.log.info({ engine: victim.name, for: forEngine.name }, "engine evicted");
       },
     });
-    for (const spec of options.specs) {
-      const adapter: Adapter | undefined = findAdapter(spec.adapter);
-      if (!adapter)
-        throw new UserError(
-          "engine_adapter_unknown",
-          `engine ${spec.name}: unknown adapter ${JSON.stringify(spec.adapter)} (llamacpp, vllm, whispercpp, kokoro, comfyui, openai, …)`,
-        );
-      const engine = new Supervisor({
-        spec,
-        adapter,
-        settings: options.settings,
-        log: options.log.child({ engine: spec.name }),
-        makeRoom: (e) => this.vram.makeRoom(e),
-        ...(options.baseEnv ? { baseEnv: options.baseEnv } : {}),
+    const bad = options.specs.find((spec) => !findAdapter(spec.adapter));
+    if (bad) throw unknownAdapter(bad);
+    for (const spec of options.specs) this.engines.push(this.#supervise(spec));
+  }
+
+  #supervise(spec: EngineSpec): Supervisor {
+    const options = this.#opts;
+    const adapter = findAdapter(spec.adapter) as Adapter;
+    const engine = new Supervisor({
+      spec,
+      adapter,
+      settings: this.settings,
+      log: options.log.child({ engine: spec.name }),
+      makeRoom: (e) => this.vram.makeRoom(e),
+      ...(options.baseEnv ? { baseEnv: options.baseEnv } : {}),
+    });
+    if (options.meter)
+      learnVram(engine, {
+        meter: options.meter,
+        store: options.vramStore,
+        log: options.log,
+        ...(options.remeasureMs !== undefined ? { everyMs: options.remeasureMs } : {}),
       });
-      if (options.meter)
-        learnVram(engine, {
-          meter: options.meter,
-          store: options.vramStore,
-          log: options.log,
-          ...(options.remeasureMs !== undefined ? { everyMs: options.remeasureMs } : {}),
-        });
-      engine.on("change", () => this.emit("change", engine));
-      this.engines.push(engine);
-      this.#services.set(engine, this.#service(engine));
-    }
+    engine.on("change", () => this.emit("change", engine));
+    // A changed engine keeps its predecessor's Service until that one has stopped.
+    if (!this.#services.has(spec.name)) this.#services.set(spec.name, this.#service(engine));
+    return engine;
   }
 
   get(name: string): Supervisor | undefined {
     return this.engines.find((e) => e.name === name);
+  }
+
+  /**
+   * Applies a new `engines` setting (SIGHUP): new engines are added (stopped, advertised), removed
+   * ones finish their requests and stop, changed ones (command, models, anything) restart once
+   * their requests are done; requests meanwhile wait for the new one. `settings` replace the
+   * shared limits in place. Throws before changing anything when an adapter is unknown.
+   */
+  apply(specs: readonly EngineSpec[], settings?: EngineSettings): EngineChanges {
+    const bad = specs.find((spec) => !findAdapter(spec.adapter));
+    if (bad) throw unknownAdapter(bad);
+    if (settings) Object.assign(this.settings, settings);
+    const changes: EngineChanges = { added: [], removed: [], changed: [] };
+    const next = new Map(specs.map((s) => [s.name, s]));
+    for (const old of [...this.engines]) {
+      const spec = next.get(old.name);
+      if (spec && JSON.stringify(spec) === JSON.stringify(old.spec)) continue;
+      (spec ? changes.changed : changes.removed).push(old.name);
+      this.engines.splice(this.engines.indexOf(old), 1);
+      this.#retire(old);
+    }
+    for (const spec of specs) {
+      if (this.get(spec.name)) continue;
+      if (!changes.changed.includes(spec.name)) changes.added.push(spec.name);
+      this.engines.push(this.#supervise(spec));
+    }
+    // The order of the setting is the order of the list.
+    this.engines.sort(
+      (a, b) =>
+        specs.findIndex((s) => s.name === a.name) - specs.findIndex((s) => s.name === b.name),
+    );
+    this.emit("change");
+    return changes;
+  }
+
+  /** Resolves once every engine a reload removed or changed has finished and stopped. */
+  async reloaded(): Promise<void> {
+    while (this.#retiring.size) await Promise.all([...this.#retiring.values()].map((r) => r.done));
+  }
+
+  /** Lets `old` finish its requests, then stops it; then its successor, if any, takes over. */
+  #retire(old: Supervisor): void {
+    old.retire();
+    const before = this.#retiring.get(old.name)?.done ?? Promise.resolve();
+    const done = (async () => {
+      await before;
+      while (old.inFlight > 0) await once(old, "drained");
+      await old.stop("owner");
+      this.#opts.log.info({ engine: old.name }, "engine reloaded: the old one stopped");
+    })()
+      .catch((err: unknown) => this.#opts.log.warn({ engine: old.name, err }, "engine reload"))
+      .finally(() => {
+        if (this.#retiring.get(old.name)?.done !== done) return;
+        this.#retiring.delete(old.name);
+        const successor = this.get(old.name);
+        if (successor) Object.assign(this.#services.get(old.name) ?? {}, this.#service(successor));
+        else this.#services.delete(old.name);
+        this.emit("change");
+      });
+    this.#retiring.set(old.name, { engine: old, done });
   }
 
   #service(engine: Supervisor): Service {
@@ -129,7 +194,9 @@ export class EngineManager extends EventEmitter {
    * an engine that keeps failing is `down` (withdrawn) with the reason.
    */
   services(): Service[] {
-    return [...this.#services].map(([engine, s]) => {
+    return this.engines.flatMap((engine) => {
+      const s = this.#services.get(engine.name);
+      if (!s) return [];
       if (s.info) s.info.models = engine.models;
       s.maxConcurrent = engine.spec.maxConcurrent ?? engine.reportedConcurrency ?? 1;
       s.status = engine.withdrawn ? "down" : "ready";
@@ -137,7 +204,7 @@ export class EngineManager extends EventEmitter {
       s.reason = engine.withdrawn
         ? `withdrawn after ${engine.streak} failures: ${engine.reason ?? ""}`
         : `managed, ${engine.state}`;
-      return s;
+      return [s];
     });
   }
 
@@ -148,27 +215,43 @@ export class EngineManager extends EventEmitter {
 
   /** Leases the engine behind a service, starting it; undefined for a service not managed. */
   acquire(serviceName: string, signal: AbortSignal): Promise<EngineLease> | undefined {
-    return this.get(serviceName)?.acquire(signal, this.settings.waitMs);
+    if (!this.get(serviceName) && !this.#retiring.has(serviceName)) return undefined;
+    return this.#acquire(serviceName, signal, Date.now() + this.settings.waitMs);
+  }
+
+  /** Waits out a reload of the engine (its predecessor finishing), then leases the current one. */
+  async #acquire(name: string, signal: AbortSignal, deadline: number): Promise<EngineLease> {
+    for (;;) {
+      const engine = this.get(name);
+      if (!engine)
+        throw new EngineUnavailable(
+          "engine_removed",
+          `${name} is no longer one of this rig's engines`,
+          60,
+        );
+      const retiring = this.#retiring.get(name);
+      if (!retiring) {
+        try {
+          return await engine.acquire(signal, deadline - Date.now());
+        } catch (err) {
+          // Replaced by a reload while this request waited for it: wait for its successor.
+          if ((err as EngineUnavailable).code === "engine_retired" && this.get(name) !== engine)
+            continue;
+          throw err;
+        }
+      }
+      await waitFor(retiring.done, deadline - Date.now(), signal);
+      if (this.#retiring.get(name) === retiring && Date.now() >= deadline)
+        throw new EngineUnavailable(
+          "engine_restarting",
+          `${name} restarts with its new settings once its running requests end: retry shortly`,
+          5,
+        );
+    }
   }
 
   list(): EngineView[] {
-    return this.engines.map((e) => ({
-      name: e.name,
-      state: e.state,
-      models: e.models.map((m) => m.id),
-      gpus: e.spec.gpus,
-      vramMiB: e.vramMiB ?? null,
-      vramSource: e.vramSource ?? null,
-      lastUsedAt: e.lastUsedAt,
-      inFlight: e.inFlight,
-      starts: e.starts,
-      failures: e.failures,
-      stops: { ...e.stops },
-      withdrawn: e.withdrawn,
-      pid: e.pid,
-      coldStartSeconds: e.coldStarts.at(-1) ?? null,
-      ...(e.reason !== undefined ? { reason: e.reason } : {}),
-    }));
+    return this.engines.map(viewOf);
   }
 
   /** What the status server's `/engines` endpoints call (`EngineControl`). */
@@ -195,6 +278,7 @@ export class EngineManager extends EventEmitter {
 
   /** Stops every engine (the daemon is stopping). */
   async stopAll(): Promise<void> {
-    await Promise.all(this.engines.map((e) => e.stop("shutdown")));
+    const retiring = [...this.#retiring.values()].map((r) => r.engine);
+    await Promise.all([...this.engines, ...retiring].map((e) => e.stop("shutdown")));
   }
 }

@@ -15,6 +15,7 @@ import { EngineUnavailable } from "./errors.ts";
 import { LogRing } from "./log-ring.ts";
 import { EngineProcess, describeExit, type ExitInfo } from "./process.ts";
 import { fillPlaceholders, type EngineSettings, type EngineSpec } from "./schema.ts";
+import { sleep, waitFor } from "./wait.ts";
 
 import type { EngineState } from "../protocol/manifest.ts";
 export { ENGINE_STATES, type EngineState } from "../protocol/manifest.ts";
@@ -66,7 +67,8 @@ function toModel(m: EngineSpec["models"][number]): DiscoveredModel {
 
 /**
  * Events: `change` (state, reason or VRAM changed), `ready` (cold start ms), `idle` (its last
- * request ended), `stopped` (StopReason), `crash` (ExitInfo).
+ * request ended while ready), `drained` (its last request ended, in any state), `stopped`
+ * (StopReason), `crash` (ExitInfo).
  */
 export class Supervisor extends EventEmitter {
   readonly spec: EngineSpec;
@@ -99,6 +101,8 @@ export class Supervisor extends EventEmitter {
   reportedConcurrency: number | null = null;
   /** It passed the VRAM check and counts against its GPUs until it stops. */
   admitted = false;
+  /** Replaced or removed by a reload: it finishes its requests and takes no new one. */
+  retired = false;
   readonly #opts: SupervisorOptions;
   #proc: EngineProcess | null = null;
   #starting: Promise<void> | null = null;
@@ -147,6 +151,8 @@ export class Supervisor extends EventEmitter {
     const deadline = Date.now() + waitMs;
     for (;;) {
       signal.throwIfAborted();
+      if (this.retired)
+        throw new EngineUnavailable("engine_retired", `${this.name} was reloaded: retry`, 1);
       if (this.state === "ready") return this.#lease();
       if (this.withdrawn)
         throw new EngineUnavailable(
@@ -163,7 +169,12 @@ export class Supervisor extends EventEmitter {
           Math.min(30, Math.max(1, this.spec.startMs / 10000)),
         );
       const step = this.#stopping ?? this.#ensureStarted();
-      await waitFor(step, left, signal);
+      try {
+        await waitFor(step, left, signal);
+      } catch (err) {
+        // A start cut short by a stop is no answer: look again (retired, stopped, failed).
+        if (err instanceof EngineUnavailable || signal.aborted) throw err;
+      }
     }
   }
 
@@ -184,12 +195,23 @@ export class Supervisor extends EventEmitter {
           this.emit("idle");
         }
       }
+      if (this.inFlight === 0) this.emit("drained");
     };
+  }
+
+  /** Marks it replaced or removed by a reload: no new request, no new start. */
+  retire(): void {
+    this.retired = true;
+    this.#clearIdle();
   }
 
   /** Starts the engine unless it is starting or ready; resolves once it is ready. */
   start(): Promise<void> {
     if (this.state === "ready") return Promise.resolve();
+    if (this.retired)
+      return Promise.reject(
+        new EngineUnavailable("engine_retired", `${this.name} was reloaded`, 1),
+      );
     // The owner's start clears a withdrawal: it is a fresh try.
     if (this.withdrawn) this.streak = 0;
     return this.#ensureStarted();
@@ -396,30 +418,5 @@ export class Supervisor extends EventEmitter {
     this.#set("stopped", reason === "idle" ? `idle for ${this.spec.idleMs / 1000} s` : reason);
     this.#opts.log.info({ engine: this.name, reason }, "engine stopped");
     this.emit("stopped", reason);
-  }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason as Error);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-/** Waits for `step` (its failure is the caller's to see on the next turn), `ms`, or `signal`. */
-async function waitFor(step: Promise<void>, ms: number, signal: AbortSignal): Promise<void> {
-  const ctl = new AbortController();
-  const both = AbortSignal.any([signal, ctl.signal]);
-  try {
-    await Promise.race([step, sleep(ms, both)]);
-  } finally {
-    ctl.abort();
   }
 }

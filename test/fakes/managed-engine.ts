@@ -11,9 +11,10 @@
  *   --starts-file F    appends one line per start to F (tests count real processes)
  *   --child            also starts a `sleep` in its process group (a worker the group kill reaps)
  *   --token-delay-ms N pause between streamed tokens
+ *   --hold-file F      while the file F exists, generations wait before their next token
  */
 import { spawn } from "node:child_process";
-import { appendFileSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { FakeLlamaServer } from "./llama-server.ts";
 
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     "starts-file": { type: "string" },
     child: { type: "boolean", default: false },
     "token-delay-ms": { type: "string", default: "0" },
+    "hold-file": { type: "string" },
   },
 });
 
@@ -59,6 +61,15 @@ fake.on("request", (r) => {
     process.kill(process.pid, "SIGKILL");
   }
 });
+const hold = values["hold-file"];
+if (hold) {
+  // Looked at before each token, so a file written before the request holds it for certain.
+  const next = fake.beforeToken.bind(fake);
+  fake.beforeToken = async () => {
+    while (existsSync(hold)) await new Promise((r) => setTimeout(r, 20));
+    await next();
+  };
+}
 await fake.start();
 console.log(`fake engine ${values.alias} listening on ${fake.url}`);
 const loadMs = Number(values["load-ms"]);
