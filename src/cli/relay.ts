@@ -12,6 +12,7 @@ import { DEFAULT_PROVIDER_LIMITS } from "../relay/provider-link.ts";
 import { DEFAULT_UPLOAD_LIMITS } from "../relay/uploads.ts";
 import { DEFAULT_MEDIA_LIMITS } from "../relay/media/types.ts";
 import { createRelay, type Relay } from "../relay/server.ts";
+import { DEFAULT_UI_STREAMS } from "../relay/ui-events.ts";
 import type { ClusterJoin } from "../relay/cluster/index.ts";
 import { exitOnFault, onShutdown } from "./signals.ts";
 
@@ -46,6 +47,7 @@ interface RelayFlags {
   headersTimeout: string;
   jobLimit: string[];
   openRate: string;
+  uiStreams: string;
   mediaMaxAge: string;
   mediaQuota: string;
   mediaSecretTtl: string;
@@ -227,6 +229,11 @@ export function relayCommand(): Command {
       "keyless requests (media URLs, the gallery) per second per source address, bursts of twice that (0: no limit)",
       "50",
     )
+    .option(
+      "--ui-streams <n>",
+      "live club pages (the page's /ui/api/events stream) one member may have open at once; beyond it a page refreshes every few seconds instead",
+      String(DEFAULT_UI_STREAMS),
+    )
     .option("--log-level <level>", "trace, debug, info, warn or error")
     .option(
       "--media-max-age <days>",
@@ -285,6 +292,7 @@ export function relayCommand(): Command {
         keepAliveMs: Number(opts.keepalive) * 1000,
         rateLimit: Number(opts.rateLimit),
         openRate: positive("--open-rate", opts.openRate, true),
+        uiStreams: positive("--ui-streams", opts.uiStreams),
         dataDir: opts.dataDir ?? defaultDataDir(),
         ...(database
           ? { database, instanceLeaseMs: positive("--instance-lease", opts.instanceLease) * 1000 }

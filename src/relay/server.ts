@@ -76,6 +76,8 @@ export interface RelayOptions {
   openRate?: number;
   /** Retention and quota of the media library: see `MediaLimits`. */
   mediaLimits?: Partial<MediaLimits>;
+  /** Live club pages (`/ui/api/events` streams) one member may hold at once (default 4). */
+  uiStreams?: number;
 }
 
 export interface Relay {
@@ -180,10 +182,17 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
         : new RateLimiter({ perSecond: options.rateLimit ?? 50 });
   // The cluster is joined after the API exists; the page asks for its instance id later.
   const clusterInfo: { instanceId?: string } = {};
+  const ui = new ClubUi({
+    registry,
+    keys,
+    work,
+    instance: () => clusterInfo.instanceId,
+    ...(options.uiStreams === undefined ? {} : { streamsPerMember: options.uiStreams }),
+  });
   const api = createApi({
     keys,
     media,
-    ui: new ClubUi({ registry, keys, work, instance: () => clusterInfo.instanceId }),
+    ui,
     registry,
     log,
     work,
@@ -285,6 +294,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     server.once("error", reject);
     server.listen(options.port ?? 8787, options.host ?? "127.0.0.1", () => resolve());
   }).catch(async (err: unknown) => {
+    ui.close();
     await media.close();
     await work.close();
     await endPool();
@@ -296,6 +306,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       async (err: unknown) => {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        ui.close();
         await media.close();
         await work.close();
         await endPool();
@@ -324,6 +335,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     // Leave the club's tables first: the other instances stop routing here.
     await cluster?.close();
     rateLimit?.close?.();
+    ui.close();
     await media.close();
     // Then: running jobs are reset at their providers and saved as queued.
     await work.close();

@@ -1,8 +1,9 @@
 /**
  * The club's page on the relay: `GET /` and `GET /ui` (the HTML shell), `GET /ui/assets/*`
  * (the built bundles) with no key, and, with a member's key, `GET /ui/api/me` (who the key
- * is) and `GET /ui/api/admin` (the operator's view: providers online, per-member usage,
- * instances; 403 for a key not marked `admin`). Everything else the page shows it reads from
+ * is), `GET /ui/api/events` (the page's live stream, see ui-events.ts) and `GET /ui/api/admin`
+ * (the operator's view: providers online, per-member usage, instances; 403 for a key not
+ * marked `admin`). Everything else the page shows it reads from
  * the club's own `/v1` API with the same key, sent as `Authorization`: the key lives in the
  * tab's session storage, never in a URL or a cookie, so another site cannot use it.
  */
@@ -14,6 +15,7 @@ import type { KeyRing } from "./keys.ts";
 import type { ProviderState } from "./provider-state.ts";
 import type { Registry } from "./registry.ts";
 import { sendError, sendJson } from "../http/respond.ts";
+import { UiEvents } from "./ui-events.ts";
 
 /** Days the admin view's per-member usage covers. */
 const USAGE_DAYS = 30;
@@ -31,7 +33,11 @@ export interface ClubUiOptions {
   assets?: UiAssets;
   /** This instance's id when the club runs several. */
   instance?: () => string | undefined;
+  /** Live page streams one member may hold (`--ui-streams`, default 4). */
+  streamsPerMember?: number;
 }
+
+const ROUTES = new Set(["/ui/api/me", "/ui/api/admin", "/ui/api/events"]);
 
 /** One provider as the admin view lists it. */
 function providerRow(p: ProviderState, here: string) {
@@ -51,10 +57,22 @@ function providerRow(p: ProviderState, here: string) {
 export class ClubUi {
   readonly #o: ClubUiOptions;
   readonly #assets: UiAssets;
+  /** The pages' live streams. */
+  readonly events: UiEvents;
 
   constructor(options: ClubUiOptions) {
     this.#o = options;
     this.#assets = options.assets ?? new UiAssets();
+    this.events = new UiEvents({
+      registry: options.registry,
+      work: options.work,
+      ...(options.streamsPerMember === undefined ? {} : { maxPerMember: options.streamsPerMember }),
+    });
+  }
+
+  /** Ends the live streams (the relay stops). */
+  close(): void {
+    this.events.close();
   }
 
   /** Whether `path` is the page or one of its assets (served without a key). */
@@ -89,7 +107,7 @@ export class ClubUi {
   ): Promise<void> {
     req.resume();
     const route = path.replace(/\/+$/, "");
-    if (route !== "/ui/api/me" && route !== "/ui/api/admin") {
+    if (!ROUTES.has(route)) {
       sendError(
         res,
         404,
@@ -102,6 +120,10 @@ export class ClubUi {
       sendError(res, 405, "invalid_request_error", `${route} takes GET, not ${req.method ?? ""}`, {
         allow: "GET",
       });
+      return;
+    }
+    if (route === "/ui/api/events") {
+      this.events.open(res, key.member);
       return;
     }
     if (route === "/ui/api/me") {

@@ -155,6 +155,39 @@ describe.skipIf(!HAVE_CHROMIUM)("the club's page", () => {
     await context.close();
   });
 
+  it("shows a job running and then finished without a reload, from the relay's live stream", async () => {
+    const context = await browser.newContext();
+    const tab = await context.newPage();
+    const errors = watchErrors(tab);
+    await signIn(tab, ADMIN_KEY);
+    await expect.poll(() => tab.getByTestId("live").textContent(), patiently).toBe("live");
+    llama.pauseGenerations();
+    const submitted = await fetch(`${base}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        model: MODEL,
+        messages: [{ role: "user", content: "hi" }],
+        async: true,
+      }),
+    });
+    expect(submitted.status).toBe(202);
+    const job = (await submitted.json()) as { id: string };
+    // Well inside the 30 s the page waits between reads while its stream is up: what shows
+    // here came from the stream's events.
+    const soon = { timeout: 15_000 };
+    const jobs = section(tab, "Jobs");
+    await expect
+      .poll(() => jobs.innerText(), soon)
+      .toMatch(new RegExp(`${job.id}\\s+${MODEL}\\s+/v1/chat/completions\\s+(QUEUED|PROCESSING)`));
+    llama.resumeGenerations();
+    await expect
+      .poll(() => jobs.innerText(), soon)
+      .toMatch(new RegExp(`${job.id}\\s+${MODEL}\\s+/v1/chat/completions\\s+PROCESSED`));
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
   it("shows a member no admin view, and refuses the admin API to their key", async () => {
     const context = await browser.newContext();
     const tab = await context.newPage();

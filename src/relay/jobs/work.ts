@@ -69,6 +69,12 @@ export interface Work {
   ): Promise<void>;
   /** What each member used, for `GET /v1/usage` and the meters of synchronous requests. */
   usage: UsageBook;
+  /**
+   * Calls `listener` with the member whenever one of their jobs, batches or runs was saved
+   * (created, or its status or progress changed); returns the unsubscribe. The club's page
+   * streams these (`ui-events.ts`).
+   */
+  onChange(listener: (member: string) => void): () => void;
   /** The job database, where there is one (the media library's index lives there too). */
   readonly database?: import("node:sqlite").DatabaseSync;
   close(): Promise<void>;
@@ -145,6 +151,13 @@ export async function createWork(o: WorkOptions): Promise<Work> {
   const { registry, log } = o;
   const limits: JobLimits = { ...DEFAULT_LIMITS, ...o.limits };
   const { store, database, closeAlso } = await openStore(o, limits);
+  const listeners = new Set<(member: string) => void>();
+  // Every change of a job, batch or run is saved: a saved record is the moment to tell.
+  const save = store.save.bind(store);
+  store.save = async (record, body) => {
+    await save(record, body);
+    for (const listener of listeners) listener(record.member);
+  };
   const records = await store.load();
   const usage = new UsageBook({
     store,
@@ -220,6 +233,10 @@ export async function createWork(o: WorkOptions): Promise<Work> {
       return answer(() => submitAsync(ctx, req, res, member, endpoint, json));
     },
     usage,
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     async close() {
       for (const t of timers) clearInterval(t);
       await jobs.close();

@@ -2,15 +2,23 @@
  * The club's page: a member signs in with their key (kept in this tab's session storage and
  * sent as `Authorization`, never put in a URL or a cookie), then sees the models they can
  * reach, their rigs, workflow runs (gates with Approve and Reject), jobs, batches, their media
- * library and the public gallery; an operator's key also sees the admin view. Lists refresh
- * every few seconds while the tab is visible.
+ * library and the public gallery; an operator's key also sees the admin view. The lists are
+ * read again when the relay's live stream (`/ui/api/events`, read with `fetch()` so the key
+ * goes as a header) says something changed; without the stream, every few seconds.
  */
 import { render, type VNode } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { Section, Table, bytes, errorMessage, html, when } from "./common.ts";
 
 const KEY = "club-key";
+/** How often the lists are read while the live stream is down. */
 const REFRESH_MS = 2500;
+/** How often they are read anyway while it is up (figures it does not tell, such as in flight). */
+const SLOW_REFRESH_MS = 30_000;
+/** The wait before the stream is opened again after it failed or ended. */
+const RETRY_MS = 5000;
+/** Most bytes of one event held while it arrives. */
+const MAX_EVENT = 64 * 1024;
 
 /** A GET or POST on the club's API with the signed-in key. */
 async function call(key: string, path: string, method = "GET", body?: unknown): Promise<Response> {
@@ -28,6 +36,40 @@ async function list<T>(key: string, path: string): Promise<T[]> {
   const res = await call(key, path);
   if (!res.ok) throw new Error(await errorMessage(res));
   return ((await res.json()) as { data?: T[] }).data ?? [];
+}
+
+/**
+ * Reads the relay's live stream with the key, calling `onChange` on every `change` event and
+ * once on each (re)connection; `onLive` says whether it is up. Resolves when it ends.
+ */
+async function stream(
+  key: string,
+  signal: AbortSignal,
+  onLive: (live: boolean) => void,
+  onChange: () => void,
+): Promise<void> {
+  const res = await fetch("/ui/api/events", {
+    headers: { authorization: `Bearer ${key}` },
+    signal,
+  });
+  if (!res.ok || !res.body) {
+    await res.body?.cancel();
+    return;
+  }
+  onLive(true);
+  onChange();
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+      if (/^event: change$/m.test(buffer.slice(0, end))) onChange();
+      buffer = buffer.slice(end + 2);
+    }
+    if (buffer.length > MAX_EVENT) buffer = "";
+  }
 }
 
 interface Me {
@@ -250,10 +292,16 @@ interface Data {
 function Dashboard(props: { k: string; me: Me; signOut: () => void }): VNode {
   const [data, setData] = useState<Data | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [tick, setTick] = useState(0);
+  const [live, setLive] = useState(false);
   const k = props.k;
+  /** Reads the lists again: at most one read at a time, and one more after it if asked. */
+  const refresh = useRef<() => void>(() => undefined);
   useEffect(() => {
-    let live = true;
+    let mounted = true;
+    let reading = false;
+    let again = false;
+    let lastRead = 0;
+    let streaming = false;
     const load = async (): Promise<void> => {
       try {
         const a = props.me.async;
@@ -267,24 +315,53 @@ function Dashboard(props: { k: string; me: Me; signOut: () => void }): VNode {
           list<MediaFile>(k, "/v1/gallery?limit=24"),
           props.me.admin ? call(k, "/ui/api/admin").then((r) => r.json() as Promise<Admin>) : null,
         ]);
-        if (live) {
+        if (mounted) {
           setData({ models, rigs, runs, jobs, batches, files, gallery, admin });
           setError(null);
         }
       } catch (err) {
-        if (live) setError((err as Error).message);
+        if (mounted) setError((err as Error).message);
       }
     };
-    void load();
+    const read = (): void => {
+      if (reading) {
+        again = true;
+        return;
+      }
+      reading = true;
+      lastRead = Date.now();
+      void load().finally(() => {
+        reading = false;
+        if (again && mounted) {
+          again = false;
+          read();
+        }
+      });
+    };
+    refresh.current = read;
+    read();
+    const abort = new AbortController();
+    const setStreaming = (up: boolean): void => {
+      streaming = up;
+      if (mounted) setLive(up);
+    };
+    void (async () => {
+      while (mounted) {
+        await stream(k, abort.signal, setStreaming, read).catch(() => undefined);
+        setStreaming(false);
+        await new Promise((r) => setTimeout(r, RETRY_MS));
+      }
+    })();
     const timer = setInterval(() => {
-      if (document.visibilityState === "visible") void load();
+      if (document.visibilityState !== "visible") return;
+      if (Date.now() - lastRead >= (streaming ? SLOW_REFRESH_MS : REFRESH_MS)) read();
     }, REFRESH_MS);
     return () => {
-      live = false;
+      mounted = false;
+      abort.abort();
       clearInterval(timer);
     };
-  }, [k, tick]);
-  const refresh = (): void => setTick((t) => t + 1);
+  }, [k]);
   const gates = (data?.runs ?? []).flatMap((run) =>
     run.status === "AWAITING"
       ? run.steps
@@ -295,7 +372,11 @@ function Dashboard(props: { k: string; me: Me; signOut: () => void }): VNode {
   return html`<header>
       <h1>Club</h1>
       <p>
-        ${`Signed in as ${props.me.member}${props.me.admin ? " (operator)" : ""} `}
+        ${`Signed in as ${props.me.member}${props.me.admin ? " (operator)" : ""} · `}
+        <span class=${live ? "live" : "stale"} role="status" data-testid="live">
+          ${live ? "live" : "refreshing every few seconds"}
+        </span>
+        ${" "}
         <button type="button" onClick=${props.signOut}>Sign out</button>
       </p>
       ${error ? html`<p class="error" role="alert">${error}</p>` : null}
@@ -309,7 +390,13 @@ function Dashboard(props: { k: string; me: Me; signOut: () => void }): VNode {
                 gates.length === 0
                   ? html`<p class="empty">No workflow waits for an approval.</p>`
                   : gates.map(
-                      (g) => html`<${Gate} k=${k} run=${g.run} step=${g.step} onDone=${refresh} />`,
+                      (g) =>
+                        html`<${Gate}
+                          k=${k}
+                          run=${g.run}
+                          step=${g.step}
+                          onDone=${() => refresh.current()}
+                        />`,
                     )
               }
             <//>
