@@ -12,14 +12,11 @@ export interface Upstream {
   url: string;
   /** Key the engine requires (`--api-key`); sent as `Authorization: Bearer`. */
   apiKey?: string;
-  /** ComfyUI settings of the service's config entry. */
-  comfyui?: ComfyUISettings;
-}
-
-/** A ComfyUI service's own settings (`services[].comfyui` in the config). */
-export interface ComfyUISettings {
-  /** Directory of the operator's workflow files; default `<config dir>/workflows`. */
-  workflowsDir?: string;
+  /**
+   * Engine-specific sections of the service's config entry, by adapter name
+   * (`{ comfyui: { workflowsDir } }`); each adapter reads and types only its own.
+   */
+  settings?: Readonly<Record<string, unknown>>;
 }
 
 /** What a probe concluded about one URL. `reason` is shown by `club-provider detect`. */

@@ -6,6 +6,7 @@
  * file replaces a template of the same model id and kind.
  */
 import { readFile, readdir } from "node:fs/promises";
+import { comfyuiSettings } from "./settings.ts";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Upstream } from "../adapter.ts";
@@ -107,13 +108,13 @@ function add(
 }
 
 /**
- * Loads the operator's workflows from `upstream.comfyui.workflowsDir` (default
+ * Loads the operator's workflows from the service's `comfyui.workflowsDir` (default
  * {@link defaultWorkflowsDir}), then the templates. Never rejects: unreadable or invalid files
  * are skipped and listed in `problems`.
  */
 export async function loadLibrary(upstream: Upstream): Promise<Library> {
   const problems: string[] = [];
-  const configured = upstream.comfyui?.workflowsDir;
+  const configured = comfyuiSettings(upstream).workflowsDir;
   const files = await operatorFiles(
     configured ?? defaultWorkflowsDir(),
     configured !== undefined,

@@ -2,13 +2,8 @@
  * The catalog: every local service the daemon knows, with its state and models, and the
  * manifest and model cards it advertises. `discover` builds a fresh one on every scan.
  */
-import type {
-  Adapter,
-  ComfyUISettings,
-  DiscoveredModel,
-  ServiceInfo,
-  Upstream,
-} from "../../adapters/adapter.ts";
+import type { Adapter, DiscoveredModel, ServiceInfo, Upstream } from "../../adapters/adapter.ts";
+import type { ComfyUISettings } from "../../adapters/comfyui/settings.ts";
 import { adapters as allAdapters } from "../../adapters/index.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import {

@@ -96,7 +96,7 @@ export async function resolveService(
   const config = "config" in from ? from.config : undefined;
   const url = ("config" in from ? from.config.url : from.url).replace(/\/+$/, "");
   const upstream: Upstream = config?.apiKey ? { url, apiKey: config.apiKey } : { url };
-  if (config?.comfyui) upstream.comfyui = config.comfyui;
+  if (config?.comfyui) upstream.settings = { comfyui: config.comfyui };
   const probe = await probeUrl(upstream, {
     engine: config?.engine,
     timeoutMs: ctx.timeoutMs,

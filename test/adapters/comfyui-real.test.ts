@@ -217,7 +217,7 @@ describe("the comfyui adapter against ComfyUI's real shapes", () => {
 
   async function upstream(): Promise<{ fake: FakeComfyUI; up: Upstream }> {
     const fake = new FakeComfyUI();
-    return { fake, up: { ...(await start(fake)), comfyui: { workflowsDir: dir } } };
+    return { fake, up: { ...(await start(fake)), settings: { comfyui: { workflowsDir: dir } } } };
   }
 
   it("advertises a workflow whose COMBO has no option list (LoadImageOutput)", async () => {
@@ -387,7 +387,7 @@ describe("the comfyui adapter streams videos without ComfyUI's metadata", () => 
     for (let i = 0; i < frames.length; i++) frames[i] = (i * 7) & 0xff;
     const file = mp4WithGraph(LTXV.workflow, frames);
     const fake = new FakeComfyUI({ videoFile: file });
-    const up = { ...(await start(fake)), comfyui: { workflowsDir: dir } };
+    const up = { ...(await start(fake)), settings: { comfyui: { workflowsDir: dir } } };
     const adapter = comfyui();
     const ltxv = (await adapter.describe(up, signal())).models.find((m) => m.id === "ltxv")!;
     const reply = await adapter.execute(

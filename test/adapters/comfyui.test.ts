@@ -84,7 +84,7 @@ describe("comfyui adapter", () => {
   });
 
   async function upstream(fake = new FakeComfyUI()): Promise<{ fake: FakeComfyUI; up: Upstream }> {
-    const up = { ...(await start(fake)), comfyui: { workflowsDir: dir } };
+    const up = { ...(await start(fake)), settings: { comfyui: { workflowsDir: dir } } };
     const info = await adapter.describe(up, signal());
     sdxl = info.models.find((m) => m.id === "sdxl")!;
     return { fake, up };
@@ -92,7 +92,7 @@ describe("comfyui adapter", () => {
 
   it("advertises the workflows that can run, and says why the others cannot", async () => {
     const fake = new FakeComfyUI();
-    const up = { ...(await start(fake)), comfyui: { workflowsDir: dir } };
+    const up = { ...(await start(fake)), settings: { comfyui: { workflowsDir: dir } } };
     expect((await adapter.probe(up, signal())).reason).toBe(
       "GET /system_stats: ComfyUI 0.3.99-fake",
     );
@@ -118,7 +118,7 @@ describe("comfyui adapter", () => {
   it("is down, saying why, when no workflow can run", async () => {
     const up = {
       ...(await start(new FakeComfyUI({ checkpoints: [] }))),
-      comfyui: { workflowsDir: dir },
+      settings: { comfyui: { workflowsDir: dir } },
     };
     await expect(adapter.describe(up, signal())).rejects.toThrow(
       /^ComfyUI 0\.3\.99-fake can run none of the workflows: .*sd_xl_base_1\.0\.safetensors" is not installed/,
