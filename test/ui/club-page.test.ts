@@ -188,6 +188,42 @@ describe.skipIf(!HAVE_CHROMIUM)("the club's page", () => {
     await context.close();
   });
 
+  it("shows a picture in the owner's media library and, made public, in everyone's gallery, as images that load", async () => {
+    const made = await fetch(`${base}/v1/images/generations`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "image-1", prompt: "a lighthouse", visibility: "PUBLIC" }),
+    });
+    expect(made.status).toBe(200);
+    const id = ((await made.json()) as { data: { id: string }[] }).data[0]?.id ?? "";
+    expect(id).not.toBe("");
+    const decoded = (tab: Page, name: string) =>
+      section(tab, name)
+        .locator(`figure[data-file="${id}"] img`)
+        .evaluateAll((imgs) =>
+          imgs.map((i) => ({
+            width: (i as HTMLImageElement).naturalWidth,
+            alt: (i as HTMLImageElement).alt,
+          })),
+        );
+    const context = await browser.newContext();
+    const tab = await context.newPage();
+    const errors = watchErrors(tab);
+    await signIn(tab, ADMIN_KEY);
+    const loaded = [{ width: 1, alt: "image from image-1" }];
+    await expect.poll(() => decoded(tab, "Your media library"), patiently).toEqual(loaded);
+    await expect.poll(() => decoded(tab, "Public gallery"), patiently).toEqual(loaded);
+    expect(errors).toEqual([]);
+    // Another member sees it in the gallery only.
+    const other = await browser.newContext();
+    const bobs = await other.newPage();
+    await signIn(bobs, BOB_KEY);
+    await expect.poll(() => decoded(bobs, "Public gallery"), patiently).toEqual(loaded);
+    expect(await decoded(bobs, "Your media library")).toEqual([]);
+    await other.close();
+    await context.close();
+  });
+
   it("shows a member no admin view, and refuses the admin API to their key", async () => {
     const context = await browser.newContext();
     const tab = await context.newPage();

@@ -259,7 +259,7 @@ function Media(props: { k: string; files: MediaFile[]; empty: string }): VNode {
   return html`<div class="cards">
     ${props.files.map(
       (f) =>
-        html`<figure>
+        html`<figure data-file=${f.id}>
           ${
             f.content_type.startsWith("image/")
               ? html`<${KeyedImage}
