@@ -17,6 +17,9 @@ export default defineConfig({
     ],
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // `expect.poll` waits for a condition; on a busy 2-core machine a daemon's reload can take
+    // seconds, so it waits up to 10 s rather than vitest's default 1 s (never a timed assertion).
+    expect: { poll: { timeout: 10_000 } },
     pool: "forks",
   },
 });

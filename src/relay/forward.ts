@@ -41,7 +41,8 @@ export interface ForwardRequest {
   log: Logger;
   /**
    * Statuses for which the caller will try another provider (a full daemon's 429): such an
-   * answer is dropped, nothing reaches `res`, and `forward` resolves `"retry"`.
+   * answer is dropped, nothing reaches `res`, and `forward` resolves `"retry"`. Given, it also
+   * means a provider that disconnects before answering is retried on another.
    */
   retryOn?: (status: number) => boolean;
   /**
@@ -216,6 +217,10 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
       f.log.debug({ err: err.message, requestId: f.requestId }, "tunnel stream error"),
     );
     stream.on("close", () => {
+      // The provider, or the instance holding its tunnel, went away before answering: a request
+      // that may go to another provider goes there, as after a refusal.
+      if (!responded && !retry && f.retryOn && link.session.destroyed && !keepAlive?.committed)
+        retry = !res.headersSent && !res.writableEnded;
       finish();
       if (retry || ending || res.writableEnded) return;
       // What the meter still holds is dropped: the answer ends here.

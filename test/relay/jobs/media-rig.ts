@@ -74,6 +74,8 @@ export class MediaRig extends EventEmitter<{
   inFlight = 0;
   /** Answers the next N requests with 500 (a failing engine). */
   failNext = 0;
+  /** Answers every request with this status while set (429: a full rig, with `Retry-After`). */
+  refuseWith: number | undefined;
   readonly #client: TunnelClient;
   #paused: string | undefined;
   #pausedModels: Record<string, string> | undefined;
@@ -192,6 +194,12 @@ export class MediaRig extends EventEmitter<{
       done = true;
       const error = { message: `refused with ${body.fail_with}`, type: "invalid_request_error" };
       return this.#json(res, body.fail_with, { error });
+    }
+    if (this.refuseWith !== undefined) {
+      done = true;
+      const error = { message: `the rig is full (${this.refuseWith})`, type: "rate_limit_error" };
+      res.setHeader("retry-after", "1");
+      return this.#json(res, this.refuseWith, { error });
     }
     if (this.failNext > 0) {
       this.failNext--;
