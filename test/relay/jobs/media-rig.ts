@@ -198,8 +198,7 @@ export class MediaRig extends EventEmitter<{
     if (this.refuseWith !== undefined) {
       done = true;
       const error = { message: `the rig is full (${this.refuseWith})`, type: "rate_limit_error" };
-      res.setHeader("retry-after", "1");
-      return this.#json(res, this.refuseWith, { error });
+      return this.#json(res, this.refuseWith, { error }, { "retry-after": "1" });
     }
     if (this.failNext > 0) {
       this.failNext--;
@@ -275,9 +274,9 @@ export class MediaRig extends EventEmitter<{
     res.end("data: [DONE]\n\n");
   }
 
-  #json(res: TunnelExchange, status: number, value: unknown): void {
+  #json(res: TunnelExchange, status: number, value: unknown, headers = {}): void {
     const text = JSON.stringify(value);
-    res.writeHead(status, { "content-type": "application/json" });
+    res.writeHead(status, { "content-type": "application/json", ...headers });
     res.end(text);
   }
 }
