@@ -143,7 +143,10 @@ export class Daemon extends EventEmitter {
       },
       memberLimits: () => this.config.memberLimits,
       paused: (id) => this.pause.model(id),
-      engines: { acquire: (name, signal) => this.engines?.acquire(name, signal) },
+      engines: {
+        acquire: (name, signal) => this.engines?.acquire(name, signal),
+        afterRefusal: async (name, signal) => this.engines?.afterRefusal(name, signal),
+      },
     });
     this.metrics = new DaemonMetrics(this);
   }

@@ -43,6 +43,9 @@ export interface EngineChanges {
   changed: string[];
 }
 
+/** How long a refused request waits for the engine's exit to be seen before it is a 502. */
+export const EXIT_WAIT_MS = 5000;
+
 const unknownAdapter = (spec: EngineSpec): UserError =>
   new UserError(
     "engine_adapter_unknown",
@@ -54,6 +57,8 @@ export class EngineManager extends EventEmitter {
   readonly engines: Supervisor[] = [];
   readonly settings: EngineSettings;
   readonly vram: VramBudget;
+  /** Requests sent again to an engine restarted after it refused them while crashing. */
+  refusalRetries = 0;
   /** Engines stopped to make room for another, by the evicted engine's name. */
   readonly evictions = new Map<string, number>();
   /** One Service object per engine name, kept: the gateway holds it across starts and reloads. */
@@ -217,6 +222,22 @@ export class EngineManager extends EventEmitter {
   acquire(serviceName: string, signal: AbortSignal): Promise<EngineLease> | undefined {
     if (!this.get(serviceName) && !this.#retiring.has(serviceName)) return undefined;
     return this.#acquire(serviceName, signal, Date.now() + this.settings.waitMs);
+  }
+
+  /**
+   * The engine refused a connection: if its process ended (its exit seen within
+   * {@link EXIT_WAIT_MS}), leases it again, starting it, so the call it never received can be
+   * sent once more; undefined when it still runs (a refusal of its own: the caller's 502).
+   */
+  async afterRefusal(serviceName: string, signal: AbortSignal): Promise<EngineLease | undefined> {
+    const engine = this.get(serviceName);
+    if (!engine || !(await engine.exitSeen(EXIT_WAIT_MS, signal))) return undefined;
+    this.refusalRetries++;
+    this.#opts.log.info(
+      { engine: serviceName },
+      "engine refused a request as it crashed: starting it again",
+    );
+    return this.acquire(serviceName, signal);
   }
 
   /** Waits out a reload of the engine (its predecessor finishing), then leases the current one. */

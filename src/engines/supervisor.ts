@@ -199,6 +199,21 @@ export class Supervisor extends EventEmitter {
     };
   }
 
+  /**
+   * Whether the engine's process has ended, waiting up to `ms` for its exit to be seen: a
+   * crashed engine refuses connections a moment before that. False while it still runs.
+   */
+  async exitSeen(ms: number, signal: AbortSignal): Promise<boolean> {
+    const proc = this.#proc;
+    if (!proc?.running) return true;
+    await waitFor(
+      proc.exited.then(() => undefined),
+      ms,
+      signal,
+    ).catch(() => {});
+    return !proc.running;
+  }
+
   /** Marks it replaced or removed by a reload: no new request, no new start. */
   retire(): void {
     this.retired = true;

@@ -39,6 +39,7 @@ import { MemberLimits, type MemberLimit } from "./member-limits.ts";
 import { refusal, requesterOf, type SharingSource } from "./sharing.ts";
 import { chatView, execute } from "../../adapters/kit/translate/index.ts";
 import { notServed as notServedBy } from "../../adapters/kit/reply.ts";
+import { failureCode } from "../../adapters/kit/openai-style.ts";
 import { EngineUnavailable } from "../engines/errors.ts";
 
 export interface GatewayOptions {
@@ -75,7 +76,14 @@ export interface GatewayOptions {
    * it, within the wait limit); undefined for a service it does not manage. Rejects with
    * `EngineUnavailable` (answered 503 with Retry-After).
    */
-  engines?: { acquire(service: string, signal: AbortSignal): Promise<() => void> | undefined };
+  engines?: {
+    acquire(service: string, signal: AbortSignal): Promise<() => void> | undefined;
+    /**
+     * The engine refused the connection: resolves with a new lease once it has been started
+     * again if its process had ended (a crash seen late), else undefined.
+     */
+    afterRefusal?(service: string, signal: AbortSignal): Promise<(() => void) | undefined>;
+  };
   /** Why a model takes no work now (its rig or its GPU is paused), or undefined: 429 if so. */
   paused?: (modelId: string) => string | undefined;
 }
@@ -343,20 +351,36 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (json) json.model = live.servedId;
     const upload = json ? undefined : limitBody(req, maxUpload);
     let reply;
+    const call = {
+      endpoint,
+      path: url.pathname + url.search,
+      headers,
+      ...(upload ? { stream: upload } : json ? { json } : {}),
+      model: live,
+      upstream: service.upstream,
+      signal: abort.signal,
+      progress: job.report,
+    };
     try {
       // Responses and Messages are translated to chat for engines that do not serve them.
-      reply = await execute(service.adapter, {
-        endpoint,
-        path: url.pathname + url.search,
-        headers,
-        ...(upload ? { stream: upload } : json ? { json } : {}),
-        model: live,
-        upstream: service.upstream,
-        signal: abort.signal,
-        progress: job.report,
+      reply = await execute(service.adapter, call).catch(async (err: unknown) => {
+        // A managed engine that just crashed refuses connections a moment before its exit is
+        // seen: then it starts again and gets the call, which it never received, once more.
+        const again =
+          json && engineLease && refusedConnection(err)
+            ? await options.engines?.afterRefusal?.(service.name, abort.signal)
+            : undefined;
+        if (!again) throw err;
+        engineLease?.();
+        engineLease = again;
+        return execute(service.adapter, call);
       });
     } catch (err) {
       if (abort.signal.aborted) return;
+      if (err instanceof EngineUnavailable)
+        return sendError(res, 503, "overloaded", err.message, {
+          "retry-after": String(err.retryAfter),
+        });
       if (upload?.exceeded) throw tooLarge(maxUpload, "upload");
       // A request the adapter refuses (a bad form, a field out of range) has its own status.
       if (err instanceof HttpError) throw err;
@@ -436,6 +460,15 @@ export function createGateway(options: GatewayOptions): Gateway {
   gateway.progress = progress;
   gateway.buffered = buffered;
   return gateway;
+}
+
+/** The engine refused the connection: it never received the request. */
+function refusedConnection(err: unknown): boolean {
+  return (
+    err instanceof UpstreamError &&
+    err.code === "upstream_unreachable" &&
+    failureCode(err.cause) === "ECONNREFUSED"
+  );
 }
 
 /** The message inside an engine's error body, whatever shape it uses. */

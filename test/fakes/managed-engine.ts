@@ -11,6 +11,9 @@
  *   --starts-file F    appends one line per start to F (tests count real processes)
  *   --child            also starts a `sleep` in its process group (a worker the group kill reaps)
  *   --token-delay-ms N pause between streamed tokens
+ *   --linger-ms N      with --crash-after: the crash closes every socket at once, and the
+ *                      process ends only N ms later (the moment a crash refuses connections
+ *                      before its exit is seen, made long)
  *   --hold-file F      while the file F exists, generations wait before their next token
  */
 import { spawn } from "node:child_process";
@@ -30,6 +33,7 @@ const { values } = parseArgs({
     child: { type: "boolean", default: false },
     "token-delay-ms": { type: "string", default: "0" },
     "hold-file": { type: "string" },
+    "linger-ms": { type: "string" },
   },
 });
 
@@ -58,7 +62,12 @@ fake.on("request", (r) => {
   chats++;
   if (chats > crashAfter) {
     console.error(`crashing on request ${chats}`);
-    process.kill(process.pid, "SIGKILL");
+    const linger = values["linger-ms"];
+    if (linger === undefined) process.kill(process.pid, "SIGKILL");
+    else {
+      fake.kill();
+      setTimeout(() => process.kill(process.pid, "SIGKILL"), Number(linger));
+    }
   }
 });
 const hold = values["hold-file"];
