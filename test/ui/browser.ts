@@ -3,7 +3,8 @@
  * `CLUB_CHROMIUM`) driven by playwright-core. Without it the tier is skipped loudly, except
  * under CI (`CI` set), where a missing browser fails it: `.ci/run` installs the package.
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -121,4 +122,74 @@ export async function measure(browser: Browser, url: string, loads = 5): Promise
   }
   paints.sort((a, b) => a - b);
   return { ...weight, firstPaintMs: Math.round(paints[Math.floor(paints.length / 2)] ?? 0) };
+}
+
+const AXE_SOURCE = readFileSync(
+  createRequire(import.meta.url).resolve("axe-core/axe.min.js"),
+  "utf8",
+);
+
+/** One rule axe-core found broken, with the elements that break it. */
+export interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  targets: string[];
+}
+
+/**
+ * Runs axe-core (WCAG 2 A and AA rules) on the page as it is now and answers the serious and
+ * critical violations. The source is evaluated through the debugger protocol, which the
+ * pages' Content-Security-Policy does not govern, so the pages need no exception for it.
+ */
+export async function axeViolations(page: Page): Promise<AxeViolation[]> {
+  await page.evaluate(AXE_SOURCE);
+  const found = await page.evaluate(async () => {
+    const axe = (
+      window as unknown as {
+        axe: {
+          run(
+            context: Document,
+            options: unknown,
+          ): Promise<{
+            violations: {
+              id: string;
+              impact: string | null;
+              help: string;
+              nodes: { target: unknown[] }[];
+            }[];
+          }>;
+        };
+      }
+    ).axe;
+    const result = await axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+    });
+    return result.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      targets: v.nodes.map((n) => n.target.map(String).join(" ")),
+    }));
+  });
+  const grave = (v: AxeViolation): boolean => v.impact === "serious" || v.impact === "critical";
+  // The lesser ones do not fail a test, but are shown.
+  for (const v of found.filter((x) => !grave(x)))
+    process.stdout.write(
+      `axe (${v.impact ?? "?"}) ${page.url()}: ${v.id}: ${v.help}: ${v.targets.join(", ")}\n`,
+    );
+  return found.filter(grave);
+}
+
+/** Presses Tab until `matches` holds for the focused element (at most `limit` presses). */
+export async function tabTo(
+  page: Page,
+  matches: () => Promise<boolean>,
+  limit = 60,
+): Promise<number> {
+  for (let presses = 1; presses <= limit; presses++) {
+    await page.keyboard.press("Tab");
+    if (await matches()) return presses;
+  }
+  throw new Error(`no element matched after ${limit} presses of Tab`);
 }

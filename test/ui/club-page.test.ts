@@ -12,7 +12,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, scratchDir, writeSecret, type CliProcess } from "../e2e/harness.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 import { MediaRig } from "../relay/jobs/media-rig.ts";
-import { HAVE_CHROMIUM, launch, measure, screenshot, watchErrors } from "./browser.ts";
+import {
+  HAVE_CHROMIUM,
+  axeViolations,
+  launch,
+  measure,
+  screenshot,
+  watchErrors,
+} from "./browser.ts";
 
 const ADMIN_KEY = "sk-club-page-admin-0123456789";
 const BOB_KEY = "sk-club-page-bob-0123456789";
@@ -253,6 +260,40 @@ describe.skipIf(!HAVE_CHROMIUM)("the club's page", () => {
       .poll(() => tab.getByRole("alert").innerText(), patiently)
       .toMatch(/missing or invalid API key/);
     expect(await tab.evaluate(() => sessionStorage.getItem("club-key"))).toBe(null);
+    await context.close();
+  });
+
+  it("has no serious or critical axe-core violations, signed out, signed in, and in the admin view", async () => {
+    const context = await browser.newContext();
+    const tab = await context.newPage();
+    await tab.goto(`${base}/`);
+    await expect.poll(() => tab.getByLabel("API key").count(), patiently).toBe(1);
+    expect(await axeViolations(tab)).toEqual([]);
+    // Signed in with the keyboard: the key, then Enter on the button reached by Tab.
+    await tab.getByLabel("API key").fill(ADMIN_KEY);
+    await tab.keyboard.press("Tab");
+    expect(
+      await tab
+        .getByRole("button", { name: "Sign in" })
+        .evaluate((el) => el === document.activeElement),
+    ).toBe(true);
+    await tab.keyboard.press("Enter");
+    // The earlier tests left runs, jobs, pictures and usage to show.
+    await expect
+      .poll(() => section(tab, "Usage per member (last 30 days)").count(), patiently)
+      .toBe(1);
+    await expect
+      .poll(
+        () =>
+          section(tab, "Your media library")
+            .locator("img")
+            .evaluateAll(
+              (imgs) => imgs.filter((i) => (i as HTMLImageElement).naturalWidth > 0).length,
+            ),
+        patiently,
+      )
+      .toBeGreaterThan(0);
+    expect(await axeViolations(tab)).toEqual([]);
     await context.close();
   });
 

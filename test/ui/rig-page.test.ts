@@ -18,7 +18,15 @@ import { runCli, scratchDir, type CliProcess } from "../e2e/harness.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 import { freePort } from "../fakes/util.ts";
 import { fakeTools, fixture } from "../hardware/fake-tools.ts";
-import { HAVE_CHROMIUM, launch, measure, screenshot, watchErrors } from "./browser.ts";
+import {
+  HAVE_CHROMIUM,
+  axeViolations,
+  launch,
+  measure,
+  screenshot,
+  tabTo,
+  watchErrors,
+} from "./browser.ts";
 
 const KEY = "sk-rig-page-test-0123456789";
 const BOB = "sk-rig-page-bob-0123456789";
@@ -246,6 +254,43 @@ describe.skipIf(!HAVE_CHROMIUM)("the rig's page", () => {
     });
     expect(noToken.status).toBe(403);
     expect((await bob.models.list()).data).toEqual([]);
+  });
+
+  it("has no serious or critical axe-core violations, and pauses and resumes from the keyboard alone", async () => {
+    const tab = await browser.newPage();
+    const errors = watchErrors(tab);
+    await tab.goto(page);
+    await expect.poll(() => tab.getByTestId("live").textContent(), patiently).toBe("live");
+    // With a request running, so its row and progress are checked too.
+    const running = tab.locator("section", {
+      has: tab.getByRole("heading", { name: "Running requests" }),
+    });
+    llama.pauseGenerations();
+    const answer = client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    await expect.poll(() => running.locator("tbody tr").count(), patiently).toBe(1);
+    expect(await axeViolations(tab)).toEqual([]);
+    llama.resumeGenerations();
+    await answer;
+
+    const focused = (name: string) => () =>
+      tab.getByRole("button", { name }).evaluate((el) => el === document.activeElement);
+    await tabTo(tab, focused("Pause serving"));
+    await tab.keyboard.press("Enter");
+    await expect
+      .poll(async () => (await client.models.list()).data.map((m) => m.id), patiently)
+      .toEqual([]);
+    await expect.poll(() => tab.getByRole("button", { name: "Resume serving" }).count()).toBe(1);
+    expect(await axeViolations(tab)).toEqual([]);
+    await tabTo(tab, focused("Resume serving"));
+    await tab.keyboard.press("Enter");
+    await expect
+      .poll(async () => (await client.models.list()).data.map((m) => m.id), patiently)
+      .toEqual([MODEL]);
+    expect(errors).toEqual([]);
+    await tab.close();
   });
 
   it("shows the static parts with JavaScript off", async () => {
