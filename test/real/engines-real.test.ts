@@ -5,7 +5,7 @@
  * client; processes are checked by pid. Run with `npm run test:real`.
  */
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -197,6 +197,32 @@ describe("managed llama-server engines", () => {
     await until(async () => (await engine("i-tiny-idle")).state === "stopped");
     expect((await engine("i-tiny-idle")).stops).toMatchObject({ idle: 1 });
     await until(() => group(pid).length === 0);
+  });
+
+  it("a request sent right after kill -9 of a ready engine is answered by the engine started again", async () => {
+    expect(await ask("tiny-a")).not.toBe("");
+    const before = await engine("m-tiny-a");
+    for (const p of group(before.pid!).filter((p) => p !== before.pid)) process.kill(p, "SIGKILL");
+    // No wait for the daemon to notice: this one may reach the dead port first.
+    expect(await ask("tiny-a")).not.toBe("");
+    expect((await engine("m-tiny-a")).starts).toBe(before.starts + 1);
+  });
+
+  it("SIGHUP offers a GGUF file added to the directory, and stops its engine once it is removed", async () => {
+    const b = await engine("m-tiny-b");
+    copyFileSync(join(LLAMA_DIR, "tiny-qwen2-chat.gguf"), join(home, "models", "tiny-c.gguf"));
+    daemon.child.kill("SIGHUP");
+    await until(async () => (await client().models.list()).data.some((m) => m.id === "tiny-c"));
+    expect(await ask("tiny-c")).not.toBe("");
+    const c = await engine("m-tiny-c");
+    expect(c.state).toBe("ready");
+    // The engines already there are the same engines (not restarted by the reload).
+    expect((await engine("m-tiny-b")).starts).toBe(b.starts);
+    rmSync(join(home, "models", "tiny-c.gguf"));
+    daemon.child.kill("SIGHUP");
+    await until(async () => !(await client().models.list()).data.some((m) => m.id === "tiny-c"));
+    await until(() => group(c.pid!).length === 0);
+    expect((await engines()).map((e) => e.name)).not.toContain("m-tiny-c");
   });
 
   it("kill -9 of the daemon leaves no llama-server behind", async () => {
