@@ -30,8 +30,13 @@ const ONLY = new Set((process.env.BENCH_ONLY ?? "").split(",").filter(Boolean));
 const want = (section: string): boolean => ONLY.size === 0 || ONLY.has(section);
 const BULK = 100 * 1024 * 1024;
 const CYCLES = QUICK ? 1 : 5;
-/** Seconds of each measured requests/s run, and of the warm-up before it. */
-const RPS_SECONDS = QUICK ? 1 : 3;
+/**
+ * Requests/s runs go in rounds, every path once per round, and each figure is the median over
+ * the rounds: a burst of other work on a shared machine then spoils one run of each path
+ * instead of all of one path's. Seconds of each run, and of the warm-up before a path's first.
+ */
+const ROUNDS = QUICK ? 1 : 3;
+const RPS_SECONDS = 1;
 const WARMUP_SECONDS = 1;
 
 interface Rps {
@@ -46,6 +51,19 @@ interface Chunks {
   p99: number;
   max: number;
   events: number;
+}
+
+/** The median of each figure over the rounds; counts are summed. */
+function combine(runs: Rps[]): Rps {
+  const of = (k: "rps" | "p50" | "p99") => median(runs.map((x) => x[k]));
+  const sum = (k: "total" | "errors") => runs.reduce((n, x) => n + x[k], 0);
+  return {
+    rps: of("rps"),
+    p50: of("p50"),
+    p99: of("p99"),
+    total: sum("total"),
+    errors: sum("errors"),
+  };
 }
 
 function log(line: string): void {
@@ -98,47 +116,60 @@ async function main(): Promise<void> {
     seconds: 0,
     otherLoad: 0,
   };
-  /** One requests/s run, and the CPU snapshot its per-request cost counts from. */
-  const rpsRun = async (path: Path, concurrency: number) => {
-    const before = cpu();
-    // The Node load generator's `total` counts its warm-up too, so the CPU does as well.
-    if (!useWrk) {
-      const result = await load<Rps>({
+  /** One requests/s run; the Node load generator warms up inside it, longer in the first round. */
+  const rpsRun = async (path: Path, concurrency: number, first: boolean): Promise<Rps> => {
+    if (!useWrk)
+      return load<Rps>({
         ...job(path),
         kind: "rps",
         concurrency,
-        warmupMs: WARMUP_SECONDS * 1000,
+        warmupMs: first ? WARMUP_SECONDS * 1000 : 300,
         durationMs: RPS_SECONDS * 1000,
       });
-      return { result, before };
-    }
-    const w = { ...job(path), body: body(), connections: concurrency };
-    await wrk({ ...w, seconds: WARMUP_SECONDS });
-    const after = cpu();
-    return { result: await wrk({ ...w, seconds: RPS_SECONDS }), before: after };
+    return wrk({ ...job(path), body: body(), connections: concurrency, seconds: RPS_SECONDS });
   };
+  const warmUp = (path: Path, concurrency: number) =>
+    wrk({ ...job(path), body: body(), connections: concurrency, seconds: WARMUP_SECONDS });
   try {
     await sleep(1000);
     r.rss.idle = rssMiB(stack.daemon.pid);
     r.rss.relayIdle = rssMiB(stack.relay.pid);
 
     if (want("rps"))
-      for (const concurrency of CONCURRENCY)
-        for (const path of paths) {
-          log(`requests/s, ${path}, concurrency ${concurrency} (${r.loader})`);
-          const { result: run, peak } = await peakRss(stack.daemon.pid, rpsRun(path, concurrency));
-          const { result, before } = run;
-          (r.rps[path] ??= {})[concurrency] = result;
-          if (concurrency === 64 && path === "tunnel") r.rss.underLoad = peak;
-          if (concurrency === 16 && (path === "tunnel" || path === "proxy")) {
-            const ms = perUnit(before, result.total);
-            if (path === "proxy") (r.cpu.proxy ??= {}).msPerRequest = ms.proxy;
-            else {
-              (r.cpu.relay ??= {}).msPerRequest = ms.relay;
-              (r.cpu.daemon ??= {}).msPerRequest = ms.daemon;
+      for (const concurrency of CONCURRENCY) {
+        const runs = new Map<Path, Rps[]>();
+        /** CPU ms and requests of the measured runs, for the cost per request at 16. */
+        const spent = { relay: 0, daemon: 0, proxy: 0, tunnelRequests: 0, proxyRequests: 0 };
+        for (let round = 0; round < ROUNDS; round++)
+          for (const path of paths) {
+            log(
+              `requests/s, ${path}, concurrency ${concurrency}, round ${round + 1}/${ROUNDS} (${r.loader})`,
+            );
+            if (useWrk && round === 0) await warmUp(path, concurrency);
+            const before = cpu();
+            const { result, peak } = await peakRss(
+              stack.daemon.pid,
+              rpsRun(path, concurrency, round === 0),
+            );
+            const ms = perUnit(before, 1);
+            if (path === "tunnel") {
+              spent.relay += ms.relay;
+              spent.daemon += ms.daemon;
+              spent.tunnelRequests += result.total;
+              if (concurrency === 64) r.rss.underLoad = Math.max(r.rss.underLoad ?? 0, peak);
+            } else if (path === "proxy") {
+              spent.proxy += ms.proxy;
+              spent.proxyRequests += result.total;
             }
+            runs.set(path, [...(runs.get(path) ?? []), result]);
           }
+        for (const [path, list] of runs) (r.rps[path] ??= {})[concurrency] = combine(list);
+        if (concurrency === 16) {
+          r.cpu.proxy = { ...r.cpu.proxy, msPerRequest: spent.proxy / spent.proxyRequests };
+          r.cpu.relay = { ...r.cpu.relay, msPerRequest: spent.relay / spent.tunnelRequests };
+          r.cpu.daemon = { ...r.cpu.daemon, msPerRequest: spent.daemon / spent.tunnelRequests };
         }
+      }
 
     if (want("ttfb"))
       for (const path of paths) {
@@ -249,7 +280,10 @@ async function main(): Promise<void> {
     log(
       `other processes used ${(r.otherLoad * 100).toFixed(0)}% of the CPU: figures are unreliable`,
     );
-  log(`done in ${r.seconds.toFixed(0)} s; median reconnect ${median(r.reconnectMs).toFixed(0)} ms`);
+  const reconnect = r.reconnectMs.length
+    ? `; median reconnect ${median(r.reconnectMs).toFixed(0)} ms`
+    : "";
+  log(`done in ${r.seconds.toFixed(0)} s${reconnect}`);
   // A partial or quick run is printed, not written over the full results.
   if (QUICK || ONLY.size > 0) printReport(r);
   else await writeReport(r);
