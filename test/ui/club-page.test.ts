@@ -301,6 +301,7 @@ describe.skipIf(!HAVE_CHROMIUM)("the club's page", () => {
     const weight = await measure(browser, `${base}/`);
     process.stdout.write(`page weight: club ${JSON.stringify(weight)}\n`);
     expect(weight.files).toBe(3);
+    expect(weight.renderedMs).toBeGreaterThan(0);
     expect(weight.bytes).toBeLessThan(56 * 1024);
   });
 });

@@ -346,6 +346,7 @@ describe.skipIf(!HAVE_CHROMIUM)("the rig's page", () => {
     const weight = await measure(browser, page);
     process.stdout.write(`page weight: rig ${JSON.stringify(weight)}\n`);
     expect(weight.files).toBe(3);
+    expect(weight.renderedMs).toBeGreaterThan(0);
     expect(weight.bytes).toBeLessThan(48 * 1024);
   });
 });
