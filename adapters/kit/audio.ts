@@ -6,7 +6,8 @@ import { pipeline } from "node:stream";
 import { badRequest } from "../../src/http/error.ts";
 import type { EngineCall, EngineReply, Upstream } from "../adapter.ts";
 import { arr, obj, str } from "./fields.ts";
-import { FormRewriter, formBoundary, type FormRules } from "./multipart.ts";
+import { boundaryOf } from "../../src/http/multipart-parser.ts";
+import { FormRewriter, type FormRules } from "./multipart.ts";
 import { forwardOpenAI, getJson, type EngineLabel } from "./openai-style.ts";
 import { errorReply, jsonReply } from "./reply.ts";
 
@@ -95,7 +96,7 @@ export async function forwardForm(
   rules: FormRules,
   label: EngineLabel,
 ): Promise<EngineReply> {
-  const boundary = formBoundary(call.headers["content-type"]);
+  const boundary = boundaryOf(call.headers["content-type"]);
   if (!boundary || !call.stream)
     throw badRequest(`${call.endpoint.path} takes multipart/form-data`);
   const form = new FormRewriter(boundary, rules);

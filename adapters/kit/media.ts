@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import { HttpError, badRequest } from "../../src/http/error.ts";
 import type { EngineCall } from "../adapter.ts";
-import { formBoundary } from "./multipart.ts";
+import { boundaryOf } from "../../src/http/multipart-parser.ts";
 
 /** Uploads a media endpoint takes in one form: the club allows 25 MB per image. */
 export const MAX_FORM_BYTES = 64 * 1024 * 1024;
@@ -36,7 +36,7 @@ export async function readForm(
   limit = MAX_FORM_BYTES,
 ): Promise<Map<string, FormValue[]>> {
   const type = call.headers["content-type"];
-  if (!formBoundary(type) || !call.stream) {
+  if (!boundaryOf(type) || !call.stream) {
     call.stream?.resume();
     throw badRequest(`${call.endpoint.path} takes multipart/form-data`);
   }

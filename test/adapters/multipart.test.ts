@@ -1,11 +1,7 @@
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import {
-  FormError,
-  FormRewriter,
-  formBoundary,
-  type FormRules,
-} from "../../adapters/kit/multipart.ts";
+import { FormError, FormRewriter, type FormRules } from "../../adapters/kit/multipart.ts";
+import { boundaryOf } from "../../src/http/multipart-parser.ts";
 import { formBody, pieces, readBytes } from "../fakes/audio-calls.ts";
 
 const BOUNDARY = "----fakeboundary7MA4YWxkTrZu0gW";
@@ -50,14 +46,14 @@ const BODY = formBody([
   { name: "prompt", value: "héllo\r\n--not a boundary" },
 ]);
 
-describe("formBoundary", () => {
+describe("boundaryOf", () => {
   it("reads a quoted or bare boundary of a form, nothing else", () => {
-    expect(formBoundary('multipart/form-data; boundary="a b"')).toBe("a b");
-    expect(formBoundary("Multipart/Form-Data;charset=utf-8; boundary=xyz")).toBe("xyz");
-    expect(formBoundary("multipart/mixed; boundary=xyz")).toBeUndefined();
-    expect(formBoundary("multipart/form-data")).toBeUndefined();
-    expect(formBoundary(`multipart/form-data; boundary=${"x".repeat(71)}`)).toBeUndefined();
-    expect(formBoundary(undefined)).toBeUndefined();
+    expect(boundaryOf('multipart/form-data; boundary="a b"')).toBe("a b");
+    expect(boundaryOf("Multipart/Form-Data;charset=utf-8; boundary=xyz")).toBe("xyz");
+    expect(boundaryOf("multipart/mixed; boundary=xyz")).toBeUndefined();
+    expect(boundaryOf("multipart/form-data")).toBeUndefined();
+    expect(boundaryOf(`multipart/form-data; boundary=${"x".repeat(71)}`)).toBeUndefined();
+    expect(boundaryOf(undefined)).toBeUndefined();
   });
 });
 
