@@ -113,7 +113,9 @@ export function vramMeter(options: VramMeterOptions): VramMeter {
     const known = options.gpus();
     const perGpu = new Map<number, number>(gpus.map((g) => [g, 0]));
     const problems: string[] = [];
+    let tools = 0;
     const nvidia = await run("nvidia-smi", COMPUTE_APPS_ARGS);
+    if (nvidia.ok || nvidia.problem !== "missing") tools++;
     if (nvidia.ok)
       for (const app of parseComputeAppsMemory(nvidia.stdout)) {
         if (!pids.has(app.pid)) continue;
@@ -124,6 +126,7 @@ export function vramMeter(options: VramMeterOptions): VramMeter {
     else if (nvidia.problem !== "missing") problems.push(nvidia.message);
     if ([...perGpu.values()].every((v) => v === 0)) {
       const amd = await run("rocm-smi", SHOW_PIDS_ARGS);
+      if (amd.ok || amd.problem !== "missing") tools++;
       if (amd.ok) {
         let bytes = 0;
         for (const p of parseShowPidsMemory(amd.stdout)) if (pids.has(p.pid)) bytes += p.bytes;
@@ -138,6 +141,7 @@ export function vramMeter(options: VramMeterOptions): VramMeter {
         return { problem: `GPU ${index}: ${used} MiB is more than the GPU has` };
     }
     const most = Math.max(0, ...perGpu.values());
+    if (most === 0 && tools === 0) return { problem: "neither nvidia-smi nor rocm-smi is on PATH" };
     if (most === 0)
       return {
         problem: problems.length

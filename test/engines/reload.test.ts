@@ -171,3 +171,31 @@ describe("reloading the engines setting", () => {
     expect(pids("slow")).toHaveLength(2);
   });
 });
+
+describe("reloading the shared engine settings", () => {
+  it("applies a new VRAM budget to the engines already running, without restarting them", async () => {
+    const gpu = (name: string) => fakeSpec(name, [], { gpus: [0], vramMiB: 600 });
+    const local = new EngineManager({
+      specs: [gpu("g1"), gpu("g2")],
+      settings: { ...SETTINGS, budgetMiB: { "0": 1000 } },
+      log: silentLogger,
+    });
+    try {
+      await local.get("g1")!.start();
+      await local.get("g2")!.start();
+      // 600 + 600 > 1000: g2's start stopped g1.
+      expect([local.get("g1")?.state, local.evictions.get("g1")]).toEqual(["stopped", 1]);
+      const changes = local.apply([gpu("g1"), gpu("g2")], {
+        ...SETTINGS,
+        budgetMiB: { "0": 2000 },
+      });
+      expect(changes).toEqual({ added: [], removed: [], changed: [] });
+      expect(local.vram.budget(0)).toBe(2000);
+      await local.get("g1")!.start();
+      expect([local.get("g1")?.state, local.get("g2")?.state]).toEqual(["ready", "ready"]);
+      expect([local.evictions.get("g1"), local.get("g2")?.starts]).toEqual([1, 1]);
+    } finally {
+      await local.stopAll();
+    }
+  });
+});

@@ -99,7 +99,9 @@ describe("VRAM measurement", () => {
     ).toEqual({
       problem: "none of its 1 process(es) holds memory on GPU 0",
     });
-    expect(await meter({}, proc)(5000, [0])).toHaveProperty("problem");
+    expect(await meter({}, proc)(5000, [0])).toEqual({
+      problem: "neither nvidia-smi nor rocm-smi is on PATH",
+    });
     expect(await meter({}, fakeProc([]))(5000, [0])).toEqual({
       problem: "no process in group 5000 (not Linux?)",
     });
