@@ -10,10 +10,9 @@
  * Usage: npm run build && node --import tsx bench/cluster.ts
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { findPostgresBin, startCluster, type Cluster } from "../test/pg/cluster.ts";
+import { findPostgresBin, freePort, startCluster, type Cluster } from "../test/pg/cluster.ts";
 import { MediaRig } from "../test/relay/jobs/media-rig.ts";
 import { MODEL, median, quantile } from "./common.ts";
 import { load, startCli, startServer, until, type Proc } from "./procs.ts";
@@ -22,14 +21,6 @@ const KEY = "sk-bench-cluster-0123456789";
 const SECRET = "bench-cluster-secret-0123456789";
 const DURATION_MS = Number(process.env.BENCH_CLUSTER_MS ?? 3000);
 const ROUNDS = 20;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 /** A difference in ms with its sign: `+2.11`, `-0.40`. */
 const signed = (ms: number): string => `${ms < 0 ? "-" : "+"}${Math.abs(ms).toFixed(2)}`;

@@ -10,16 +10,15 @@ import { once } from "node:events";
 import net from "node:net";
 import OpenAI, { InternalServerError } from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { silentLogger } from "../../src/log.ts";
 import { KeyRing } from "../../src/relay/keys.ts";
-import { createRelay, type Relay } from "../../src/relay/server.ts";
+import type { Relay } from "../../src/relay/server.ts";
 import { MediaRig } from "../relay/jobs/media-rig.ts";
-import { findPostgresBin, startCluster, type Cluster } from "./cluster.ts";
+import { findPostgresBin, freePort, startCluster, type Cluster } from "./cluster.ts";
 import { HAVE_PG } from "./db.ts";
+import { clusterInstance } from "./instance.ts";
 
 const ALICE = "sk-alice-faults-0123456789";
 const BOB = "sk-bob-faults-0123456789";
-const SECRET = "cluster-secret-for-tests-0123";
 
 /** A TCP relay in front of an instance's internal listener: `cut()` stops it, `heal()` again. */
 class Link {
@@ -62,15 +61,6 @@ class Link {
 
 const bin = findPostgresBin();
 
-/** A loopback port nothing listens on now. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return typeof address === "object" && address ? address.port : 0;
-}
-
 describe.skipIf(!HAVE_PG || !bin)("two relay instances under faults", () => {
   let db: Cluster;
   let a: Relay;
@@ -79,19 +69,10 @@ describe.skipIf(!HAVE_PG || !bin)("two relay instances under faults", () => {
   const rigs: MediaRig[] = [];
 
   const instance = (name: string, internalPort = 0, instanceUrl?: string) =>
-    createRelay({
-      port: 0,
-      keys: new KeyRing({ [ALICE]: "alice", [BOB]: "bob" }),
-      log: silentLogger,
-      heartbeatMs: 1000,
-      keepAliveMs: 0,
-      database: db.url,
+    clusterInstance(name, db.url, new KeyRing({ [ALICE]: "alice", [BOB]: "bob" }), {
       cluster: {
-        instanceId: name,
-        internalHost: "127.0.0.1",
         internalPort,
         ...(instanceUrl ? { instanceUrl } : {}),
-        secret: SECRET,
         heartbeatMs: 200,
         expiryMs: 5000,
       },

@@ -11,11 +11,11 @@ import { silentLogger } from "../../src/log.ts";
 import { SharedRateLimiter } from "../../src/relay/cluster/rate.ts";
 import { KeyRing } from "../../src/relay/keys.ts";
 import { RateLimiter } from "../../src/relay/rate-limit.ts";
-import { createRelay, type Relay } from "../../src/relay/server.ts";
+import type { Relay } from "../../src/relay/server.ts";
 import { freshDatabase, HAVE_PG } from "./db.ts";
+import { clusterInstance } from "./instance.ts";
 
 const ALICE = "sk-alice-rate-0123456789";
-const SECRET = "cluster-secret-for-tests-0123";
 
 /** Takes `n` requests of `key`, alternating over `limiters`; counts the admitted ones. */
 async function spread(
@@ -112,21 +112,7 @@ describe.skipIf(!HAVE_PG)("rate limits across instances", () => {
   it("answers 429 in the envelope from either instance once the key's club-wide rate is spent", async () => {
     const relays: Relay[] = [];
     const instance = (name: string) =>
-      createRelay({
-        port: 0,
-        keys: new KeyRing({ [ALICE]: "alice" }),
-        log: silentLogger,
-        rateLimit: 1,
-        database: url,
-        cluster: {
-          instanceId: name,
-          internalHost: "127.0.0.1",
-          internalPort: 0,
-          secret: SECRET,
-          heartbeatMs: 100,
-          expiryMs: 1000,
-        },
-      });
+      clusterInstance(name, url, new KeyRing({ [ALICE]: "alice" }), { rateLimit: 1 });
     relays.push(await instance("rate-a"), await instance("rate-b"));
     try {
       const clients = relays.map(

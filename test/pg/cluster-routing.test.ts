@@ -9,15 +9,14 @@ import { once } from "node:events";
 import OpenAI, { APIUserAbortError } from "openai";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { silentLogger } from "../../src/log.ts";
 import { KeyRing } from "../../src/relay/keys.ts";
-import { createRelay, type Relay } from "../../src/relay/server.ts";
+import type { Relay } from "../../src/relay/server.ts";
 import { MediaRig } from "../relay/jobs/media-rig.ts";
 import { freshDatabase, HAVE_PG } from "./db.ts";
+import { clusterInstance } from "./instance.ts";
 
 const ALICE = "sk-alice-cluster-0123456789";
 const BOB = "sk-bob-cluster-0123456789";
-const SECRET = "cluster-secret-for-tests-0123";
 
 let url: string;
 let a: Relay;
@@ -25,22 +24,7 @@ let b: Relay;
 let rig: MediaRig;
 
 const instance = (name: string) =>
-  createRelay({
-    port: 0,
-    keys: new KeyRing({ [ALICE]: "alice", [BOB]: "bob" }),
-    log: silentLogger,
-    heartbeatMs: 1000,
-    keepAliveMs: 0,
-    database: url,
-    cluster: {
-      instanceId: name,
-      internalHost: "127.0.0.1",
-      internalPort: 0,
-      secret: SECRET,
-      heartbeatMs: 100,
-      expiryMs: 1000,
-    },
-  });
+  clusterInstance(name, url, new KeyRing({ [ALICE]: "alice", [BOB]: "bob" }));
 
 const client = (relay: Relay, apiKey = ALICE) =>
   new OpenAI({ baseURL: `${relay.url}/v1`, apiKey, maxRetries: 0 });
