@@ -4,7 +4,8 @@
  */
 import type { Logger } from "../../log.ts";
 import { describeError } from "../../errors.ts";
-import { newId, nextSeq, seenSeq } from "./ids.ts";
+import { newId, nextSeq } from "./ids.ts";
+import { MemberRecords } from "./records.ts";
 import type { JobSystem } from "./jobs.ts";
 import { jobRequest, type JobRequest } from "./request.ts";
 import { makeRoom } from "./retention.ts";
@@ -67,8 +68,7 @@ export function batchRequests(
  * const { batch } = await batches.submit("alice", { requests: [{ endpoint: "/v1/chat/completions", body }] });
  */
 export class Batches {
-  readonly #batches = new Map<string, BatchRecord>();
-  readonly #keys = new Map<string, string>();
+  readonly #batches = new MemberRecords<BatchRecord>();
 
   constructor(
     private readonly jobs: JobSystem,
@@ -78,12 +78,7 @@ export class Batches {
   ) {}
 
   load(batches: BatchRecord[]): void {
-    for (const batch of batches) {
-      seenSeq(batch.seq);
-      this.#batches.set(batch.id, batch);
-      if (batch.idempotency_key)
-        this.#keys.set(`${batch.member}\n${batch.idempotency_key}`, batch.id);
-    }
+    this.#batches.load(batches);
   }
 
   /** Queues a batch; a repeated idempotency key gets the existing batch (`replayed`). */
@@ -96,8 +91,7 @@ export class Batches {
     const bytes = requests.reduce((sum, r) => sum + r.body.length, 0);
     await makeRoom(this.jobs, member, requests.length, this.limits, bytes);
     // From here on nothing awaits until the batch is known, so a repeated key cannot slip in.
-    const known = key === undefined ? undefined : this.#keys.get(`${member}\n${key}`);
-    const existing = known === undefined ? undefined : this.#batches.get(known);
+    const existing = this.#batches.byKey(member, key);
     if (existing) return { batch: existing, replayed: true };
     this.jobs.checkRoom(member, requests.length);
     const id = newId("batch");
@@ -112,14 +106,12 @@ export class Batches {
       custom_ids: customIds,
       ...(key === undefined ? {} : { idempotency_key: key }),
     };
-    this.#batches.set(id, batch);
-    if (key !== undefined) this.#keys.set(`${member}\n${key}`, id);
+    this.#batches.add(batch);
     try {
       await Promise.all([saved, this.store.save(batch)]);
     } catch (err) {
       // Not stored, so not acknowledged: the batch goes (its jobs go in `enqueue`).
-      this.#batches.delete(id);
-      if (key !== undefined) this.#keys.delete(`${member}\n${key}`);
+      this.#batches.remove(batch);
       await this.jobs.withdraw(jobs);
       await this.store.remove(id).catch(() => undefined);
       throw err;
@@ -134,15 +126,12 @@ export class Batches {
   }
 
   get(member: string, id: string): BatchRecord | undefined {
-    const batch = this.#batches.get(id);
-    return batch?.member === member ? batch : undefined;
+    return this.#batches.get(member, id);
   }
 
   /** The member's batches, newest first. */
   list(member: string): BatchRecord[] {
-    return [...this.#batches.values()]
-      .filter((b) => b.member === member)
-      .sort((a, b) => b.seq - a.seq);
+    return this.#batches.list(member);
   }
 
   /** Cancels every job of the batch that has not finished; resolves to how many. */
@@ -205,8 +194,7 @@ export class Batches {
       if (jobs.some((j) => !isTerminal(j.status))) continue;
       const finished = Math.max(batch.created, ...jobs.map((j) => j.finished ?? 0));
       if (now - finished < this.limits.retainMs) continue;
-      this.#batches.delete(batch.id);
-      if (batch.idempotency_key) this.#keys.delete(`${batch.member}\n${batch.idempotency_key}`);
+      this.#batches.remove(batch);
       await Promise.all(jobs.map((j) => this.jobs.forget(j)))
         .then(() => this.store.remove(batch.id))
         .catch((err: unknown) =>

@@ -6,7 +6,8 @@
  */
 import type { Logger } from "../../log.ts";
 import { describeError } from "../../errors.ts";
-import { newId, nextSeq, seenSeq } from "../jobs/ids.ts";
+import { newId, nextSeq } from "../jobs/ids.ts";
+import { MemberRecords } from "../jobs/records.ts";
 import type { JobSystem } from "../jobs/jobs.ts";
 import type { JobStore } from "../jobs/store.ts";
 import type { JobError, JobLimits } from "../jobs/types.ts";
@@ -28,8 +29,7 @@ export const MAX_ACTIVE_RUNS = 32;
  * await workflows.decide(run, "review", true, "looks good");
  */
 export class Workflows {
-  readonly #runs = new Map<string, RunRecord>();
-  readonly #keys = new Map<string, string>();
+  readonly #runs = new MemberRecords<RunRecord>();
 
   constructor(
     private readonly jobs: JobSystem,
@@ -39,18 +39,14 @@ export class Workflows {
     private readonly log: Logger,
   ) {
     jobs.on("settled", (job) => {
-      const run = job.run_id === undefined ? undefined : this.#runs.get(job.run_id);
+      const run = job.run_id === undefined ? undefined : this.#runs.byId(job.run_id);
       if (run) this.#advance(run);
     });
   }
 
   /** Takes the stored runs (after the jobs) and moves on those a restart interrupted. */
   load(runs: RunRecord[]): void {
-    for (const run of runs) {
-      seenSeq(run.seq);
-      this.#runs.set(run.id, run);
-      if (run.idempotency_key) this.#keys.set(`${run.member}\n${run.idempotency_key}`, run.id);
-    }
+    this.#runs.load(runs);
     for (const run of runs) this.#advance(run);
   }
 
@@ -60,8 +56,7 @@ export class Workflows {
     body: Record<string, unknown>,
     key?: string,
   ): Promise<{ run: RunRecord; replayed: boolean }> {
-    const known =
-      key === undefined ? undefined : this.#runs.get(this.#keys.get(`${member}\n${key}`) ?? "");
+    const known = this.#runs.byKey(member, key);
     if (known) return { run: known, replayed: true };
     const request = runRequest(body);
     const active = this.list(member).filter((r) => !isRunOver(r.status)).length;
@@ -89,14 +84,12 @@ export class Workflows {
       steps: request.spec.steps.map((s) => ({ id: s.id, status: "PENDING" })),
       ...(key === undefined ? {} : { idempotency_key: key }),
     };
-    this.#runs.set(run.id, run);
-    if (key !== undefined) this.#keys.set(`${member}\n${key}`, run.id);
+    this.#runs.add(run);
     try {
       await this.store.save(run);
     } catch (err) {
       // Not stored, so not acknowledged: the run goes as if it had not been submitted.
-      this.#runs.delete(run.id);
-      if (key !== undefined) this.#keys.delete(`${member}\n${key}`);
+      this.#runs.remove(run);
       throw err;
     }
     this.log.info(
@@ -109,15 +102,12 @@ export class Workflows {
   }
 
   get(member: string, id: string): RunRecord | undefined {
-    const run = this.#runs.get(id);
-    return run?.member === member ? run : undefined;
+    return this.#runs.get(member, id);
   }
 
   /** The member's runs, newest first. */
   list(member: string): RunRecord[] {
-    return [...this.#runs.values()]
-      .filter((r) => r.member === member)
-      .sort((a, b) => b.seq - a.seq);
+    return this.#runs.list(member);
   }
 
   /** Cancels a run and its unfinished jobs; resolves once that is committed to the store. */
@@ -165,8 +155,7 @@ export class Workflows {
   async prune(now: number): Promise<void> {
     for (const run of this.#runs.values()) {
       if (!isRunOver(run.status) || now - (run.finished ?? now) < this.limits.retainMs) continue;
-      this.#runs.delete(run.id);
-      if (run.idempotency_key) this.#keys.delete(`${run.member}\n${run.idempotency_key}`);
+      this.#runs.remove(run);
       const jobs = run.steps
         .flatMap((s) => s.jobs ?? [])
         .map((id) => this.jobs.get(run.member, id));
