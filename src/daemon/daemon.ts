@@ -334,7 +334,17 @@ export class Daemon extends EventEmitter {
    * Apply new settings without dropping the tunnel (SIGHUP): engines, limits and GPU overrides
    * take effect now; the relay, key, name and connection count need a restart.
    */
-  async reload(next: Config): Promise<void> {
+  reload(next: Config): Promise<void> {
+    // One at a time, in the order the signals came: a slow GGUF read must not let an older
+    // setting be applied after a newer one.
+    const run = this.#reloading.then(() => this.#reload(next));
+    this.#reloading = run.catch(() => {});
+    return run;
+  }
+
+  #reloading: Promise<void> = Promise.resolve();
+
+  async #reload(next: Config): Promise<void> {
     const needsRestart = (["relayUrl", "apiKey", "name", "connections"] as const).filter(
       (k) => next[k] !== this.config[k],
     );
