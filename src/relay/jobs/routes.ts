@@ -26,6 +26,16 @@ export interface JobRouteContext {
   maxJsonBytes: number;
 }
 
+/** One request to the work API: the member it is for and the path segments after its area. */
+export interface WorkRequest {
+  req: IncomingMessage;
+  res: ServerResponse;
+  member: string;
+  url: URL;
+  /** Decoded segments after `/v1/jobs`, `/v1/batches` or `/v1/workflows`. */
+  parts: string[];
+}
+
 /** `POST <endpoint>` with `"async": true`: 202 and the job (the same job again for a repeated key). */
 export async function submitAsync(
   c: JobRouteContext,
@@ -52,14 +62,8 @@ export async function submitAsync(
 }
 
 /** `/v1/jobs`, `/v1/jobs/<id>`, `/v1/jobs/<id>/result`, `…/cancel`, `…/retry`. */
-export async function jobRoutes(
-  c: JobRouteContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  member: string,
-  url: URL,
-  parts: string[],
-): Promise<void> {
+export async function jobRoutes(c: JobRouteContext, r: WorkRequest): Promise<void> {
+  const { req, res, member, url, parts } = r;
   const base = baseUrl(req);
   const [id, action, ...rest] = parts;
   if (id === undefined) {
@@ -111,14 +115,8 @@ export async function jobRoutes(
 }
 
 /** `/v1/batches`, `/v1/batches/<id>`, `/v1/batches/<id>/cancel` (and the hosted `POST /v1/batches/<id>`). */
-export async function batchRoutes(
-  c: JobRouteContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  member: string,
-  url: URL,
-  parts: string[],
-): Promise<void> {
+export async function batchRoutes(c: JobRouteContext, r: WorkRequest): Promise<void> {
+  const { req, res, member, url, parts } = r;
   const [id, action, ...rest] = parts;
   if (id === undefined && req.method === "POST") {
     const body = await readJson(req, c.maxJsonBytes);

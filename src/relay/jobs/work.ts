@@ -23,7 +23,13 @@ import { JobSystem } from "./jobs.ts";
 import { createMemoryStore } from "./memory-store.ts";
 import { sweepResults } from "./results.ts";
 import { pruneJobs } from "./retention.ts";
-import { batchRoutes, jobRoutes, submitAsync, type JobRouteContext } from "./routes.ts";
+import {
+  batchRoutes,
+  jobRoutes,
+  submitAsync,
+  type JobRouteContext,
+  type WorkRequest,
+} from "./routes.ts";
 import {
   DEFAULT_LIMITS,
   type BatchRecord,
@@ -206,6 +212,14 @@ export async function createWork(o: WorkOptions): Promise<Work> {
     limits,
     maxJsonBytes,
   };
+  // The areas of the work API (`/v1/<area>/…`); `api.ts` sends only these three here.
+  const workflowsArea = (r: WorkRequest): Promise<void> =>
+    workflowRoutes(workflows, maxJsonBytes, r);
+  const areas: Readonly<Record<string, (r: WorkRequest) => Promise<void>>> = {
+    jobs: (r) => jobRoutes(ctx, r),
+    batches: (r) => batchRoutes(ctx, r),
+    workflows: workflowsArea,
+  };
   // A store that failed is logged here and answered by the API as 503/507 (`storeRefusal`).
   const answer = async (run: () => Promise<void>): Promise<void> => {
     try {
@@ -223,11 +237,8 @@ export async function createWork(o: WorkOptions): Promise<Work> {
       const [, , area = "", ...rest] = url.pathname.split("/");
       // A malformed escape stays as it is, and matches nothing.
       const parts = rest.filter((p) => p !== "").map((p) => decodePart(p) ?? p);
-      return answer(async () => {
-        if (area === "jobs") await jobRoutes(ctx, req, res, member, url, parts);
-        else if (area === "batches") await batchRoutes(ctx, req, res, member, url, parts);
-        else await workflowRoutes(workflows, maxJsonBytes, req, res, member, url, parts);
-      });
+      const route = areas[area] ?? workflowsArea;
+      return answer(() => route({ req, res, member, url, parts }));
     },
     submit(req, res, member, endpoint, json) {
       return answer(() => submitAsync(ctx, req, res, member, endpoint, json));

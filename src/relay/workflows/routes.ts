@@ -3,7 +3,6 @@
  * `…/cancel` and the gate decisions `…/steps/<step_id>/approve` and `…/reject` (optional JSON
  * body `{"note": "…"}`).
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   REPLAYED,
   allow,
@@ -13,6 +12,7 @@ import {
   readJson,
   statusFilter,
 } from "../jobs/http.ts";
+import type { WorkRequest } from "../jobs/routes.ts";
 import { notFound } from "../jobs/work-error.ts";
 import { HttpError } from "../../http/error.ts";
 import { sendJson } from "../../http/respond.ts";
@@ -29,12 +29,9 @@ const DECISION_BYTES = 64 * 1024;
 export async function workflowRoutes(
   workflows: Workflows,
   maxJsonBytes: number,
-  req: IncomingMessage,
-  res: ServerResponse,
-  member: string,
-  url: URL,
-  parts: string[],
+  r: WorkRequest,
 ): Promise<void> {
+  const { req, res, member, url, parts } = r;
   const base = baseUrl(req);
   const [section, id, action, stepId, decision, ...rest] = parts;
   if (section === "templates" && id === undefined) {
