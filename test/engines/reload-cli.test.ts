@@ -81,6 +81,14 @@ describe("engines changed on a running daemon", () => {
     expect(reply.choices[0]?.message.content).toContain("hup-model");
     const [pid] = readFileSync(starts, "utf8").split("\n").filter(Boolean).map(Number);
     expect(alive(pid!)).toBe(true);
+    // A storm of reloads with nothing changed: applied one at a time, the engine untouched.
+    const before = s.daemon.output().match(/settings reloaded/g)?.length ?? 0;
+    // Signals of one kind coalesce while pending: at least one more reload, maybe not five.
+    for (let i = 0; i < 5; i++) s.daemon.child.kill("SIGHUP");
+    await s.daemon.waitFor(/settings reloaded/, { nth: before + 1 });
+    expect(await models(s)).toEqual(["hup-model"]);
+    expect(readFileSync(starts, "utf8").split("\n").filter(Boolean)).toEqual([String(pid)]);
+    expect(alive(pid!)).toBe(true);
 
     expect((await config(s.home, "set", "engines", "[]")).code).toBe(0);
     s.daemon.child.kill("SIGHUP");
