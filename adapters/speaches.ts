@@ -6,7 +6,6 @@
  * `tts`; other tasks (VAD, diarization) are not advertised. speaches lists installed models
  * only, and loads them on first use, so there is no loading state to report.
  */
-import { UpstreamError } from "../src/errors.ts";
 import type {
   Adapter,
   DiscoveredModel,
@@ -18,7 +17,8 @@ import type {
 } from "./adapter.ts";
 import { forwardForm, forwardSpeech, voicesReply } from "./kit/audio.ts";
 import { serving } from "./kit/reply.ts";
-import { arr, errorMessage, isModelList, obj, readableModelId, str } from "./kit/fields.ts";
+import { badAnswer } from "./kit/engine.ts";
+import { arr, isModelList, obj, readableModelId, str } from "./kit/fields.ts";
 import { getJson } from "./kit/openai-style.ts";
 
 const LABEL = { name: "speaches", hint: "is speaches running?" };
@@ -65,14 +65,10 @@ async function probe(upstream: Upstream, signal: AbortSignal): Promise<ProbeResu
 }
 
 async function describe(upstream: Upstream, signal: AbortSignal): Promise<ServiceInfo> {
-  const { status, json } = await getJson(upstream, "/v1/models", signal);
-  if (status !== 200 || !isModelList(json)) {
-    const why = errorMessage(json);
-    throw new UpstreamError(
-      "upstream_bad_answer",
-      `speaches at ${upstream.url}: GET /v1/models answers ${status}${why ? ` (${why})` : ""}`,
-    );
-  }
+  const answer = await getJson(upstream, "/v1/models", signal);
+  const { json } = answer;
+  if (answer.status !== 200 || !isModelList(json))
+    throw badAnswer("speaches", upstream, "GET /v1/models", answer);
   const models = entries(json).flatMap((e): DiscoveredModel[] => {
     const kind = TASKS[str(e.task) ?? ""];
     const servedId = str(e.id) ?? "";

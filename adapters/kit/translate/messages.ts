@@ -6,7 +6,7 @@
  * `message_delta`, `message_stop`.
  */
 import type { Readable } from "node:stream";
-import { newId, sseData, sseEvent, type ChatChunk, type ChatUsage } from "./sse.ts";
+import { chatFunction, newId, sseData, sseEvent, type ChatChunk, type ChatUsage } from "./sse.ts";
 
 type Json = Record<string, unknown>;
 
@@ -89,15 +89,7 @@ export function messagesToChat(body: Json): Json {
     if (body[key] !== undefined) chat[key] = body[key];
   if (Array.isArray(body.stop_sequences)) chat.stop = body.stop_sequences;
   const tools = Array.isArray(body.tools) ? (body.tools as Json[]) : [];
-  if (tools.length > 0)
-    chat.tools = tools.map((t) => ({
-      type: "function",
-      function: {
-        name: t.name,
-        ...(t.description === undefined ? {} : { description: t.description }),
-        parameters: t.input_schema ?? { type: "object", properties: {} },
-      },
-    }));
+  if (tools.length > 0) chat.tools = tools.map((t) => chatFunction(t, t.input_schema));
   const choice = chatToolChoice(body.tool_choice as Json | undefined);
   if (choice !== undefined) chat.tool_choice = choice;
   if (body.stream === true) {

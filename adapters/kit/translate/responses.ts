@@ -4,7 +4,7 @@
  * (`response.created` … `response.completed`, with `function_call` items for tool calls).
  * Stateless: nothing is stored, so `previous_response_id` and `store: true` are refused earlier.
  */
-import { newId, sseData, sseEvent, type ChatChunk, type ChatUsage } from "./sse.ts";
+import { chatFunction, newId, sseData, sseEvent, type ChatChunk, type ChatUsage } from "./sse.ts";
 
 type Json = Record<string, unknown>;
 
@@ -86,15 +86,7 @@ export function responsesToChat(body: Json): Json {
   const tools = (Array.isArray(body.tools) ? body.tools : [])
     .map((t) => t as Json)
     .filter((t) => t.type === "function");
-  if (tools.length > 0)
-    chat.tools = tools.map((t) => ({
-      type: "function",
-      function: {
-        name: t.name,
-        ...(t.description === undefined ? {} : { description: t.description }),
-        parameters: t.parameters ?? { type: "object", properties: {} },
-      },
-    }));
+  if (tools.length > 0) chat.tools = tools.map((t) => chatFunction(t, t.parameters));
   const choice = chatToolChoice(body.tool_choice);
   if (choice !== undefined) chat.tool_choice = choice;
   if (body.max_output_tokens !== undefined) chat.max_tokens = body.max_output_tokens;

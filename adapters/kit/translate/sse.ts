@@ -69,3 +69,15 @@ export async function readText(body: Readable): Promise<string> {
   for await (const chunk of body) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString("utf8");
 }
+
+/** A function tool in chat's shape, from the name and description Responses and Messages give. */
+export function chatFunction(tool: Record<string, unknown>, parameters: unknown): unknown {
+  return {
+    type: "function",
+    function: {
+      name: tool.name,
+      ...(tool.description === undefined ? {} : { description: tool.description }),
+      parameters: parameters ?? { type: "object", properties: {} },
+    },
+  };
+}
