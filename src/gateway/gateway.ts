@@ -283,8 +283,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     let bytes = 0;
     res.on("close", () => {
       // Not `writableFinished`: HTTP/2's compatibility response reports it true for a stream
-      // the relay reset, so a consumer who left before the answer began was never noticed.
-      const cut = !res.writableEnded;
+      // the relay reset, so a consumer who left before the answer began was never noticed. Nor
+      // `writableEnded` alone: a tunnel stream (`tunnel/exchange.ts`) the relay resets is ended
+      // by Node as it closes; `aborted` says it was reset before this side ended it.
+      const cut = !res.writableEnded || (res as { aborted?: boolean }).aborted === true;
       if (cut) abort.abort();
       // What was sent is not how it ended: a caller who left is logged and counted as 499.
       const status = cut ? ABORTED_STATUS : res.statusCode;
