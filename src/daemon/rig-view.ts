@@ -129,6 +129,7 @@ export class RigView {
               requests_hour: hour.requests,
               errors_hour: hour.errors,
               bytes_hour: hour.bytes,
+              tokens_hour: hour.tokens,
             };
           }),
         };

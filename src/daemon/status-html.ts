@@ -44,7 +44,16 @@ export function renderRigHtml(s: RigSnapshot): string {
     ) +
     table(
       "Engines and models",
-      ["engine", "state", "model", "sharing", "in flight", "queued", "requests (1 h)"],
+      [
+        "engine",
+        "state",
+        "model",
+        "sharing",
+        "in flight",
+        "queued",
+        "requests (1 h)",
+        "tokens (1 h)",
+      ],
       s.services.flatMap((svc) =>
         (svc.models.length ? svc.models : [null]).map((m) => [
           `${svc.name} (${svc.engine})`,
@@ -54,6 +63,7 @@ export function renderRigHtml(s: RigSnapshot): string {
           String(svc.in_flight),
           String(svc.queued),
           m ? String(m.requests_hour) : "",
+          m ? String(m.tokens_hour) : "",
         ]),
       ),
     ) +

@@ -100,6 +100,8 @@ export interface RequestDoneInfo {
   status: number;
   ms: number;
   bytes: number;
+  /** Tokens the answer generated (its `usage`, or the text events streamed); null: unknown. */
+  tokens: number | null;
   /** The caller left (or the stream broke) before the response was complete. */
   aborted: boolean;
 }
@@ -292,7 +294,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       const status = cut ? ABORTED_STATUS : res.statusCode;
       release?.();
       engineLease?.();
-      job.end();
+      const tokens = job.end();
       log.info(
         {
           requestId,
@@ -318,6 +320,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         status,
         ms: performance.now() - t0,
         bytes,
+        tokens,
         aborted: cut,
       });
     });

@@ -29,7 +29,23 @@ export interface JobHandle {
   readonly report: (fraction: number | null, detail?: string) => void;
   /** A piece of the answer went out; `events`: the answer is a Server-Sent Events stream. */
   readonly sent: (chunk: Buffer, events: boolean) => void;
-  readonly end: () => void;
+  /**
+   * Lists it no more; returns the tokens the answer generated: its `usage.completion_tokens`
+   * when the answer reported one near its end (JSON, or a stream's last usage chunk), else the
+   * text events streamed, else null.
+   */
+  readonly end: () => number | null;
+}
+
+/** Bytes of an answer's end kept to find its `usage` (llama.cpp puts `timings` after it). */
+const TAIL = 4096;
+const COMPLETION_TOKENS = /"completion_tokens"\s*:\s*(\d{1,12})/g;
+
+/** The last `completion_tokens` figure in `tail`, or undefined. */
+export function completionTokens(tail: string): number | undefined {
+  let found: number | undefined;
+  for (const m of tail.matchAll(COMPLETION_TOKENS)) found = Number(m[1]);
+  return found;
 }
 
 /** Longest event line read for text; a longer one (a huge tool call) is not counted. */
@@ -93,6 +109,7 @@ export class ProgressRegistry {
     };
     this.#jobs.set(key, job);
     let counter: TokenCounter | undefined;
+    let tail = "";
     return {
       report: (fraction, detail) => {
         job.progress = fraction === null ? null : Math.min(1, Math.max(0, fraction));
@@ -100,12 +117,16 @@ export class ProgressRegistry {
       },
       sent: (chunk, events) => {
         job.bytes += chunk.length;
+        tail = (tail + chunk.toString("latin1", Math.max(0, chunk.length - TAIL))).slice(-TAIL);
         if (!events) return;
         counter ??= new TokenCounter();
         counter.push(chunk);
         job.tokens = counter.count;
       },
-      end: () => this.#jobs.delete(key),
+      end: () => {
+        this.#jobs.delete(key);
+        return completionTokens(tail) ?? job.tokens;
+      },
     };
   }
 

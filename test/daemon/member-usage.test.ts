@@ -11,6 +11,7 @@ const done = (member: string | undefined, status: number, bytes = 1024 * 1024) =
   status,
   ms: 5,
   bytes,
+  tokens: null,
   aborted: status === 499,
 });
 

@@ -83,6 +83,7 @@ describe("daemon metrics", () => {
       service: "llamacpp-8080",
       ms: 250,
       bytes: 100,
+      tokens: 12,
     };
     metrics.requestDone({ ...done, status: 200, aborted: false });
     metrics.requestDone({ ...done, status: 502, aborted: true });

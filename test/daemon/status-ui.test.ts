@@ -214,13 +214,23 @@ describe("the rig page's server side", () => {
 });
 
 describe("HourUsage", () => {
-  it("counts the last sixty minutes only", () => {
+  it("counts the last sixty minutes only, tokens included", () => {
     const usage = new HourUsage();
     const t0 = 1_000 * 60_000;
-    usage.add({ model: "m", status: 200, bytes: 10 }, t0);
-    usage.add({ model: "m", status: 500, bytes: 5 }, t0 + 30 * 60_000);
-    expect(usage.figures("m", t0 + 30 * 60_000)).toEqual({ requests: 2, errors: 1, bytes: 15 });
-    expect(usage.figures("m", t0 + 61 * 60_000)).toEqual({ requests: 1, errors: 1, bytes: 5 });
-    expect(usage.figures("other", t0)).toEqual({ requests: 0, errors: 0, bytes: 0 });
+    usage.add({ model: "m", status: 200, bytes: 10, tokens: 8 }, t0);
+    usage.add({ model: "m", status: 500, bytes: 5, tokens: null }, t0 + 30 * 60_000);
+    expect(usage.figures("m", t0 + 30 * 60_000)).toEqual({
+      requests: 2,
+      errors: 1,
+      bytes: 15,
+      tokens: 8,
+    });
+    expect(usage.figures("m", t0 + 61 * 60_000)).toEqual({
+      requests: 1,
+      errors: 1,
+      bytes: 5,
+      tokens: 0,
+    });
+    expect(usage.figures("other", t0)).toEqual({ requests: 0, errors: 0, bytes: 0, tokens: 0 });
   });
 });

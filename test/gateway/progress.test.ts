@@ -57,4 +57,41 @@ describe("the requests in flight", () => {
     plain.end();
     expect(registry.list()).toEqual([]);
   });
+
+  it("ends with the tokens the answer reported, or the events it streamed", () => {
+    const registry = new ProgressRegistry();
+    const begin = () =>
+      registry.begin({
+        request_id: "r",
+        model: "m",
+        endpoint: "/v1/chat/completions",
+        service: "s",
+        member: null,
+      });
+    // llama-server's shape: `usage`, then `id` and `timings`, after a long content.
+    const answer = Buffer.from(
+      JSON.stringify({
+        choices: [{ index: 0, message: { role: "assistant", content: "x".repeat(100_000) } }],
+        object: "chat.completion",
+        usage: { completion_tokens: 8, prompt_tokens: 13, total_tokens: 21 },
+        id: "chatcmpl-1",
+        timings: { prompt_n: 13, predicted_n: 8, predicted_ms: 41.2 },
+      }),
+    );
+    const json = begin();
+    for (let i = 0; i < answer.length; i += 1000) json.sent(answer.subarray(i, i + 1000), false);
+    expect(json.end()).toBe(8);
+    // A stream whose last chunk carries usage (`stream_options.include_usage`): its figure.
+    const streamed = begin();
+    for (const c of ["a", "b", "c"]) streamed.sent(Buffer.from(event({ content: c })), true);
+    streamed.sent(Buffer.from(`data: {"choices":[],"usage":{"completion_tokens":5}}\n\n`), true);
+    expect(streamed.end()).toBe(5);
+    // Without usage: the text events counted; a plain answer that says nothing: unknown.
+    const counted = begin();
+    for (const c of ["a", "b"]) counted.sent(Buffer.from(event({ content: c })), true);
+    expect(counted.end()).toBe(2);
+    const silent = begin();
+    silent.sent(Buffer.from('{"data":[{"embedding":[0.1]}]}'), false);
+    expect(silent.end()).toBeNull();
+  });
 });

@@ -123,7 +123,7 @@ describe.skipIf(!HAVE_CHROMIUM)("the rig's page", () => {
     });
     await expect
       .poll(() => models.innerText(), patiently)
-      .toMatch(/tiny-qwen2-chat\s+private\s+Share\s+1\s/);
+      .toMatch(/tiny-qwen2-chat\s+private\s+Share\s+1\s+0\s+[1-9]\d*\s+[\d.]+ [KMGT]?B\b/);
     expect(errors).toEqual([]);
     await tab.close();
   });

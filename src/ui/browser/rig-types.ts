@@ -25,6 +25,7 @@ export interface RigModel {
   requests_hour: number;
   errors_hour: number;
   bytes_hour: number;
+  tokens_hour: number;
 }
 
 export interface RigService {

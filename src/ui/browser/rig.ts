@@ -201,7 +201,7 @@ function App(props: { initial: RigSnapshot }) {
     <//>
     <${Section} title="Engines and models">
       <${Table}
-        head=${["engine", "state", "in flight", "queued", "model", "sharing", "requests (1 h)", "errors (1 h)", "sent (1 h)"]}
+        head=${["engine", "state", "in flight", "queued", "model", "sharing", "requests (1 h)", "errors (1 h)", "tokens (1 h)", "sent (1 h)"]}
         empty="No engine found yet."
         rows=${s.services.flatMap((svc) =>
           (svc.models.length ? svc.models : [null]).map((m) => [
@@ -213,6 +213,7 @@ function App(props: { initial: RigSnapshot }) {
             m ? html`<${Sharing} model=${m} onError=${setError} />` : "",
             m ? String(m.requests_hour) : "",
             m ? String(m.errors_hour) : "",
+            m ? String(m.tokens_hour) : "",
             m ? bytes(m.bytes_hour) : "",
           ]),
         )}
