@@ -13,7 +13,7 @@
  * finishes the mesh. Every failure is its 404 `{"text", "error_code": 1}`: answered 502 here.
  */
 import { UpstreamError } from "../src/errors.ts";
-import { readCapped } from "../src/http/body.ts";
+import { readCapped } from "../src/http/read-capped.ts";
 import { badRequest } from "../src/http/error.ts";
 import type { Adapter, EngineCall, EngineReply, ServiceInfo, Upstream } from "./adapter.ts";
 import { serving } from "./kit/reply.ts";

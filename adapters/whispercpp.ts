@@ -15,7 +15,7 @@
  * (a `--request-path` prefix goes in the service URL).
  */
 import { Readable } from "node:stream";
-import { readCapped } from "../src/http/body.ts";
+import { readCapped } from "../src/http/read-capped.ts";
 import { UpstreamError } from "../src/errors.ts";
 import type {
   Adapter,

@@ -5,7 +5,7 @@
  * public address to serve files from, and the hosted club asks its providers for b64_json.
  */
 import { UpstreamError } from "../../src/errors.ts";
-import { readCapped } from "../../src/http/body.ts";
+import { readCapped } from "../../src/http/read-capped.ts";
 import { badRequest } from "../../src/http/error.ts";
 import type { EngineCall, EngineReply } from "../adapter.ts";
 import { jsonReply } from "../kit/reply.ts";

@@ -4,7 +4,7 @@
  * of ours: a request never chooses a file name on the rig.
  */
 import { randomUUID } from "node:crypto";
-import { readCapped } from "../../src/http/body.ts";
+import { readCapped } from "../../src/http/read-capped.ts";
 import { badRequest } from "../../src/http/error.ts";
 import { Readable } from "node:stream";
 import { UpstreamError } from "../../src/errors.ts";

@@ -5,7 +5,7 @@
 import { createRequire } from "node:module";
 import type { Pool as PoolType } from "undici";
 import { UpstreamError } from "../../src/errors.ts";
-import { readCapped } from "../../src/http/body.ts";
+import { readCapped } from "../../src/http/read-capped.ts";
 import { HOP_BY_HOP } from "../../src/protocol/index.ts";
 import type { EngineCall, EngineReply, Upstream } from "../adapter.ts";
 

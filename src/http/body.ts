@@ -1,6 +1,6 @@
 /**
- * Reading bodies with a cap: a request's, charged to a meter and refused with an
- * {@link HttpError}, and an engine's reply, read whole up to a limit.
+ * Reading request bodies with a cap, charged to a meter and refused with an `HttpError`; an
+ * engine's reply is read with `readCapped` (`read-capped.ts`).
  */
 import { constants, type Http2Stream } from "node:http2";
 import type { Readable } from "node:stream";
@@ -76,24 +76,6 @@ export function parseJsonObject(buf: Buffer): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw badRequest("request body must be a JSON object");
   return value as Record<string, unknown>;
-}
-
-/**
- * An engine's reply (or any stream) read whole, up to `limit` bytes; undefined, with the stream
- * destroyed, when it is longer.
- */
-export async function readCapped(body: Readable, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      body.destroy();
-      return undefined;
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks, size);
 }
 
 /**

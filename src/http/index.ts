@@ -2,3 +2,4 @@
 export * from "./error.ts";
 export * from "./respond.ts";
 export * from "./body.ts";
+export * from "./read-capped.ts";
