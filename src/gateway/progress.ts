@@ -109,10 +109,7 @@ export class ProgressRegistry {
     };
     this.#jobs.set(key, job);
     let counter: TokenCounter | undefined;
-    // The answer's last chunks, by reference, covering at least its last `TAIL` bytes: decoded
-    // once, at the end, not on every chunk of a long answer.
-    const recent: Buffer[] = [];
-    let recentBytes = 0;
+    let tail = "";
     return {
       report: (fraction, detail) => {
         job.progress = fraction === null ? null : Math.min(1, Math.max(0, fraction));
@@ -120,13 +117,7 @@ export class ProgressRegistry {
       },
       sent: (chunk, events) => {
         job.bytes += chunk.length;
-        recent.push(chunk);
-        recentBytes += chunk.length;
-        for (let first = recent[0]; first && recent.length > 1; first = recent[0]) {
-          if (recentBytes - first.length < TAIL) break;
-          recent.shift();
-          recentBytes -= first.length;
-        }
+        tail = (tail + chunk.toString("latin1", Math.max(0, chunk.length - TAIL))).slice(-TAIL);
         if (!events) return;
         counter ??= new TokenCounter();
         counter.push(chunk);
@@ -134,7 +125,6 @@ export class ProgressRegistry {
       },
       end: () => {
         this.#jobs.delete(key);
-        const tail = Buffer.concat(recent).subarray(-TAIL).toString("latin1");
         return completionTokens(tail) ?? job.tokens;
       },
     };
