@@ -57,14 +57,22 @@ export function tooLarge(limit: number, what = "request body"): HttpError {
 
 /**
  * The answer for a method and path that no route serves: 405 when the path is one of `known`
- * (another method serves it), 404 otherwise.
+ * (another method serves it), 404 otherwise. With `allowed` (the methods that do serve the
+ * path), the 405 names them and carries them in an `Allow` header.
  */
 export function unknownEndpoint(
   method: string,
   path: string,
   known: ReadonlySet<string>,
+  allowed: readonly string[] = [],
 ): HttpError {
-  return known.has(path)
-    ? new HttpError(405, "invalid_request_error", `${method} is not allowed on ${path}`)
-    : new HttpError(404, "not_found_error", `unknown endpoint ${method} ${path}`);
+  if (!known.has(path))
+    return new HttpError(404, "not_found_error", `unknown endpoint ${method} ${path}`);
+  const use = allowed.length > 0 ? `; use ${allowed.join(" or ")}` : "";
+  return new HttpError(
+    405,
+    "invalid_request_error",
+    `${method} is not allowed on ${path}${use}`,
+    allowed.length > 0 ? { headers: { allow: allowed.join(", ") } } : {},
+  );
 }

@@ -74,16 +74,6 @@ export function page<T extends { id: string }>(
   return { object: "list", data: slice.map(view), has_more: from + limit < items.length };
 }
 
-/** Throws a 405 unless the method is the one the route takes. */
-export function allow(req: IncomingMessage, method: "GET" | "POST", path: string): void {
-  if (req.method !== method)
-    throw new HttpError(
-      405,
-      "invalid_request_error",
-      `${req.method ?? "?"} is not allowed on ${path}; use ${method}`,
-    );
-}
-
 /** The `?status=` filter of a list, upper-cased; a 400 unless it is one of `statuses`. */
 export function statusFilter<S extends string>(url: URL, statuses: readonly S[]): S | undefined {
   const status = url.searchParams.get("status")?.toUpperCase();

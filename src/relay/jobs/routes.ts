@@ -6,12 +6,19 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream";
 import type { Endpoint } from "../../protocol/index.ts";
 import type { Batches } from "./batches.ts";
-import { REPLAYED, allow, baseUrl, idempotencyKey, page, readJson, statusFilter } from "./http.ts";
+import { REPLAYED, baseUrl, idempotencyKey, page, readJson, statusFilter } from "./http.ts";
 import type { JobSystem } from "./jobs.ts";
 import { jobRequest } from "./request.ts";
 import { openResult } from "./results.ts";
 import { makeRoom } from "./retention.ts";
-import { JOB_STATUSES, isTerminal, type JobLimits } from "./types.ts";
+import { route, type Route, type WorkRequest } from "./route-table.ts";
+import {
+  JOB_STATUSES,
+  isTerminal,
+  type BatchRecord,
+  type JobLimits,
+  type JobRecord,
+} from "./types.ts";
 import { jobView } from "./view.ts";
 import { conflict, notFound } from "./work-error.ts";
 import { HttpError } from "../../http/error.ts";
@@ -24,16 +31,6 @@ export interface JobRouteContext {
   resultsDir: string;
   limits: JobLimits;
   maxJsonBytes: number;
-}
-
-/** One request to the work API: the member it is for and the path segments after its area. */
-export interface WorkRequest {
-  req: IncomingMessage;
-  res: ServerResponse;
-  member: string;
-  url: URL;
-  /** Decoded segments after `/v1/jobs`, `/v1/batches` or `/v1/workflows`. */
-  parts: string[];
 }
 
 /** `POST <endpoint>` with `"async": true`: 202 and the job (the same job again for a repeated key). */
@@ -61,83 +58,97 @@ export async function submitAsync(
   sendJson(res, 202, view);
 }
 
-/** `/v1/jobs`, `/v1/jobs/<id>`, `/v1/jobs/<id>/result`, `…/cancel`, `…/retry`. */
-export async function jobRoutes(c: JobRouteContext, r: WorkRequest): Promise<void> {
-  const { req, res, member, url, parts } = r;
-  const base = baseUrl(req);
-  const [id, action, ...rest] = parts;
-  if (id === undefined) {
-    allow(req, "GET", url.pathname);
-    const status = statusFilter(url, JOB_STATUSES);
-    const active = ["1", "true"].includes(url.searchParams.get("active") ?? "");
-    const mine = [...c.jobs.ofMember(member)]
-      .filter(
-        (j) => (status === undefined || j.status === status) && (!active || !isTerminal(j.status)),
-      )
-      .reverse();
-    return sendJson(
-      res,
-      200,
-      page(mine, url, (j) => jobView(j, base)),
-    );
-  }
+/** The job of `id`, or its 404. */
+function jobOf(c: JobRouteContext, member: string, id: string): JobRecord {
   const job = c.jobs.get(member, id);
-  if (job === undefined || rest.length > 0) throw notFound("job", id);
-  if (action === undefined) {
-    allow(req, "GET", url.pathname);
-    return sendJson(res, 200, jobView(job, base));
-  }
-  if (action === "result") {
-    allow(req, "GET", url.pathname);
-    const result = job.result;
-    if (!result)
-      throw new HttpError(404, "not_found_error", `job ${id} has no result (it is ${job.status})`);
-    if (result.kind === "json") return sendJson(res, 200, result.value);
-    const stream = await openResult(c.resultsDir, id).catch(() => {
-      throw new HttpError(404, "not_found_error", `the result of job ${id} is gone`);
-    });
-    res.writeHead(200, { "content-type": result.content_type, "content-length": result.bytes });
-    pipeline(stream, res, () => undefined);
-    return;
-  }
-  allow(req, "POST", url.pathname);
-  req.resume();
-  if (action === "cancel") {
-    if (!c.jobs.cancel(job)) throw conflict(`job ${id} is already ${job.status}`);
-    await c.jobs.saved(job);
-    return sendJson(res, 200, jobView(job, base));
-  }
-  if (action === "retry") {
-    await c.jobs.retry(job);
-    return sendJson(res, 202, jobView(job, base));
-  }
-  throw notFound("job route", `${id}/${action}`);
+  if (job === undefined) throw notFound("job", id);
+  return job;
 }
 
-/** `/v1/batches`, `/v1/batches/<id>`, `/v1/batches/<id>/cancel` (and the hosted `POST /v1/batches/<id>`). */
-export async function batchRoutes(c: JobRouteContext, r: WorkRequest): Promise<void> {
-  const { req, res, member, url, parts } = r;
-  const [id, action, ...rest] = parts;
-  if (id === undefined && req.method === "POST") {
-    const body = await readJson(req, c.maxJsonBytes);
-    const { batch, replayed } = await c.batches.submit(member, body, idempotencyKey(req));
-    return sendJson(res, 202, c.batches.view(batch, true), replayed ? REPLAYED : {});
-  }
-  if (id === undefined) {
-    allow(req, "GET", url.pathname);
-    return sendJson(
-      res,
-      200,
-      page(c.batches.list(member), url, (b) => c.batches.view(b, false)),
-    );
-  }
-  const batch = c.batches.get(member, id);
-  if (!batch || rest.length > 0 || (action !== undefined && action !== "cancel"))
-    throw notFound("batch", id);
-  if (action === undefined && req.method === "GET")
-    return sendJson(res, 200, c.batches.view(batch, true));
-  allow(req, "POST", url.pathname);
-  req.resume();
-  await c.batches.cancel(batch);
-  sendJson(res, 200, c.batches.view(batch, true));
+/** `GET /v1/jobs`, `GET /v1/jobs/:id`, `GET …/result`, `POST …/cancel`, `POST …/retry`. */
+export function jobRoutes(c: JobRouteContext): Route[] {
+  return [
+    route("GET", "/v1/jobs", ({ req, res, member, url }) => {
+      const status = statusFilter(url, JOB_STATUSES);
+      const active = ["1", "true"].includes(url.searchParams.get("active") ?? "");
+      const mine = [...c.jobs.ofMember(member)]
+        .filter(
+          (j) =>
+            (status === undefined || j.status === status) && (!active || !isTerminal(j.status)),
+        )
+        .reverse();
+      const base = baseUrl(req);
+      sendJson(
+        res,
+        200,
+        page(mine, url, (j) => jobView(j, base)),
+      );
+    }),
+    route("GET", "/v1/jobs/:id", ({ req, res, member, params }) => {
+      sendJson(res, 200, jobView(jobOf(c, member, params.id), baseUrl(req)));
+    }),
+    route("GET", "/v1/jobs/:id/result", async ({ res, member, params: { id } }) => {
+      const job = jobOf(c, member, id);
+      const result = job.result;
+      if (!result)
+        throw new HttpError(
+          404,
+          "not_found_error",
+          `job ${id} has no result (it is ${job.status})`,
+        );
+      if (result.kind === "json") return sendJson(res, 200, result.value);
+      const stream = await openResult(c.resultsDir, id).catch(() => {
+        throw new HttpError(404, "not_found_error", `the result of job ${id} is gone`);
+      });
+      res.writeHead(200, { "content-type": result.content_type, "content-length": result.bytes });
+      pipeline(stream, res, () => undefined);
+    }),
+    route("POST", "/v1/jobs/:id/cancel", async ({ req, res, member, params: { id } }) => {
+      const job = jobOf(c, member, id);
+      req.resume();
+      if (!c.jobs.cancel(job)) throw conflict(`job ${id} is already ${job.status}`);
+      await c.jobs.saved(job);
+      sendJson(res, 200, jobView(job, baseUrl(req)));
+    }),
+    route("POST", "/v1/jobs/:id/retry", async ({ req, res, member, params }) => {
+      const job = jobOf(c, member, params.id);
+      req.resume();
+      await c.jobs.retry(job);
+      sendJson(res, 202, jobView(job, baseUrl(req)));
+    }),
+  ];
+}
+
+/** `/v1/batches`, `/v1/batches/:id` and `POST /v1/batches/:id/cancel` (or the hosted `POST /v1/batches/:id`). */
+export function batchRoutes(c: JobRouteContext): Route[] {
+  const batchOf = (member: string, id: string): BatchRecord => {
+    const batch = c.batches.get(member, id);
+    if (!batch) throw notFound("batch", id);
+    return batch;
+  };
+  const cancel = async ({ req, res, member, params }: WorkRequest<"id">): Promise<void> => {
+    const batch = batchOf(member, params.id);
+    req.resume();
+    await c.batches.cancel(batch);
+    sendJson(res, 200, c.batches.view(batch, true));
+  };
+  return [
+    route("POST", "/v1/batches", async ({ req, res, member }) => {
+      const body = await readJson(req, c.maxJsonBytes);
+      const { batch, replayed } = await c.batches.submit(member, body, idempotencyKey(req));
+      sendJson(res, 202, c.batches.view(batch, true), replayed ? REPLAYED : {});
+    }),
+    route("GET", "/v1/batches", ({ res, member, url }) => {
+      sendJson(
+        res,
+        200,
+        page(c.batches.list(member), url, (b) => c.batches.view(b, false)),
+      );
+    }),
+    route("GET", "/v1/batches/:id", ({ res, member, params }) => {
+      sendJson(res, 200, c.batches.view(batchOf(member, params.id), true));
+    }),
+    route("POST", "/v1/batches/:id", cancel),
+    route("POST", "/v1/batches/:id/cancel", cancel),
+  ];
 }

@@ -13,7 +13,6 @@ import { describeError } from "../../errors.ts";
 import type { Endpoint } from "../../protocol/index.ts";
 import type { Registry } from "../registry.ts";
 import { DEFAULT_MAX_JSON_BYTES } from "../uploads.ts";
-import { decodePart } from "../target.ts";
 import { workflowRoutes } from "../workflows/routes.ts";
 import { Workflows } from "../workflows/runs.ts";
 import type { RunRecord } from "../workflows/types.ts";
@@ -23,13 +22,8 @@ import { JobSystem } from "./jobs.ts";
 import { createMemoryStore } from "./memory-store.ts";
 import { sweepResults } from "./results.ts";
 import { pruneJobs } from "./retention.ts";
-import {
-  batchRoutes,
-  jobRoutes,
-  submitAsync,
-  type JobRouteContext,
-  type WorkRequest,
-} from "./routes.ts";
+import { routeTable } from "./route-table.ts";
+import { batchRoutes, jobRoutes, submitAsync, type JobRouteContext } from "./routes.ts";
 import {
   DEFAULT_LIMITS,
   type BatchRecord,
@@ -212,14 +206,13 @@ export async function createWork(o: WorkOptions): Promise<Work> {
     limits,
     maxJsonBytes,
   };
-  // The areas of the work API (`/v1/<area>/…`); `api.ts` sends only these three here.
-  const workflowsArea = (r: WorkRequest): Promise<void> =>
-    workflowRoutes(workflows, maxJsonBytes, r);
-  const areas: Readonly<Record<string, (r: WorkRequest) => Promise<void>>> = {
-    jobs: (r) => jobRoutes(ctx, r),
-    batches: (r) => batchRoutes(ctx, r),
-    workflows: workflowsArea,
-  };
+  // The whole work API in one table, matched once per request (`api.ts` sends only
+  // `/v1/jobs…`, `/v1/batches…` and `/v1/workflows…` here).
+  const routes = routeTable([
+    ...jobRoutes(ctx),
+    ...batchRoutes(ctx),
+    ...workflowRoutes(workflows, maxJsonBytes),
+  ]);
   // A store that failed is logged here and answered by the API as 503/507 (`storeRefusal`).
   const answer = async (run: () => Promise<void>): Promise<void> => {
     try {
@@ -234,11 +227,7 @@ export async function createWork(o: WorkOptions): Promise<Work> {
   return {
     ...(database ? { database } : {}),
     handle(req, res, member, url) {
-      const [, , area = "", ...rest] = url.pathname.split("/");
-      // A malformed escape stays as it is, and matches nothing.
-      const parts = rest.filter((p) => p !== "").map((p) => decodePart(p) ?? p);
-      const route = areas[area] ?? workflowsArea;
-      return answer(() => route({ req, res, member, url, parts }));
+      return answer(() => routes({ req, res, member, url }));
     },
     submit(req, res, member, endpoint, json) {
       return answer(() => submitAsync(ctx, req, res, member, endpoint, json));
