@@ -148,10 +148,17 @@ describe("faults", () => {
     engine.pauseGenerations();
     const reply = stack.client.chat.completions.create(chat);
     await new Promise<void>((resolve) => engine.once("request", () => resolve()));
-    // The relay asks for 2 s heartbeats: 10 s of silence is five intervals, twice the liveness limit.
-    await new Promise((r) => setTimeout(r, 10_000));
+    // The relay asks for 2 s heartbeats: 10 s of silence is five intervals, twice the liveness
+    // limit. The wait is counted on the daemon's own clock: it probes the engine's /health once a
+    // rescan, and rescans once a second (CLUB_RESCAN_SECONDS=1), so ten probes are ten seconds.
+    const probes = (): number => engine.requests.filter((r) => r.path === "/health").length;
+    const from = probes();
+    await expect
+      .poll(() => probes() - from, { timeout: 40_000, interval: 250 })
+      .toBeGreaterThanOrEqual(10);
     engine.resumeGenerations();
     expect((await reply).choices[0]?.message.content).toBe("one two three");
+    expect(stack.daemon.output().match(/connected to the relay/g)?.length).toBe(1);
   }, 60_000);
 
   it("exits at once on a second SIGTERM, without waiting for the grace period", async () => {
@@ -219,15 +226,15 @@ describe("a slow consumer", () => {
     });
     // The consumer stops reading: the engine must stop producing once the windows are full.
     let last = -1;
+    // Stalled: nothing more was produced between two looks 300 ms apart.
     await expect
       .poll(
-        async () => {
-          await new Promise((r) => setTimeout(r, 300));
+        () => {
           const stalled = engine.produced === last;
           last = engine.produced;
           return stalled;
         },
-        { timeout: 20_000, interval: 0 },
+        { timeout: 20_000, interval: 300 },
       )
       .toBe(true);
     const during = pids.map(rssMiB);

@@ -28,12 +28,17 @@ describe("WsDuplex", () => {
       expect(isBinary).toBe(true);
       messages.push(data);
     });
+    const twoMessages = new Promise<void>((resolve) =>
+      server.on("message", () => messages.length === 2 && resolve()),
+    );
     const duplex = new WsDuplex(client);
     duplex.write(Buffer.from("a"));
     duplex.write(Buffer.from("b"));
     duplex.write(Buffer.from("c"));
-    await new Promise((r) => setTimeout(r, 50));
-    expect(messages.map(String)).toEqual(["abc"]);
+    // A write of a later turn of the event loop goes in a message of its own; ws keeps order.
+    setImmediate(() => duplex.write(Buffer.from("d")));
+    await twoMessages;
+    expect(messages.map(String)).toEqual(["abc", "d"]);
     close();
   });
 
@@ -64,16 +69,18 @@ describe("WsDuplex", () => {
     const duplex = new WsDuplex(client, { highWaterMark: 256 * 1024 });
     const chunk = Buffer.alloc(64 * 1024);
     let accepted = 0;
-    const stillBlocked = async (): Promise<boolean> => {
-      await Promise.race([once(duplex, "drain"), new Promise((r) => setTimeout(r, 200))]);
-      return duplex.writableNeedDrain;
-    };
+    // Held: the duplex has not called back its last write (its bytes still count in
+    // writableLength) while the socket holds the high-water mark or more. Without backpressure
+    // every write calls back at once and this never holds.
+    const held = (): boolean =>
+      duplex.writableNeedDrain && duplex.writableLength > 0 && client.bufferedAmount >= 256 * 1024;
     let blocked = false;
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < 2000 && !blocked; i++) {
       if (duplex.write(chunk)) accepted += chunk.length;
-      else if (await stillBlocked()) {
-        blocked = true;
-        break;
+      else {
+        // Either it drains (the kernel took the bytes) and writing goes on, or it is held.
+        await expect.poll(() => !duplex.writableNeedDrain || held(), { interval: 5 }).toBe(true);
+        blocked = held();
       }
     }
     expect(blocked).toBe(true);
