@@ -3,7 +3,6 @@
  * many streams, long silences, signals. Real processes on loopback; nothing may hang or leak.
  */
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
 import http from "node:http";
 import { Agent, fetch as undiciFetch } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
@@ -37,12 +36,6 @@ async function fake(
 
 async function modelIds(stack: Stack): Promise<string[]> {
   return (await stack.client.models.list()).data.map((m) => m.id);
-}
-
-/** Resident memory of a process, in MiB, from /proc. */
-function rssMiB(pid: number): number {
-  const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-  return Number(kb) / 1024;
 }
 
 describe("faults", () => {
@@ -202,15 +195,15 @@ describe("faults", () => {
 });
 
 describe("a slow consumer", () => {
-  it("never makes the daemon or relay buffer a 100 MB body", async () => {
+  // The processes' memory while it waits is measured in the long tier
+  // (test/long/slow-consumer.test.ts): here the bound is the bytes the engine was let produce.
+  it("holds the engine back when the consumer stops reading a 100 MB body", async () => {
     // An OpenAI-compatible engine whose reply is 100 MB, produced only as fast as it is taken.
     const total = 100 * 1024 * 1024;
     const engine = new BulkEngine(total);
     await engine.start();
     cleanup.push(() => engine.stop());
     const stack = await stackWith([engine.url]);
-    const pids = [stack.daemon.child.pid!, stack.relay.child.pid!];
-    const before = pids.map(rssMiB);
 
     // node:http, not fetch: a paused IncomingMessage stops reading its socket, as a slow client does.
     const req = http.request(`${stack.relayUrl}/v1/chat/completions`, {
@@ -237,9 +230,8 @@ describe("a slow consumer", () => {
         { timeout: 20_000, interval: 300 },
       )
       .toBe(true);
-    const during = pids.map(rssMiB);
+    // Bounded by the windows (4 MiB per stream, 32 MiB per tunnel) plus socket buffers.
     expect(engine.produced).toBeLessThan(48 * 1024 * 1024);
-    for (const [i, mb] of during.entries()) expect(mb - before[i]!).toBeLessThan(64);
     res.on("data", (chunk: Buffer) => (received += chunk.length));
     res.resume();
     await once(res, "end");

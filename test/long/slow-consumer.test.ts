@@ -1,7 +1,9 @@
 /**
  * A slow consumer reads a 100 MiB answer at 1 MiB/s (about 100 s) through the relay and the
  * daemon: flow control holds the engine back, neither process buffers the body, and every byte
- * arrives, in order. (test/e2e/faults.test.ts has the quick version: a consumer that stops.)
+ * arrives, in order. A consumer that stops reading holds the processes' memory as low.
+ * (test/e2e/faults.test.ts has the quick version of the second, bounding the engine's bytes only:
+ * memory figures are for this tier, where nothing else runs beside them.)
  */
 import { createHash } from "node:crypto";
 import { once } from "node:events";
@@ -15,13 +17,32 @@ const MiB = 1024 * 1024;
 const TOTAL = 100 * MiB;
 const RATE = MiB; // bytes per second
 
-let stack: Stack | undefined;
-let engine: BulkEngine | undefined;
-
+const cleanup: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
-  await stack?.stop();
-  await engine?.stop();
+  for (const c of cleanup.splice(0).reverse()) await c();
 });
+
+/** A bulk engine of `total` bytes and a stack serving it, stopped after the file. */
+async function bulkStack(total: number): Promise<{ engine: BulkEngine; stack: Stack }> {
+  const engine = new BulkEngine(total);
+  const url = await engine.start();
+  cleanup.push(() => engine.stop());
+  const stack = await startStack([url]);
+  cleanup.push(() => stack.stop());
+  return { engine, stack };
+}
+
+/** `POST /v1/chat/completions` for the bulk model with node:http, whose paused response stops reading its socket. */
+async function bulkRequest(stack: Stack): Promise<http.IncomingMessage> {
+  const req = http.request(`${stack.relayUrl}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ALICE_KEY}`, "content-type": "application/json" },
+  });
+  req.end(JSON.stringify({ model: "bulk", messages: [] }));
+  const [res] = (await once(req, "response")) as [http.IncomingMessage];
+  expect(res.statusCode).toBe(200);
+  return res;
+}
 
 /** Resident memory of a process, in MiB, from /proc. */
 function rssMiB(pid: number): number {
@@ -30,8 +51,7 @@ function rssMiB(pid: number): number {
 }
 
 it("streams 100 MiB to a consumer reading 1 MiB/s with daemon and relay memory bounded", async () => {
-  engine = new BulkEngine(TOTAL);
-  stack = await startStack([await engine.start()]);
+  const { engine, stack } = await bulkStack(TOTAL);
   const processes = { daemon: stack.daemon.child.pid!, relay: stack.relay.child.pid! };
   const before = { daemon: rssMiB(processes.daemon), relay: rssMiB(processes.relay) };
   const peak = { ...before };
@@ -40,19 +60,12 @@ it("streams 100 MiB to a consumer reading 1 MiB/s with daemon and relay memory b
   const sample = (): void => {
     for (const name of ["daemon", "relay"] as const)
       peak[name] = Math.max(peak[name], rssMiB(processes[name]));
-    ahead = Math.max(ahead, engine!.produced - received);
+    ahead = Math.max(ahead, engine.produced - received);
   };
   const sampler = setInterval(sample, 250);
 
   try {
-    // node:http: a paused IncomingMessage stops reading its socket, as a slow client does.
-    const req = http.request(`${stack.relayUrl}/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${ALICE_KEY}`, "content-type": "application/json" },
-    });
-    req.end(JSON.stringify({ model: "bulk", messages: [] }));
-    const [res] = (await once(req, "response")) as [http.IncomingMessage];
-    expect(res.statusCode).toBe(200);
+    const res = await bulkRequest(stack);
     const hash = createHash("sha256");
     const started = performance.now();
     // Read a chunk, then pause until 1 MiB/s is the average again.
@@ -79,4 +92,37 @@ it("streams 100 MiB to a consumer reading 1 MiB/s with daemon and relay memory b
   } finally {
     clearInterval(sampler);
   }
+});
+
+it("holds daemon and relay memory while a consumer of 100 MiB stops reading", async () => {
+  const { engine, stack } = await bulkStack(TOTAL);
+  const pids = [stack.daemon.child.pid!, stack.relay.child.pid!];
+  const before = pids.map(rssMiB);
+  const res = await bulkRequest(stack);
+  let received = 0;
+  res.once("data", (chunk: Buffer) => {
+    received += chunk.length;
+    res.pause();
+  });
+  // Stalled: nothing more was produced between two looks 300 ms apart.
+  let last = -1;
+  await expect
+    .poll(
+      () => {
+        const stalled = engine.produced === last;
+        last = engine.produced;
+        return stalled;
+      },
+      { timeout: 20_000, interval: 300 },
+    )
+    .toBe(true);
+  const growth = pids.map((pid, i) => rssMiB(pid) - before[i]!);
+  console.log(
+    `stopped consumer: daemon +${growth[0]!.toFixed(1)} MiB, relay +${growth[1]!.toFixed(1)} MiB; engine ${(engine.produced / MiB).toFixed(1)} MiB ahead`,
+  );
+  for (const mb of growth) expect(mb).toBeLessThan(64);
+  res.on("data", (chunk: Buffer) => (received += chunk.length));
+  res.resume();
+  await once(res, "end");
+  expect(received).toBe(TOTAL);
 });
