@@ -101,6 +101,8 @@ export interface StoredConfig {
   allowInsecureRelay?: boolean;
   /** Most HTTP/2 streams (requests) a relay may have open on one tunnel (default 64). */
   maxStreams?: number;
+  /** Tunnel protocol: `"auto"` (default: 2, falling back to 1 for an older relay), 1 or 2. */
+  tunnelProtocol?: TunnelProtocolSetting;
   /** Most MiB of JSON request bodies held in memory at once, over all requests (default 256). */
   maxBufferedMiB?: number;
   /** Most rig pages open at once, each holding a live stream (default 8). */
@@ -153,6 +155,7 @@ export interface Config {
   /** `ws://` to a relay off this machine was allowed (`--insecure`, `allowInsecureRelay`). */
   insecureRelay: boolean;
   maxStreams: number;
+  tunnelProtocol: TunnelProtocolSetting;
   maxBufferedBytes: number;
   pageStreams: number;
   /** The stored pause reason: the daemon starts paused when set. */
@@ -176,6 +179,22 @@ export interface ConfigFlags {
   /** `--share <model>` (with the club), `--share <model>=bob,carol`, `--share <model>=private`. */
   share?: string[];
   insecure?: boolean;
+  /** `--tunnel-protocol auto|1|2`. */
+  tunnelProtocol?: string;
+}
+
+/** Which tunnel protocol the daemon speaks (`tunnelProtocol`, `--tunnel-protocol`). */
+export type TunnelProtocolSetting = "auto" | 1 | 2;
+
+function tunnelProtocolFlag(
+  value: string | undefined,
+  problems: string[],
+): TunnelProtocolSetting | undefined {
+  if (value === undefined) return undefined;
+  if (value === "auto") return "auto";
+  if (value === "1" || value === "2") return Number(value) as 1 | 2;
+  problems.push(`--tunnel-protocol: expected auto, 1 or 2, got ${JSON.stringify(value)}`);
+  return undefined;
 }
 
 export const DEFAULT_STATUS_PORT = 8790;
@@ -190,6 +209,7 @@ const schema = {
   localKey: { type: "string" },
   allowInsecureRelay: { type: "boolean" },
   maxStreams: { type: "integer", minimum: 1, maximum: 100000 },
+  tunnelProtocol: { enum: ["auto", 1, 2] },
   maxBufferedMiB: { type: "integer", minimum: 1, maximum: 1048576 },
   pageStreams: { type: "integer", minimum: 1, maximum: 1000 },
   paused: { type: "string", minLength: 1, maxLength: 256 },
@@ -451,6 +471,8 @@ export function resolveConfig(
     stored.statusPort ??
     DEFAULT_STATUS_PORT;
   const connections = intFlag(flags.connections, "--connections", 1, problems) ?? 1;
+  const tunnelProtocol =
+    tunnelProtocolFlag(flags.tunnelProtocol, problems) ?? stored.tunnelProtocol ?? "auto";
   const pageStreams =
     intFlag(flags.pageStreams, "--page-streams", 1, problems) ?? stored.pageStreams ?? 8;
   // Undocumented: tests shorten the re-scan; 30 s is right for a rig.
@@ -488,6 +510,7 @@ export function resolveConfig(
     memberLimits: stored.memberLimits ?? {},
     insecureRelay: flags.insecure ?? stored.allowInsecureRelay ?? false,
     maxStreams: stored.maxStreams ?? DEFAULT_MAX_STREAMS,
+    tunnelProtocol,
     pageStreams,
     maxBufferedBytes: (stored.maxBufferedMiB ?? 256) * 1024 * 1024,
     paused: stored.paused,

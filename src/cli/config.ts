@@ -24,6 +24,7 @@ const KEYS = [
   "memberLimits",
   "allowInsecureRelay",
   "maxStreams",
+  "tunnelProtocol",
   "maxBufferedMiB",
   "pageStreams",
   "paused",
@@ -109,7 +110,9 @@ export function configCommand(): Command {
       const value = given === "-" ? await readStdin() : given;
       if (value === "") throw new UserError("config_value", `no value for ${k} on stdin`);
       let parsed: unknown = value;
-      if (!["relayUrl", "apiKey", "name", "localKey"].includes(k)) {
+      // `tunnelProtocol auto` is the one word a JSON setting takes without quotes.
+      const word = k === "tunnelProtocol" && value === "auto";
+      if (!word && !["relayUrl", "apiKey", "name", "localKey"].includes(k)) {
         try {
           parsed = JSON.parse(value);
         } catch {

@@ -64,6 +64,10 @@ export function startCommand(): Command {
       "--insecure",
       "allow a plain ws:// relay that is not on this machine (the API key crosses the network unencrypted)",
     )
+    .option(
+      "--tunnel-protocol <version>",
+      "tunnel protocol: auto (2, falling back to 1 for an older relay), 1 or 2 (setting tunnelProtocol)",
+    )
     .option("--local", "also run a relay on loopback and print an OpenAI base URL and key for it")
     .option("--local-port <port>", "port of the --local relay", "8787")
     .option("--grace <seconds>", "on SIGTERM, how long in-flight requests may finish", "30")

@@ -216,6 +216,7 @@ export class Daemon extends EventEmitter {
         onRequest: this.gateway,
         heartbeatMs: config.heartbeatMs,
         maxConcurrentStreams: config.maxStreams,
+        tunnelProtocol: config.tunnelProtocol,
         ...(this.#opts.backoff ? { backoff: this.#opts.backoff } : {}),
         log: this.log.child({ tunnel: i }),
       });
@@ -224,7 +225,11 @@ export class Daemon extends EventEmitter {
         const fields = this.pause.fields();
         if (fields.paused || fields.paused_models) tunnel.sendHeartbeat();
         this.log.info(
-          { relay: config.relayUrl, models: this.cards().map((c) => c.id) },
+          {
+            relay: config.relayUrl,
+            protocol: tunnel.protocol,
+            models: this.cards().map((c) => c.id),
+          },
           "connected to the relay; serving %d model(s)",
           this.cards().length,
         );

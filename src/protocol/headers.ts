@@ -7,10 +7,29 @@ export const HEADER_REQUEST_ID = "x-club-request-id";
  */
 export const HEADER_MEMBER = "x-club-member";
 
-/** WebSocket subprotocol of the tunnel; the number is the major protocol version. */
+/** WebSocket subprotocol of tunnel protocol 1 (HTTP/2 inside a WebSocket). */
 export const TUNNEL_SUBPROTOCOL = "club-tunnel.1";
+/**
+ * The `Upgrade` token of tunnel protocol 2: after `101 Switching Protocols` the socket carries
+ * HTTP/2 itself, no WebSocket (docs/protocol.md §1).
+ */
+export const TUNNEL_UPGRADE_2 = "club-tunnel.2";
+/** Tunnel protocol versions this code speaks, newest last. */
+export const TUNNEL_PROTOCOLS = [1, 2] as const;
+export type TunnelProtocol = (typeof TUNNEL_PROTOCOLS)[number];
+/** The newest tunnel protocol: what a daemon asks for first. */
+export const TUNNEL_PROTOCOL = 2;
+/**
+ * Version of the control messages (`v`). Both tunnel protocols carry the same messages, so it
+ * stays 1: what changed in protocol 2 is how they and the HTTP/2 frames travel.
+ */
 export const PROTOCOL_VERSION = 1;
 export const CONNECT_PATH = "/v1/providers/connect";
+/**
+ * On protocol 2, the path of the stream the relay opens first: its request and response bodies
+ * carry the control messages, one JSON object per line. Never a public API path.
+ */
+export const CONTROL_PATH = "/.club/control";
 
 /** Close codes the tunnel uses beyond RFC 6455's (see docs/protocol.md). */
 export const CloseCode = {

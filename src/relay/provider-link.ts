@@ -1,14 +1,10 @@
 /**
- * One provider connection at the relay: the WebSocket, the HTTP/2 client session inside it
- * (the relay is the HTTP/2 client), the provider's manifest and its live load.
+ * One provider connection at the relay: what carries it (a WebSocket on protocol 1, the socket
+ * itself on protocol 2: `transport/carrier.ts`), the HTTP/2 client session over it (the relay
+ * is the HTTP/2 client), the provider's manifest and its live load.
  */
-import http2, {
-  type ClientHttp2Session,
-  type ClientHttp2Stream,
-  type OutgoingHttpHeaders,
-} from "node:http2";
+import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from "node:http2";
 import { randomBytes } from "node:crypto";
-import type WebSocket from "ws";
 import type { Logger } from "../log.ts";
 import { describeError } from "../errors.ts";
 import {
@@ -19,8 +15,8 @@ import {
   parseControl,
   type HeartbeatMessage,
 } from "../protocol/index.ts";
-import { CONNECTION_WINDOW, tunnelSettings } from "../transport/h2-settings.ts";
-import { WsDuplex } from "../transport/ws-duplex.ts";
+import type { RelayCarrier } from "../transport/carrier.ts";
+import { CONNECTION_WINDOW } from "../transport/h2-settings.ts";
 import { ProviderState } from "./provider-state.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import type { Registry } from "./registry.ts";
@@ -63,7 +59,9 @@ export class ProviderLink extends ProviderState {
   readonly connectedAt = Date.now();
   override lastHeartbeat: HeartbeatMessage | null = null;
   readonly session: ClientHttp2Session;
-  readonly #ws: WebSocket;
+  /** The tunnel protocol this provider speaks (1: WebSocket; 2: HTTP/2 on the socket). */
+  readonly protocol: 1 | 2;
+  readonly #carrier: RelayCarrier;
   readonly #opts: ProviderLinkOptions;
   readonly #log: Logger;
   #lastSeen = Date.now();
@@ -72,9 +70,10 @@ export class ProviderLink extends ProviderState {
   #timer: NodeJS.Timeout;
   #closed = false;
 
-  constructor(ws: WebSocket, options: ProviderLinkOptions) {
+  constructor(carrier: RelayCarrier, options: ProviderLinkOptions) {
     super();
-    this.#ws = ws;
+    this.#carrier = carrier;
+    this.protocol = carrier.protocol;
     this.#opts = options;
     this.member = options.member;
     this.#limits = options.limits ?? DEFAULT_PROVIDER_LIMITS;
@@ -83,37 +82,27 @@ export class ProviderLink extends ProviderState {
       burst: this.#limits.controlBurst,
     });
     this.#log = options.log.child({ conn: this.id, member: options.member });
-    const duplex = new WsDuplex(ws);
-    // A write after our own close (the session's GOAWAY) fails; the close handshake goes on.
-    duplex.on("error", () => {
-      if (!this.#closed) ws.terminate();
-    });
-    this.session = http2.connect("http://provider.tunnel", {
-      createConnection: () => duplex,
-      settings: tunnelSettings(),
-    });
-    this.session.on("connect", () => this.session.setLocalWindowSize(CONNECTION_WINDOW));
+    this.session = carrier.session;
+    if (carrier.protocol === 1)
+      this.session.on("connect", () => this.session.setLocalWindowSize(CONNECTION_WINDOW));
     this.session.on("error", (err) =>
       this.#log.warn({ err: describeError(err) }, "tunnel HTTP/2 error"),
     );
     this.session.on("close", () => this.close(CloseCode.protocolError, "HTTP/2 session closed"));
 
-    ws.on("message", (data: Buffer, isBinary) => {
-      this.#lastSeen = Date.now();
-      if (isBinary) duplex.receive(data);
-      else if (this.#controlRate.take("control") > 0)
-        this.close(
-          CloseCode.tooManyMessages,
-          `more than ${this.#limits.controlPerSecond} control messages per second`,
-        );
-      else this.#guarded(data);
-    });
-    ws.on("pong", () => (this.#lastSeen = Date.now()));
-    ws.on("ping", () => (this.#lastSeen = Date.now()));
-    ws.on("error", (err) => this.#log.debug({ err: describeError(err) }, "provider socket error"));
-    ws.on("close", (code, reason) => {
-      duplex.destroy();
-      this.#teardown(`closed (${code}${reason.length ? ` ${reason.toString()}` : ""})`);
+    carrier.start({
+      control: (data) => {
+        this.#lastSeen = Date.now();
+        if (this.#controlRate.take("control") > 0)
+          this.close(
+            CloseCode.tooManyMessages,
+            `more than ${this.#limits.controlPerSecond} control messages per second`,
+          );
+        else this.#guarded(data);
+      },
+      alive: () => (this.#lastSeen = Date.now()),
+      error: (err) => this.#log.debug({ err: describeError(err) }, "provider socket error"),
+      closed: (reason) => this.#teardown(reason),
     });
 
     const helloTimeout = options.helloTimeoutMs ?? 10_000;
@@ -124,8 +113,8 @@ export class ProviderLink extends ProviderState {
           this.close(CloseCode.badMessage, "no hello");
         } else if (silent > 2 * options.heartbeatMs) {
           this.#log.warn("provider %s silent for %d ms; dropping it", this.name, silent);
-          ws.terminate();
-        } else ws.ping();
+          carrier.terminate();
+        } else carrier.ping();
       },
       Math.min(options.heartbeatMs, helloTimeout),
     );
@@ -148,8 +137,14 @@ export class ProviderLink extends ProviderState {
 
   close(code: number, reason: string): void {
     if (this.#closed) return;
-    this.#ws.close(code, reason);
+    this.#carrier.close(code, reason);
     this.#teardown(reason);
+  }
+
+  /** Cuts the connection now, telling the provider nothing (the relay is stopping). */
+  terminate(): void {
+    this.#carrier.terminate();
+    this.#teardown("terminated");
   }
 
   #teardown(reason: string): void {
@@ -188,7 +183,7 @@ export class ProviderLink extends ProviderState {
     } catch (err) {
       const message = err instanceof ControlMessageError ? err.message : describeError(err);
       this.#log.warn({ reason: message }, "bad control message from provider");
-      this.#ws.send(
+      this.#carrier.send(
         encodeControl({ type: "error", code: "bad_message", message, fatal: !this.manifest }),
       );
       if (!this.manifest) this.close(CloseCode.badMessage, message.slice(0, 120));
@@ -201,7 +196,7 @@ export class ProviderLink extends ProviderState {
         this.version = msg.provider.version;
         this.setManifest(msg.manifest);
         this.#opts.registry.add(this);
-        this.#ws.send(
+        this.#carrier.send(
           encodeControl({
             type: "welcome",
             connection_id: this.id,
@@ -210,7 +205,12 @@ export class ProviderLink extends ProviderState {
           }),
         );
         this.#log.info(
-          { provider: this.name, version: this.version, models: this.cards.map((c) => c.id) },
+          {
+            provider: this.name,
+            version: this.version,
+            protocol: this.protocol,
+            models: this.cards.map((c) => c.id),
+          },
           "provider %s connected with %d model(s)",
           this.name,
           this.cards.length,

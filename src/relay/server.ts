@@ -7,7 +7,14 @@ import type { Duplex } from "node:stream";
 import type pg from "pg";
 import { WebSocketServer } from "ws";
 import type { Logger } from "../log.ts";
-import { CONNECT_PATH, CloseCode, TUNNEL_SUBPROTOCOL } from "../protocol/index.ts";
+import {
+  CONNECT_PATH,
+  CloseCode,
+  TUNNEL_SUBPROTOCOL,
+  TUNNEL_UPGRADE_2,
+} from "../protocol/index.ts";
+import { H2Carrier, SWITCH_TO_2 } from "../transport/h2-carrier.ts";
+import { WsCarrier } from "../transport/ws-carrier.ts";
 import { createApi } from "./api.ts";
 import { DEFAULT_MAX_JSON_BYTES } from "./uploads.ts";
 import { RateLimiter, type KeyLimiter } from "./rate-limit.ts";
@@ -231,6 +238,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       protocols.has(TUNNEL_SUBPROTOCOL) ? TUNNEL_SUBPROTOCOL : false,
   });
 
+  const links = new Set<ProviderLink>();
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
     const url = parseTarget(req.url);
@@ -252,12 +260,14 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       throttle.fail(req);
       return refuseUpgrade(socket, 401, "the API key was refused");
     }
+    // Protocol 2 asks `Upgrade: club-tunnel.2`; protocol 1 is a WebSocket with the subprotocol.
+    const raw = (req.headers.upgrade ?? "").trim().toLowerCase() === TUNNEL_UPGRADE_2;
     const offered = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((s) => s.trim());
-    if (!offered.includes(TUNNEL_SUBPROTOCOL))
+    if (!raw && !offered.includes(TUNNEL_SUBPROTOCOL))
       return refuseUpgrade(
         socket,
         426,
-        `unsupported tunnel protocol; this relay speaks ${TUNNEL_SUBPROTOCOL}`,
+        `unsupported tunnel protocol; this relay speaks ${TUNNEL_UPGRADE_2} and ${TUNNEL_SUBPROTOCOL}`,
       );
     const open = tunnels.get(member) ?? 0;
     if (open >= providerLimits.maxTunnelsPerMember)
@@ -277,9 +287,8 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       else tunnels.delete(member);
     };
     socket.once("close", release);
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.once("close", release);
-      new ProviderLink(ws, {
+    const link = (carrier: H2Carrier | WsCarrier): void => {
+      const made = new ProviderLink(carrier, {
         member,
         registry,
         heartbeatMs,
@@ -287,6 +296,18 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
         limits: providerLimits,
         ...(options.helloTimeoutMs ? { helloTimeoutMs: options.helloTimeoutMs } : {}),
       });
+      // Upgraded sockets are not the HTTP server's to close: shutdown cuts them through this.
+      links.add(made);
+      socket.once("close", () => links.delete(made));
+    };
+    if (raw) {
+      socket.write(SWITCH_TO_2);
+      link(new H2Carrier(socket, head, { maxControlBytes: providerLimits.maxControlBytes }));
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.once("close", release);
+      link(new WsCarrier(ws));
     });
   });
 
@@ -341,6 +362,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     await work.close();
     for (const link of registry.all()) link.close(CloseCode.goingAway, "relay shutting down");
     for (const ws of wss.clients) ws.terminate();
+    for (const link of links) link.terminate();
     wss.close();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));

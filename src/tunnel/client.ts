@@ -1,17 +1,26 @@
 /**
- * The daemon's end of the tunnel: one outbound WebSocket to the relay, reconnected forever on
+ * The daemon's end of the tunnel: one outbound connection to the relay, reconnected forever on
  * network errors, stopped for good when the relay refuses the key. Over it, this side is the
  * HTTP/2 *server*: each stream the relay opens is one consumer request, handed to `onRequest`.
+ *
+ * Protocol 2 (`h2-link.ts`, HTTP/2 on the upgraded socket) is tried first; a relay that answers
+ * it with anything but 101, 401/403, 429 or 5xx speaks only protocol 1 (`ws-link.ts`, HTTP/2
+ * inside a WebSocket), and is remembered as such for the life of the process.
  */
 import { EventEmitter } from "node:events";
-import http2, { type Http2Session } from "node:http2";
-import WebSocket from "ws";
+import http2, {
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
+} from "node:http2";
+import type { TunnelProtocolSetting } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { UserError, describeError } from "../errors.ts";
 import {
   CONNECT_PATH,
   CloseCode,
   TUNNEL_SUBPROTOCOL,
+  TUNNEL_UPGRADE_2,
   encodeControl,
   parseControl,
   type HeartbeatMessage,
@@ -26,8 +35,12 @@ import {
   DEFAULT_MAX_STREAMS,
   tunnelSettings,
 } from "../transport/h2-settings.ts";
-import { WsDuplex } from "../transport/ws-duplex.ts";
 import { exchange, type TunnelExchange } from "./exchange.ts";
+import { H2Link } from "./h2-link.ts";
+import type { TunnelLink } from "./link.ts";
+import { WsLink } from "./ws-link.ts";
+
+export { unmaskedIsSafe } from "./ws-link.ts";
 
 export type { TunnelExchange } from "./exchange.ts";
 
@@ -59,24 +72,16 @@ export interface TunnelClientOptions {
    */
   welcomeTimeoutMs?: number;
   backoff?: BackoffOptions;
+  /**
+   * Which tunnel protocol to speak: 2 (HTTP/2 on the socket), 1 (HTTP/2 in a WebSocket), or
+   * `"auto"` (the default): 2, falling back to 1 for a relay that does not speak it.
+   */
+  tunnelProtocol?: TunnelProtocolSetting;
   log: Logger;
 }
 
-/**
- * A client must mask every frame it sends, so that script in a browser cannot make a plain-HTTP
- * intermediary see bytes of its choosing (RFC 6455 §10.3). Masking costs a pass over every byte
- * in JavaScript on both ends (ws skips it for an all-zero key), about half the daemon's CPU on
- * bulk transfers. No intermediary can read a TLS connection, and none sits on loopback, so
- * there the key is zero; a plain `ws://` to another host keeps random keys.
- */
-export function unmaskedIsSafe(url: string): boolean {
-  const { protocol, hostname } = new URL(url);
-  return protocol === "wss:" || isLoopback(hostname);
-}
-
-function isLoopback(hostname: string): boolean {
-  return hostname === "localhost" || hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(hostname);
-}
+/** Relay URLs that answered a protocol 2 request as a relay that speaks only protocol 1. */
+const speaksOnly1 = new Set<string>();
 
 /** The heartbeat interval a relay may ask for is clamped into this range, in milliseconds. */
 export const HEARTBEAT_RANGE_MS = { min: 1000, max: 10 * 60 * 1000 } as const;
@@ -85,10 +90,6 @@ const DEFAULT_WELCOME_TIMEOUT_MS = 10_000;
 /** A relay's `heartbeat_ms`, clamped: too large overflows timers, zero would drop the tunnel. */
 export function clampHeartbeat(ms: number): number {
   return Math.min(HEARTBEAT_RANGE_MS.max, Math.max(HEARTBEAT_RANGE_MS.min, ms));
-}
-
-function zeroMask(mask: Buffer): void {
-  mask.fill(0);
 }
 
 export type TunnelState = "idle" | "connecting" | "connected" | "waiting" | "refused" | "stopped";
@@ -101,14 +102,17 @@ export class TunnelClient extends EventEmitter {
   readonly #opts: TunnelClientOptions;
   readonly #backoff: Backoff;
   readonly #h2: http2.Http2Server;
+  readonly #maxStreams: number;
   #state: TunnelState = "idle";
-  #ws: WebSocket | null = null;
+  #link: TunnelLink | null = null;
   #session: Http2Session | null = null;
   #timer: NodeJS.Timeout | null = null;
   #heartbeatTimer: NodeJS.Timeout | null = null;
   #welcomeTimer: NodeJS.Timeout | null = null;
   /** Whether this connection got its `welcome`: a relay sends one per connection. */
   #welcomed = false;
+  /** The next attempt is protocol 1 after protocol 2 was refused: it goes at once. */
+  #fallingBack = false;
   #connectedAt = 0;
   #lastSeen = 0;
   #seq = 0;
@@ -123,29 +127,21 @@ export class TunnelClient extends EventEmitter {
     this.#opts = options;
     this.#backoff = new Backoff(options.backoff);
     this.#heartbeatMs = clampHeartbeat(options.heartbeatMs ?? 15_000);
-    this.#h2 = http2.createServer({
-      settings: tunnelSettings(options.maxConcurrentStreams ?? DEFAULT_MAX_STREAMS),
-    });
-    // The raw stream, not the compatibility layer's `request` event (`exchange.ts` says why).
-    this.#h2.on("stream", (stream, headers) => {
-      // A reset from the relay or a write after it errors the stream: nothing for us to do.
-      stream.on("error", (err) =>
-        this.#opts.log.debug({ err: describeError(err) }, "tunnel stream error"),
-      );
-      const x = exchange(stream, headers);
-      options.onRequest(x, x);
-    });
+    this.#maxStreams = options.maxConcurrentStreams ?? DEFAULT_MAX_STREAMS;
+    // Protocol 1's HTTP/2 connections (inside a WebSocket); protocol 2 makes its own sessions.
+    this.#h2 = http2.createServer({ settings: tunnelSettings(this.#maxStreams) });
+    this.#h2.on("stream", this.#onStream);
     this.#h2.on("session", (session: Http2Session) => {
       this.#session = session;
       session.setLocalWindowSize(CONNECTION_WINDOW);
       // The session is created while its WebSocket is the current one.
-      const ws = this.#ws;
+      const link = this.#link;
       // A session that ended (a bad preface, flood protection, a GOAWAY) serves nothing more:
       // an open WebSocket without it would be a tunnel that says ready and answers nothing.
       const dead = (why: string): void => {
-        if (!ws || ws !== this.#ws || ws.readyState !== WebSocket.OPEN) return;
+        if (!link || link !== this.#link || !link.open) return;
         this.#opts.log.warn("the tunnel's HTTP/2 session %s; reconnecting", why);
-        this.#closeWith(ws, CloseCode.protocolError, `HTTP/2 session ${why}`);
+        link.close(CloseCode.protocolError, `HTTP/2 session ${why}`);
       };
       session.on("close", () => dead("ended"));
       // A session told GOAWAY stays open until its socket ends, which over a WebSocket is never.
@@ -155,6 +151,16 @@ export class TunnelClient extends EventEmitter {
       this.#opts.log.warn({ err: describeError(err) }, "tunnel HTTP/2 session error");
     });
   }
+
+  /** The raw stream, not the compatibility layer's `request` event (`exchange.ts` says why). */
+  readonly #onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => {
+    // A reset from the relay or a write after it errors the stream: nothing for us to do.
+    stream.on("error", (err) =>
+      this.#opts.log.debug({ err: describeError(err) }, "tunnel stream error"),
+    );
+    const x = exchange(stream, headers);
+    this.#opts.onRequest(x, x);
+  };
 
   get state(): TunnelState {
     return this.#state;
@@ -169,6 +175,13 @@ export class TunnelClient extends EventEmitter {
   get heartbeatMs(): number {
     return this.#heartbeatMs;
   }
+
+  /** The tunnel protocol of the current (or last) connection; null before the first. */
+  get protocol(): 1 | 2 | null {
+    return this.#link?.protocol ?? this.#lastProtocol;
+  }
+
+  #lastProtocol: 1 | 2 | null = null;
 
   /** Connect, and keep connecting until stopped or refused. */
   start(): void {
@@ -187,54 +200,31 @@ export class TunnelClient extends EventEmitter {
     this.#state = "stopped";
     this.#clearTimers();
     this.#session?.destroy();
-    this.#ws?.close(CloseCode.goingAway, "provider stopping");
-    const ws = this.#ws;
-    if (ws) setTimeout(() => ws.terminate(), 1000).unref();
+    this.#link?.close(CloseCode.goingAway, "provider stopping");
+  }
+
+  /** The protocol to ask for next: the setting, or 2 unless this relay proved to speak only 1. */
+  #nextProtocol(): 1 | 2 {
+    const setting = this.#opts.tunnelProtocol ?? "auto";
+    if (setting !== "auto") return setting;
+    return speaksOnly1.has(this.#opts.relayUrl) ? 1 : 2;
   }
 
   #connect(): void {
     this.#state = "connecting";
     this.#welcomed = false;
+    this.#fallingBack = false;
     const url = this.#opts.relayUrl.replace(/\/+$/, "") + CONNECT_PATH;
-    const ws = new WebSocket(url, TUNNEL_SUBPROTOCOL, {
-      headers: { authorization: `Bearer ${this.#opts.apiKey}` },
-      perMessageDeflate: false,
-      handshakeTimeout: 10_000,
-      maxPayload: 16 * 1024 * 1024,
-      ...(unmaskedIsSafe(url) ? { generateMask: zeroMask } : {}),
-    });
-    this.#ws = ws;
-    let duplex: WsDuplex | null = null;
+    const protocol = this.#nextProtocol();
+    const link: TunnelLink =
+      protocol === 2
+        ? new H2Link(url, this.#opts.apiKey, this.#maxStreams)
+        : new WsLink(url, this.#opts.apiKey, this.#h2);
+    this.#link = link;
+    this.#lastProtocol = protocol;
 
-    ws.on("unexpected-response", (_req, res) => {
-      const status = res.statusCode ?? 0;
-      res.resume();
-      if (status === 401 || status === 403) {
-        this.#refuse(
-          new UserError(
-            "key_refused",
-            `the relay at ${this.#opts.relayUrl} refused the API key (HTTP ${status}). ` +
-              "Check the key (CLUB_API_KEY, --api-key-file or `club-provider config set apiKey`).",
-          ),
-        );
-      } else if (status === 426) {
-        this.#refuse(
-          new UserError(
-            "version_refused",
-            `the relay at ${this.#opts.relayUrl} does not speak ${TUNNEL_SUBPROTOCOL}: update club-provider or the relay so both speak the same version`,
-          ),
-        );
-      } else {
-        this.#opts.log.warn(
-          { status, url },
-          "relay answered the tunnel request with HTTP %d",
-          status,
-        );
-      }
-      ws.terminate();
-    });
-
-    ws.on("open", () => {
+    link.on("unexpected", (status: number) => this.#onRefusal(status, protocol));
+    link.on("open", () => {
       this.#connectedAt = Date.now();
       this.#lastSeen = Date.now();
       this.#sentManifest = JSON.stringify(this.#opts.manifest());
@@ -246,37 +236,29 @@ export class TunnelClient extends EventEmitter {
       this.#send(hello);
       const waitMs = this.#opts.welcomeTimeoutMs ?? DEFAULT_WELCOME_TIMEOUT_MS;
       this.#welcomeTimer = setTimeout(
-        () => this.#protocolError(ws, `no welcome within ${waitMs} ms`),
+        () => this.#protocolError(link, `no welcome within ${waitMs} ms`),
         waitMs,
       );
       this.#welcomeTimer.unref();
-      duplex = new WsDuplex(ws);
-      duplex.on("error", () => ws.terminate());
-      this.#h2.emit("connection", duplex);
     });
-
-    ws.on("message", (data: Buffer, isBinary) => {
+    link.on("stream", this.#onStream);
+    link.on("control", (text: string) => {
       this.#lastSeen = Date.now();
-      if (isBinary) duplex?.receive(data);
-      else this.#onControl(data.toString("utf8"), ws);
+      this.#onControl(text, link);
     });
-    ws.on("pong", () => {
+    link.on("alive", () => {
       this.#lastSeen = Date.now();
     });
-    ws.on("ping", () => {
-      this.#lastSeen = Date.now();
-    });
-    ws.on("error", (err) => {
+    link.on("error", (err: unknown) => {
       this.#opts.log.debug({ err: describeError(err) }, "tunnel socket error");
       this.#lastError = describeError(err);
     });
-    ws.on("close", (code, reasonBuf) => {
-      const reason = reasonBuf.toString() || this.#lastError || `close code ${code}`;
+    link.on("close", (code: number, closeReason: string) => {
+      const reason = closeReason || this.#lastError || `close code ${code}`;
       this.#lastError = "";
-      duplex?.destroy();
       this.#session?.destroy();
       this.#session = null;
-      this.#ws = null;
+      this.#link = null;
       this.#clearTimers();
       const wasConnected = this.#state === "connected";
       if (wasConnected) this.emit("disconnected", reason);
@@ -286,6 +268,11 @@ export class TunnelClient extends EventEmitter {
         return;
       }
       if (wasConnected) this.#backoff.connectionEnded(Date.now() - this.#connectedAt);
+      if (this.#fallingBack) {
+        this.#state = "waiting";
+        this.#timer = setTimeout(() => this.#connect(), 0);
+        return;
+      }
       const delay = this.#backoff.next();
       this.#state = "waiting";
       this.#opts.log.info(
@@ -298,18 +285,62 @@ export class TunnelClient extends EventEmitter {
     });
   }
 
+  /** The relay answered the connect request with `status` instead of switching protocols. */
+  #onRefusal(status: number, protocol: 1 | 2): void {
+    if (status === 401 || status === 403) {
+      this.#refuse(
+        new UserError(
+          "key_refused",
+          `the relay at ${this.#opts.relayUrl} refused the API key (HTTP ${status}). ` +
+            "Check the key (CLUB_API_KEY, --api-key-file or `club-provider config set apiKey`).",
+        ),
+      );
+      return;
+    }
+    // A relay of the last release answers protocol 2 with 426 (no WebSocket subprotocol), a
+    // WebSocket-only server with 400; a relay that is starting or full (5xx, 429) is retried.
+    const only1 = protocol === 2 && status >= 400 && status < 500 && status !== 429;
+    if (only1 && (this.#opts.tunnelProtocol ?? "auto") === "auto") {
+      speaksOnly1.add(this.#opts.relayUrl);
+      this.#fallingBack = true;
+      this.#opts.log.info(
+        { status },
+        "the relay at %s does not speak %s (HTTP %d); using %s",
+        this.#opts.relayUrl,
+        TUNNEL_UPGRADE_2,
+        status,
+        TUNNEL_SUBPROTOCOL,
+      );
+    } else if (status === 426) {
+      const name = protocol === 2 ? TUNNEL_UPGRADE_2 : TUNNEL_SUBPROTOCOL;
+      this.#refuse(
+        new UserError(
+          "version_refused",
+          `the relay at ${this.#opts.relayUrl} does not speak ${name}: update club-provider or the relay so both speak the same version` +
+            (protocol === 2 ? ", or set tunnelProtocol to auto or 1" : ""),
+        ),
+      );
+    } else {
+      this.#opts.log.warn(
+        { status, url: this.#opts.relayUrl },
+        "relay answered the tunnel request with HTTP %d",
+        status,
+      );
+    }
+  }
+
   #lastError = "";
 
-  #onControl(text: string, ws: WebSocket): void {
+  #onControl(text: string, link: TunnelLink): void {
     let msg;
     try {
       msg = parseControl(text);
     } catch (err) {
-      this.#protocolError(ws, `bad control message: ${describeError(err)}`);
+      this.#protocolError(link, `bad control message: ${describeError(err)}`);
       return;
     }
     if (msg.type === "welcome") {
-      if (this.#welcomed) return this.#protocolError(ws, "a second welcome on one connection");
+      if (this.#welcomed) return this.#protocolError(link, "a second welcome on one connection");
       this.#welcomed = true;
       if (this.#welcomeTimer) clearTimeout(this.#welcomeTimer);
       this.#welcomeTimer = null;
@@ -324,38 +355,31 @@ export class TunnelClient extends EventEmitter {
           asked,
           this.#heartbeatMs,
         );
-      this.#startHeartbeats(ws);
+      this.#startHeartbeats(link);
       this.emit("connected", msg);
     } else if (msg.type === "error") {
       this.#opts.log.warn({ code: msg.code }, "relay: %s", msg.message);
     } else {
-      this.#protocolError(ws, `a ${msg.type} message, which only a provider sends`);
+      this.#protocolError(link, `a ${msg.type} message, which only a provider sends`);
     }
   }
 
   /** The relay broke the protocol: close with 4400 (docs/protocol.md §7) and reconnect. */
-  #protocolError(ws: WebSocket, reason: string): void {
+  #protocolError(link: TunnelLink, reason: string): void {
     this.#opts.log.warn({ reason }, "closing the tunnel: %s", reason);
     this.#lastError = reason;
-    this.#closeWith(ws, CloseCode.badMessage, reason);
+    link.close(CloseCode.badMessage, reason);
   }
 
-  /** Starts a close handshake, and cuts the socket if the relay does not finish it within 1 s. */
-  #closeWith(ws: WebSocket, code: number, reason: string): void {
-    if (ws.readyState === WebSocket.OPEN)
-      ws.close(code, Buffer.from(reason).subarray(0, 120).toString());
-    setTimeout(() => ws.terminate(), 1000).unref();
-  }
-
-  #startHeartbeats(ws: WebSocket): void {
+  #startHeartbeats(link: TunnelLink): void {
     if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
     this.#heartbeatTimer = setInterval(() => {
       if (Date.now() - this.#lastSeen > 2 * this.#heartbeatMs) {
         this.#opts.log.warn("the relay has been silent for two heartbeat intervals; reconnecting");
-        ws.terminate();
+        link.terminate();
         return;
       }
-      ws.ping();
+      link.ping();
       this.sendHeartbeat();
     }, this.#heartbeatMs);
     this.#heartbeatTimer.unref();
@@ -377,8 +401,8 @@ export class TunnelClient extends EventEmitter {
   }
 
   #send(msg: Parameters<typeof encodeControl>[0]): void {
-    const ws = this.#ws;
-    if (ws?.readyState === WebSocket.OPEN) ws.send(encodeControl(msg));
+    const link = this.#link;
+    if (link?.open) link.send(encodeControl(msg));
   }
 
   #refuse(err: UserError): void {

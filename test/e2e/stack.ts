@@ -88,6 +88,10 @@ export async function startStack(
         "--status-port",
         "0",
         ...engineUrls.flatMap((u) => ["--service", u]),
+        // Runs a suite on one tunnel protocol: CLUB_TEST_TUNNEL_PROTOCOL=1 npx vitest run test/e2e
+        ...(process.env.CLUB_TEST_TUNNEL_PROTOCOL
+          ? ["--tunnel-protocol", process.env.CLUB_TEST_TUNNEL_PROTOCOL]
+          : []),
         ...daemonArgs,
         ...args,
       ],
