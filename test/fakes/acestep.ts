@@ -10,6 +10,8 @@ import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import {
   FakeServer,
+  send,
+  json,
   type Body,
   type FakeBaseOptions,
   type RecordedRequest,
@@ -99,8 +101,7 @@ export class FakeAceStep extends FakeServer {
       case "GET /v1/audio": {
         const file = this.audio.get(url.searchParams.get("path") ?? "");
         if (!file) return json(res, 404, { detail: "File not found" });
-        res.writeHead(200, { "Content-Type": "audio/mpeg", "Content-Length": file.length });
-        return void res.end(file);
+        return send(res, 200, file, "audio/mpeg");
       }
       default:
         return json(res, 404, { detail: "Not Found" });
@@ -155,15 +156,6 @@ export class FakeAceStep extends FakeServer {
     ];
     return { ...base, result: JSON.stringify(result) };
   }
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    "Content-Type": "application/json",
-    "Content-Length": Buffer.byteLength(text),
-  });
-  res.end(text);
 }
 
 function wrapped(res: ServerResponse, data: unknown): void {

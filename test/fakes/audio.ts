@@ -4,7 +4,7 @@
  * streamed through a fake's gate, and multipart forms read with the platform's own parser.
  */
 import type { ServerResponse } from "node:http";
-import type { FakeServer, RecordedRequest } from "./fake-server.ts";
+import { send, type FakeServer, type RecordedRequest } from "./fake-server.ts";
 
 /** A mono 16-bit PCM WAV file holding `pcm`. */
 export function wavFile(pcm: Buffer, sampleRate: number): Buffer {
@@ -128,9 +128,8 @@ export async function sendSpeech(
       if (gen.closed()) return;
     }
     const all = Buffer.concat(pieces);
-    res.writeHead(200, { "Content-Type": contentType, "Content-Length": all.length });
     gen.complete();
-    res.end(all);
+    send(res, 200, all, contentType);
     return;
   }
   res.writeHead(200, { "Content-Type": contentType, "Cache-Control": "no-cache" });

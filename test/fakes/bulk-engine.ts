@@ -11,6 +11,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import http from "node:http";
+import { json } from "./fake-server.ts";
 
 const CHUNK = 64 * 1024;
 
@@ -25,13 +26,10 @@ export class BulkEngine {
     this.#server = http.createServer((req, res) => {
       req.resume();
       if (req.url === "/v1/models") {
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end(
-          JSON.stringify({
-            object: "list",
-            data: [{ id: "bulk", object: "model", owned_by: "bulk-lab" }],
-          }),
-        );
+        json(res, 200, {
+          object: "list",
+          data: [{ id: "bulk", object: "model", owned_by: "bulk-lab" }],
+        });
         return;
       }
       if (req.url !== "/v1/chat/completions") {

@@ -21,6 +21,7 @@ import { refusePrompt } from "./comfyui-validate.ts";
 import { nodeSchemas, saveOutputs, videoStream, type StoredFile } from "./comfyui-files.ts";
 import {
   FakeServer,
+  json,
   type Body,
   type FakeBaseOptions,
   type RecordedRequest,
@@ -219,13 +220,4 @@ export class FakeComfyUI extends FakeServer {
     if (file.kind === "bytes") return void res.end(file.bytes);
     videoStream(file.size, (n) => (this.videoBytesSent += n)).pipe(res);
   }
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    "Content-Type": "application/json",
-    "Content-Length": Buffer.byteLength(text),
-  });
-  res.end(text);
 }

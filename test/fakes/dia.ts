@@ -13,6 +13,8 @@ import { Response } from "undici";
 import { wavFile } from "./audio.ts";
 import {
   FakeServer,
+  send,
+  json,
   type Body,
   type FakeBaseOptions,
   type RecordedRequest,
@@ -128,17 +130,7 @@ export class FakeDia extends FakeServer {
     const audio = diaSpeech(b);
     const type =
       b.output_format === "opus" || b.response_format === "opus" ? "audio/opus" : "audio/wav";
-    res.writeHead(200, { "Content-Type": type, "Content-Length": audio.length });
-    res.end(audio);
+    send(res, 200, audio, type);
     generation.complete();
   }
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    "Content-Type": "application/json",
-    "Content-Length": Buffer.byteLength(text),
-  });
-  res.end(text);
 }

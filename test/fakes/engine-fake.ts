@@ -7,10 +7,13 @@
 import type { ServerResponse } from "node:http";
 import {
   FakeServer,
+  json,
+  send,
   type Body,
   type FakeBaseOptions,
   type RecordedRequest,
 } from "./fake-server.ts";
+export { json } from "./fake-server.ts";
 import { generate, plan, WORD_SALAD, type GenerationStyle } from "./generation.ts";
 
 /** Options every engine fake takes. */
@@ -127,23 +130,9 @@ function toolCall(model: string, name: string): Json {
   };
 }
 
-/** Writes a JSON answer with its length. */
-export function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    "Content-Type": "application/json",
-    "Content-Length": Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
 /** Writes a plain-text (or other typed) answer. */
 export function text(res: ServerResponse, status: number, body: string, type = "text/plain"): void {
-  res.writeHead(status, {
-    "Content-Type": `${type}; charset=utf-8`,
-    "Content-Length": Buffer.byteLength(body),
-  });
-  res.end(body);
+  send(res, status, body, `${type}; charset=utf-8`);
 }
 
 /** Holds a request unanswered until the client gives up (vLLM while it loads its weights). */

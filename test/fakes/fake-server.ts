@@ -1,11 +1,48 @@
 /**
  * What every fake engine shares: a real `node:http` server on 127.0.0.1, request recording,
- * a gate that holds generations until a test releases it, and abrupt `kill()`.
+ * a gate that holds generations until a test releases it, abrupt `kill()`, and the one way the
+ * fakes write a typed answer with its length (`send`, `json`).
  */
 import { EventEmitter } from "node:events";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+
+/** Writes `body` as a `type` answer with its `Content-Length`. */
+export function send(
+  res: ServerResponse,
+  status: number,
+  body: string | Buffer,
+  type: string,
+  headers: OutgoingHttpHeaders = {},
+): void {
+  res.writeHead(status, {
+    "Content-Type": type,
+    "Content-Length": Buffer.byteLength(body),
+    ...headers,
+  });
+  res.end(body);
+}
+
+/**
+ * Writes `body` as JSON with its length; `headers` add to the answer (llama-server's
+ * `Connection: close`), and `type` replaces `application/json` (its `; charset=utf-8`).
+ */
+export function json(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: OutgoingHttpHeaders = {},
+  type = "application/json",
+): void {
+  send(res, status, JSON.stringify(body), type, headers);
+}
 
 /** One request as the fake received it. */
 export interface RecordedRequest {

@@ -4,7 +4,7 @@
  * `max_tokens` or the slot context cuts the reply, SSE ending in `data: [DONE]`.
  */
 import type { ServerResponse } from "node:http";
-import type { FakeServer } from "./fake-server.ts";
+import { json, type FakeServer } from "./fake-server.ts";
 
 /** The pieces of the captured reply " Cas Axios fest Ston participFormsjejer WritingbindworkingornaBootTesttom". */
 export const WORD_SALAD = [
@@ -131,12 +131,7 @@ function timings(p: Plan): Json {
 }
 
 function sendJson(res: ServerResponse, body: Json): void {
-  const text = JSON.stringify(body);
-  res.writeHead(200, {
-    "Content-Type": "application/json; charset=utf-8",
-    "Content-Length": Buffer.byteLength(text),
-  });
-  res.end(text);
+  json(res, 200, body, {}, "application/json; charset=utf-8");
 }
 
 /**

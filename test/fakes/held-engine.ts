@@ -11,6 +11,7 @@
  */
 import { EventEmitter, once } from "node:events";
 import http from "node:http";
+import { json } from "./fake-server.ts";
 
 /** An error answer instead of the stream. */
 export interface HeldError {
@@ -37,13 +38,10 @@ export class HeldEngine extends EventEmitter<{ request: [] }> {
 
   #answer(req: http.IncomingMessage, body: Buffer, res: http.ServerResponse): void {
     if (req.url === "/v1/models") {
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(
-        JSON.stringify({
-          object: "list",
-          data: [{ id: "slow", object: "model", owned_by: "slow-lab" }],
-        }),
-      );
+      json(res, 200, {
+        object: "list",
+        data: [{ id: "slow", object: "model", owned_by: "slow-lab" }],
+      });
       return;
     }
     if (req.url !== "/v1/chat/completions") {
@@ -58,15 +56,13 @@ export class HeldEngine extends EventEmitter<{ request: [] }> {
     this.#waiting.push((error) => {
       this.held--;
       if (error) {
-        res.writeHead(error.status, { "content-type": "application/json" });
-        res.end(JSON.stringify(error.body));
+        json(res, error.status, error.body);
         return;
       }
       if (!stream) {
         const message = { role: "assistant", content: this.tokens.join("") };
         const choice = { index: 0, message, finish_reason: "stop" };
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end(JSON.stringify({ object: "chat.completion", model: "slow", choices: [choice] }));
+        json(res, 200, { object: "chat.completion", model: "slow", choices: [choice] });
         return;
       }
       res.writeHead(200, { "content-type": "text/event-stream" });

@@ -8,6 +8,8 @@
 import type { ServerResponse } from "node:http";
 import {
   FakeServer,
+  send,
+  json,
   type Body,
   type FakeBaseOptions,
   type RecordedRequest,
@@ -62,20 +64,7 @@ export class FakeHunyuan3D extends FakeServer {
     if (failed) return json(res, 404, { text: SERVER_ERROR, error_code: 1 });
     const mesh = fakeGlb(b);
     // Starlette's FileResponse guesses the type from `.glb`; Python knows none for it.
-    res.writeHead(200, {
-      "Content-Type": "application/octet-stream",
-      "Content-Length": mesh.length,
-    });
-    res.end(mesh);
+    send(res, 200, mesh, "application/octet-stream");
     generation.complete();
   }
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    "Content-Type": "application/json",
-    "Content-Length": Buffer.byteLength(text),
-  });
-  res.end(text);
 }

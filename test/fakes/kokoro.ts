@@ -9,6 +9,7 @@ import type { ServerResponse } from "node:http";
 import { sendSpeech, speechPieces } from "./audio.ts";
 import {
   FakeServer,
+  json,
   type Body,
   type FakeBaseOptions,
   type RecordedRequest,
@@ -93,15 +94,6 @@ export class FakeKokoro extends FakeServer {
     res.setHeader("Content-Disposition", `attachment; filename=speech.${format}`);
     await sendSpeech(this, res, speechPieces(b.input, format), type, b.stream !== false);
   }
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    "Content-Type": "application/json",
-    "Content-Length": Buffer.byteLength(text),
-  });
-  res.end(text);
 }
 
 function invalid(res: ServerResponse, error: string, message: string): void {

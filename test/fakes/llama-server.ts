@@ -11,6 +11,7 @@
 import type { ServerResponse } from "node:http";
 import {
   FakeServer,
+  json as sendJson,
   type Body,
   type FakeBaseOptions,
   type RecordedRequest,
@@ -197,14 +198,15 @@ export class FakeLlamaServer extends FakeServer {
   }
 }
 
+/** llama-server's JSON: `charset=utf-8`, and `Connection: close` on errors, as recorded. */
 function json(res: ServerResponse, status: number, body: unknown, close = false): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    "Content-Type": "application/json; charset=utf-8",
-    "Content-Length": Buffer.byteLength(text),
-    ...(close ? { Connection: "close" } : {}),
-  });
-  res.end(text);
+  sendJson(
+    res,
+    status,
+    body,
+    close ? { Connection: "close" } : {},
+    "application/json; charset=utf-8",
+  );
 }
 
 /** llama-server's error envelope; 401 and 404 list their fields in another order, as recorded. */

@@ -7,6 +7,8 @@
 import type { ServerResponse } from "node:http";
 import {
   FakeServer,
+  json,
+  send,
   type Body,
   type FakeBaseOptions,
   type RecordedRequest,
@@ -45,21 +47,21 @@ export class FakeOpenAIServer extends FakeServer {
       path.startsWith("/v1/") &&
       req.headers.authorization !== `Bearer ${key}`
     )
-      return send(res, 401, { error: "Unauthorized" });
+      return json(res, 401, { error: "Unauthorized" });
     if (this.loading)
-      return send(res, 503, errorBody(503, "ServiceUnavailableError", "the engine is starting"));
+      return json(res, 503, errorBody(503, "ServiceUnavailableError", "the engine is starting"));
     const route = `${req.method} ${path}`;
-    if (route === "GET /health") return send(res, 200, "");
-    if (route === "GET /v1/models") return send(res, 200, this.models());
+    if (route === "GET /health") return send(res, 200, "", "application/json");
+    if (route === "GET /v1/models") return json(res, 200, this.models());
     const kind =
       route === "POST /v1/chat/completions"
         ? "chat"
         : route === "POST /v1/completions"
           ? "text"
           : undefined;
-    if (!kind) return send(res, 404, { detail: "Not Found" });
+    if (!kind) return json(res, 404, { detail: "Not Found" });
     if (body.kind !== "json")
-      return send(res, 400, errorBody(400, "BadRequestError", "invalid JSON body"));
+      return json(res, 400, errorBody(400, "BadRequestError", "invalid JSON body"));
     const style: GenerationStyle = {
       model: this.modelId,
       tokens: this.options.tokens ?? WORD_SALAD,
@@ -68,7 +70,7 @@ export class FakeOpenAIServer extends FakeServer {
     };
     const p = plan((body.value ?? {}) as Record<string, unknown>, style, kind);
     if ("status" in p)
-      return send(res, p.status, errorBody(p.status, "BadRequestError", p.message));
+      return json(res, p.status, errorBody(p.status, "BadRequestError", p.message));
     await generate(this, style, p, kind, res);
   }
 
@@ -90,13 +92,4 @@ export class FakeOpenAIServer extends FakeServer {
 
 function errorBody(code: number, type: string, message: string): Record<string, unknown> {
   return { error: { message, type, param: null, code } };
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = body === "" ? "" : JSON.stringify(body);
-  res.writeHead(status, {
-    "Content-Type": "application/json",
-    "Content-Length": Buffer.byteLength(text),
-  });
-  res.end(text);
 }

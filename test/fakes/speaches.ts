@@ -18,6 +18,8 @@ import {
 } from "./audio.ts";
 import {
   FakeServer,
+  send,
+  json,
   type Body,
   type FakeBaseOptions,
   type RecordedRequest,
@@ -194,13 +196,4 @@ export class FakeSpeaches extends FakeServer {
         return json(res, 200, { text });
     }
   }
-}
-
-function send(res: ServerResponse, status: number, text: string, type: string): void {
-  res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(text) });
-  res.end(text);
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  send(res, status, JSON.stringify(body), "application/json");
 }

@@ -18,6 +18,7 @@ import {
 } from "./audio.ts";
 import {
   FakeServer,
+  send,
   type Body,
   type FakeBaseOptions,
   type RecordedRequest,
@@ -149,11 +150,6 @@ function verbose(
     detected_language_probability: 0.97,
     language_probabilities: { en: 0.97 },
   };
-}
-
-function send(res: ServerResponse, status: number, text: string, type: string): void {
-  res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(text) });
-  res.end(text);
 }
 
 function error(res: ServerResponse, status: number, message: string): void {
