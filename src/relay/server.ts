@@ -18,7 +18,8 @@ import { WsCarrier } from "../transport/ws-carrier.ts";
 import { createApi } from "./api.ts";
 import { DEFAULT_MAX_JSON_BYTES } from "./uploads.ts";
 import { RateLimiter, type KeyLimiter } from "./rate-limit.ts";
-import { createWork } from "./jobs/work.ts";
+import { createWork, type Work } from "./jobs/work.ts";
+import { SharedWork } from "./cluster/work.ts";
 import { createMedia } from "./media/media.ts";
 import type { MediaLimits } from "./media/types.ts";
 import type { JobLimits } from "./jobs/types.ts";
@@ -138,7 +139,10 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       : openPool(options.database, {
           onError: (err) => log.warn({ err: err.message }, "PostgreSQL connection lost"),
         }));
+  let cluster: ClusterMember | undefined;
   const endPool = async (): Promise<void> => {
+    // A failed start leaves the club's tables first (shutdown has already).
+    await cluster?.close();
     if (ownPool) await pool?.end();
   };
   if (pool) {
@@ -148,13 +152,31 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       throw err;
     });
   }
+  // An instance joins the club before its work loads: what it owns, and what dead instances
+  // left, is then found by name. Work requests other instances pass on wait for `work`.
+  const late: { work?: Work } = {};
+  if (options.cluster)
+    cluster = await joinCluster(options.cluster, pool, registry, log, (req, res, member, url) =>
+      late.work ? late.work.handle(req, res, member, url, { fromPeer: true }) : Promise.resolve(),
+    ).catch(async (err: unknown) => {
+      await endPool();
+      throw err;
+    });
+  const shared =
+    cluster && pool
+      ? {
+          work: new SharedWork(pool, cluster.instanceId, log),
+          peers: cluster.directory.peers,
+          onInstanceGone: (listener: () => void) => cluster?.directory.onInstanceGone(listener),
+        }
+      : undefined;
   // Jobs that were running when the relay stopped are queued again; they wait for providers.
   const work = await createWork({
     registry,
     log,
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
-    // Cluster instances share providers, not jobs: those stay in each one's data directory.
-    ...(pool && !options.cluster ? { pool } : {}),
+    ...(pool ? { pool } : {}),
+    ...(shared ? { shared } : {}),
     ...(options.instanceLeaseMs === undefined ? {} : { instanceLeaseMs: options.instanceLeaseMs }),
     ...(options.jobLimits ? { limits: options.jobLimits } : {}),
     ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
@@ -321,19 +343,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     await endPool();
     throw err;
   });
-  let cluster: ClusterMember | undefined;
-  if (options.cluster)
-    cluster = await joinCluster(options.cluster, pool, registry, log).catch(
-      async (err: unknown) => {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-        ui.close();
-        await media.close();
-        await work.close();
-        await endPool();
-        throw err;
-      },
-    );
+  late.work = work;
   if (cluster) clusterInfo.instanceId = cluster.instanceId;
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : 0;
@@ -354,7 +364,9 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   };
   async function shutdown(): Promise<void> {
     // Leave the club's tables first: the other instances stop routing here.
-    await cluster?.close();
+    const leaving = cluster;
+    cluster = undefined;
+    await leaving?.close();
     rateLimit?.close?.();
     ui.close();
     await media.close();

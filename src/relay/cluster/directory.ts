@@ -72,6 +72,8 @@ export class ClusterDirectory {
   #timer: NodeJS.Timeout | undefined;
   #retry: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
+  /** Called when another instance leaves the club (it stopped, or was expired). */
+  readonly #gone = new Set<() => void>();
   /** A write failed, or this instance was expired: write every local provider again. */
   #stale = false;
   #closed = false;
@@ -234,6 +236,13 @@ export class ClusterDirectory {
     for (const p of this.#o.registry.remote())
       if (p instanceof RemoteProvider && p.instanceId === instance)
         this.#o.registry.removeRemote(p.id);
+    for (const listener of this.#gone) listener();
+  }
+
+  /** Calls `listener` each time another instance leaves the club; returns the unsubscribe. */
+  onInstanceGone(listener: () => void): () => void {
+    this.#gone.add(listener);
+    return () => this.#gone.delete(listener);
   }
 
   async #refresh(conn: string): Promise<void> {

@@ -9,7 +9,7 @@ import type { Logger } from "../../log.ts";
 import { UserError } from "../../errors.ts";
 import type { Registry } from "../registry.ts";
 import { ClusterDirectory } from "./directory.ts";
-import { startInternal } from "./internal.ts";
+import { startInternal, type WorkHandler } from "./internal.ts";
 
 /** Shortest cluster secret accepted. */
 export const MIN_SECRET_LENGTH = 16;
@@ -36,6 +36,7 @@ export async function joinCluster(
   pool: pg.Pool | undefined,
   registry: Registry,
   log: Logger,
+  work?: WorkHandler,
 ): Promise<ClusterMember> {
   if (!pool)
     throw new UserError(
@@ -60,6 +61,7 @@ export async function joinCluster(
     port: settings.internalPort,
     secret: settings.secret,
     registry,
+    ...(work ? { work: () => work } : {}),
     log,
   });
   const instanceUrl = settings.instanceUrl ?? internal.url;

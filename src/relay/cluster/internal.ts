@@ -3,9 +3,14 @@
  * whose tunnel this instance holds, and each stream is passed into that tunnel as it is. Only
  * instances that know the operator's cluster secret get in; a member's key opens nothing here.
  * A reset travels both ways: the consumer who leaves resets the stream to the engine, a provider
- * that fails resets it to the consumer's instance.
+ * that fails resets it to the consumer's instance. A stream naming a member instead of a
+ * connection is a work request for a record this instance owns (`work.ts`); it is answered by
+ * the work API as the member's own request would be.
  */
+import type { IncomingMessage, ServerResponse } from "node:http";
 import http2, {
+  type Http2ServerRequest,
+  type Http2ServerResponse,
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
   type ServerHttp2Stream,
@@ -16,7 +21,18 @@ import type { Logger } from "../../log.ts";
 import { envelope, type ErrorType } from "../../protocol/index.ts";
 import { CONNECTION_WINDOW, tunnelSettings } from "../../transport/h2-settings.ts";
 import type { Registry } from "../registry.ts";
+import { describeError } from "../../errors.ts";
+import { answerError } from "../../http/respond.ts";
 import { HEADER_CLUSTER_SECRET, HEADER_CONNECTION } from "./remote.ts";
+import { HEADER_WORK_MEMBER } from "./work.ts";
+
+/** Answers a work request another instance passed on: the member's, for a record kept here. */
+export type WorkHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  member: string,
+  url: URL,
+) => Promise<void>;
 
 export interface InternalServer {
   /** `http://host:port` the listener is bound to. */
@@ -30,6 +46,8 @@ export interface InternalOptions {
   port: number;
   secret: string;
   registry: Registry;
+  /** The work API, once the relay has one (asked per request). */
+  work?: () => WorkHandler | undefined;
   log: Logger;
 }
 
@@ -64,12 +82,35 @@ export async function startInternal(o: InternalOptions): Promise<InternalServer>
     session.on("connect", () => session.setLocalWindowSize(CONNECTION_WINDOW));
     session.on("error", (err: Error) => log.debug({ err: err.message }, "internal session error"));
   });
-  server.on("stream", (stream, headers) => {
+  // Work requests are answered through HTTP/2's compatibility API, as the public API answers:
+  // this server never listens, it only turns the streams given to it into requests.
+  const compat = http2.createServer();
+  compat.on("request", (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    const member = String(req.headers[HEADER_WORK_MEMBER]);
+    const handler = o.work?.();
+    const url = new URL(req.url, "http://internal");
+    if (!handler) {
+      answer(res.stream, 503, "server_error", "this relay instance has no work API yet");
+      return;
+    }
+    // The work routes read and write only what both request types have (`src/http` types).
+    handler(req as unknown as IncomingMessage, res as unknown as ServerResponse, member, url).catch(
+      (err: unknown) => {
+        if (answerError(res, err, "the relay failed to handle this request")) return;
+        log.error({ err: describeError(err), path: url.pathname }, "internal work request failed");
+      },
+    );
+  });
+  server.on("stream", (stream, headers, flags, rawHeaders) => {
     stream.on("error", (err) => log.debug({ err: err.message }, "internal stream error"));
     const offered = headers[HEADER_CLUSTER_SECRET];
     if (typeof offered !== "string" || !timingSafeEqual(digest(offered), secret)) {
       log.warn("internal stream without the cluster secret refused");
       answer(stream, 401, "authentication_error", "the cluster secret was refused");
+      return;
+    }
+    if (typeof headers[HEADER_WORK_MEMBER] === "string") {
+      compat.emit("stream", stream, headers, flags, rawHeaders);
       return;
     }
     const connId = headers[HEADER_CONNECTION];

@@ -80,13 +80,18 @@ export class Peers {
     headers: OutgoingHttpHeaders,
     endStream: boolean,
   ): ClientHttp2Stream {
+    return this.open(url, { ...headers, [HEADER_CONNECTION]: connId }, endStream);
+  }
+
+  /** Opens one internal stream to the instance at `url`, the cluster secret added. */
+  open(url: string, headers: OutgoingHttpHeaders, endStream: boolean): ClientHttp2Stream {
     const session = this.session(url);
     // A session carrying streams keeps the process alive; an idle one does not.
     const open = (this.#streams.get(session) ?? 0) + 1;
     this.#streams.set(session, open);
     session.ref();
     const stream = session.request(
-      { ...headers, [HEADER_CLUSTER_SECRET]: this.#secret, [HEADER_CONNECTION]: connId },
+      { ...headers, [HEADER_CLUSTER_SECRET]: this.#secret },
       { endStream },
     );
     stream.once("close", () => {

@@ -5,8 +5,9 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../../log.ts";
+import { describeError } from "../../errors.ts";
 import { forward } from "../forward.ts";
-import type { ProviderLink } from "../provider-link.ts";
+import type { ProviderState } from "../provider-state.ts";
 import type { UsageSink } from "../usage-meter.ts";
 import { ResultSink, closed } from "./result-sink.ts";
 import { commitResult, dropResult, readPartHead, readPartJson, resultPaths } from "./results.ts";
@@ -32,12 +33,14 @@ export interface AttemptOptions {
   job: JobRecord;
   /** The request body, being read from the store; undefined when it is not there. */
   body: Promise<Buffer | undefined>;
-  link: ProviderLink;
+  link: ProviderState;
   resultsDir: string;
   limits: Pick<JobLimits, "maxResultBytes" | "inlineResultBytes" | "attemptTimeoutMs">;
   log: Logger;
   /** Where the answer's usage is booked. */
   usage?: UsageSink;
+  /** Keeps a committed byte result beyond this instance (a club's shared tables). */
+  keepResult?: (jobId: string, path: string) => Promise<void>;
 }
 
 const isJson = (type: string): boolean => type === "application/json" || type.endsWith("+json");
@@ -97,6 +100,14 @@ async function settle(o: AttemptOptions, sink: ResultSink): Promise<Outcome> {
       }
     }
     await commitResult(dir, job.id);
+    if (o.keepResult)
+      try {
+        await o.keepResult(job.id, resultPaths(dir, job.id).final);
+      } catch (err) {
+        await dropResult(dir, job.id);
+        const message = `the result could not be stored (${describeError(err)})`;
+        return { kind: "failed", retry: true, error: { type: "server_error", message } };
+      }
     return { kind: "done", result: { kind: "file", content_type: contentType, bytes } };
   }
   const head = await readPartHead(dir, job.id);

@@ -3,12 +3,12 @@
  * (as the hosted club gates async work). Synchronous requests are not counted, as there.
  */
 import type { ServiceType } from "../../protocol/index.ts";
-import type { ProviderLink } from "../provider-link.ts";
+import type { ProviderState } from "../provider-state.ts";
 import type { Registry } from "../registry.ts";
 
 /** The service on `link` that serves `model` for `type`: a key for its slots, and their number. */
 export function serviceSlot(
-  link: ProviderLink,
+  link: ProviderState,
   model: string,
   type: ServiceType,
 ): { key: string; capacity: number } | undefined {
@@ -43,8 +43,10 @@ export class Slots {
 
 /**
  * The provider to run a job on: the registry's pick among the providers the member may use
- * (their own, then shared) whose service has a free slot. `"busy"` when some provider serves the
- * model but all are full; undefined when none serves it.
+ * (their own, then shared) whose service has a free slot; with `anywhere` (an instance of a
+ * club), a provider whose tunnel another instance holds when none here serves it. `"busy"` when
+ * some provider serves the model but all are full; undefined when none serves it. Slots count
+ * this relay's jobs only: a provider shared by several instances queues what they send together.
  */
 export function pickForJob(
   registry: Registry,
@@ -52,12 +54,16 @@ export function pickForJob(
   member: string,
   model: string,
   type: ServiceType,
-): ProviderLink | "busy" | undefined {
-  const full = new Set<ProviderLink>();
-  for (const link of registry.all()) {
+  anywhere = false,
+): ProviderState | "busy" | undefined {
+  const full = new Set<ProviderState>();
+  for (const link of anywhere ? [...registry.all(), ...registry.remote()] : registry.all()) {
     if (!link.routable || !link.allows(model, member)) continue;
     const slot = serviceSlot(link, model, type);
     if (slot && slots.used(slot.key) >= slot.capacity) full.add(link);
   }
-  return registry.pickLocal(member, model, type, full) ?? (full.size > 0 ? "busy" : undefined);
+  const picked =
+    registry.pickLocal(member, model, type, full) ??
+    (anywhere ? registry.pick(member, model, type, full) : undefined);
+  return picked ?? (full.size > 0 ? "busy" : undefined);
 }

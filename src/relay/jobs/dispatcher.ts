@@ -13,14 +13,14 @@ import { pickForJob, serviceSlot } from "./capacity.ts";
 import { RunningAttempts } from "./running.ts";
 import type { JobLimits, JobRecord } from "./types.ts";
 import type { UsageSink } from "../usage-meter.ts";
-import type { ProviderLink } from "../provider-link.ts";
+import type { ProviderState } from "../provider-state.ts";
 
 /** What the dispatcher asks of, and tells, the queue. */
 export interface DispatchHooks {
   /** The QUEUED jobs, in queue order. */
   queue(): Iterable<JobRecord>;
   /** An attempt was started on `link`: the job is running. */
-  started(job: JobRecord, link: ProviderLink, attempt: Attempt): void;
+  started(job: JobRecord, link: ProviderState, attempt: Attempt): void;
   /** An attempt ended, however. */
   settled(job: JobRecord, outcome: Outcome): void;
   /** No provider served the job's model within `noProviderTimeoutMs`. */
@@ -38,6 +38,10 @@ export interface DispatcherOptions {
   hooks: DispatchHooks;
   /** Where attempts book what their answers used. */
   usage?: UsageSink;
+  /** Jobs may run on providers other instances of the club hold (`pickForJob`). */
+  anywhere?: boolean;
+  /** Keeps a committed byte result beyond this instance, before the job is saved PROCESSED. */
+  keepResult?: (jobId: string, path: string) => Promise<void>;
 }
 
 /**
@@ -101,7 +105,14 @@ export class Dispatcher {
       if (job.not_before !== undefined && job.not_before > now) continue;
       if (this.running.count(job.member) >= limits.maxRunningPerMember) continue;
       const type = findEndpoint("POST", job.endpoint)?.serviceType ?? "llm";
-      const link = pickForJob(registry, this.running.slots, job.member, job.model, type);
+      const link = pickForJob(
+        registry,
+        this.running.slots,
+        job.member,
+        job.model,
+        type,
+        this.#o.anywhere,
+      );
       if (link === "busy") this.#waiting.delete(job.id);
       else if (link) this.#start(job, link, serviceSlot(link, job.model, type)?.key);
       else {
@@ -112,11 +123,11 @@ export class Dispatcher {
     }
   }
 
-  #start(job: JobRecord, link: ProviderLink, slot: string | undefined): void {
+  #start(job: JobRecord, link: ProviderState, slot: string | undefined): void {
     const { limits, log, resultsDir, hooks } = this.#o;
     this.#waiting.delete(job.id);
     const body = this.#o.body(job);
-    const usage = this.#o.usage;
+    const { usage, keepResult } = this.#o;
     const attempt = startAttempt({
       job,
       body,
@@ -125,6 +136,7 @@ export class Dispatcher {
       limits,
       log,
       ...(usage ? { usage } : {}),
+      ...(keepResult ? { keepResult } : {}),
     });
     this.running.add(job.id, job.member, attempt, slot);
     hooks.started(job, link, attempt);

@@ -7,7 +7,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "../../log.ts";
 import { describeError } from "../../errors.ts";
-import type { ProviderLink } from "../provider-link.ts";
+import type { ProviderState } from "../provider-state.ts";
 import type { Registry } from "../registry.ts";
 import type { Attempt, Outcome } from "./attempt.ts";
 import { Dispatcher } from "./dispatcher.ts";
@@ -35,6 +35,14 @@ export interface JobSystemOptions {
   log: Logger;
   /** Where attempts book what their answers used. */
   usage?: UsageSink;
+  /**
+   * An instance of a club: jobs may run on providers other instances hold, and byte results
+   * are kept in the shared tables too (`cluster/work.ts`).
+   */
+  shared?: {
+    keepResult(jobId: string, path: string): Promise<void>;
+    dropResult(jobId: string): Promise<void>;
+  };
 }
 
 /**
@@ -58,6 +66,8 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
    * are not dispatched, so a submission the store refuses never reaches a provider.
    */
   readonly #unacked = new WeakSet<JobRecord>();
+  /** Each member's jobs queued or running on other instances, as last counted. */
+  readonly #elsewhere = new Map<string, number>();
   readonly #dispatcher: Dispatcher;
 
   constructor(options: JobSystemOptions) {
@@ -70,6 +80,9 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
       log,
       resultsDir: store.resultsDir,
       ...(options.usage ? { usage: options.usage } : {}),
+      ...(options.shared
+        ? { anywhere: true, keepResult: options.shared.keepResult.bind(options.shared) }
+        : {}),
       body: (job) => store.body(job.id),
       hooks: {
         queue: () => this.#dispatchable(),
@@ -84,14 +97,19 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
     });
   }
 
-  /** Takes the stored jobs. Jobs that were running when the relay stopped are queued again. */
-  load(jobs: JobRecord[]): void {
+  /**
+   * Takes stored jobs: at start, and when this instance takes over a dead one's. Jobs that were
+   * running are queued again; the interrupted attempt does not count after this relay's own
+   * stop (it was saved back), and counts when `interrupted` says it was cut by a crash.
+   */
+  load(jobs: JobRecord[], interrupted: "stop" | "crash" = "stop"): void {
     for (const job of jobs.sort((a, b) => a.seq - b.seq)) {
       seenSeq(job.seq);
       this.#add(job);
       if (job.status === "PROCESSING") {
         job.status = "QUEUED";
-        job.attempts = Math.max(0, job.attempts - 1); // the relay's stop was not the job's fault
+        // A relay's stop was not the job's fault; an instance's crash counts, as any cut attempt.
+        if (interrupted === "stop") job.attempts = Math.max(0, job.attempts - 1);
         job.queued = Date.now();
         this.#save(job);
       }
@@ -131,10 +149,19 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
     return id === undefined ? undefined : this.#jobs.get(id);
   }
 
-  /** Throws a 429 `HttpError` unless `member` may queue `count` more jobs. */
+  /** Notes how many of the member's jobs other instances of the club hold queued or running. */
+  noteElsewhere(member: string, active: number): void {
+    if (active > 0) this.#elsewhere.set(member, active);
+    else this.#elsewhere.delete(member);
+  }
+
+  /**
+   * Throws a 429 `HttpError` unless `member` may queue `count` more jobs: those here and, on an
+   * instance of a club, those other instances hold (`noteElsewhere`).
+   */
   checkRoom(member: string, count: number): void {
     const { maxActivePerMember: max } = this.#o.limits;
-    let active = 0;
+    let active = this.#elsewhere.get(member) ?? 0;
     for (const job of this.#queue) if (job.member === member) active++;
     active += this.#dispatcher.running.count(member);
     if (active + count > max)
@@ -203,6 +230,7 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
       );
     this.checkRoom(job.member, 1);
     await dropResult(this.#o.store.resultsDir, job.id);
+    await this.#o.shared?.dropResult(job.id);
     delete job.error;
     delete job.result;
     delete job.started;
@@ -245,7 +273,7 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
     for (const job of this.#queue) if (!this.#unacked.has(job)) yield job;
   }
 
-  #started(job: JobRecord, link: ProviderLink, attempt: Attempt): void {
+  #started(job: JobRecord, link: ProviderState, attempt: Attempt): void {
     this.#queue.delete(job);
     delete job.not_before;
     Object.assign(job, {

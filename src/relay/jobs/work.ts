@@ -17,7 +17,8 @@ import { workflowRoutes } from "../workflows/routes.ts";
 import { Workflows } from "../workflows/runs.ts";
 import type { RunRecord } from "../workflows/types.ts";
 import { Batches } from "./batches.ts";
-import { storeRefusal } from "./http.ts";
+import { REPLAYED, baseUrl, idempotencyKey, storeRefusal } from "./http.ts";
+import { decodePart } from "../target.ts";
 import { JobSystem } from "./jobs.ts";
 import { createMemoryStore } from "./memory-store.ts";
 import { sweepResults } from "./results.ts";
@@ -35,6 +36,10 @@ import { openSqliteStore } from "./sqlite-store.ts";
 import { StoreError, type JobStore } from "./store.ts";
 import { openPgStore } from "../pg/store.ts";
 import { UsageBook } from "../usage-book.ts";
+import { forwardWork, type SharedWork, type WorkKind } from "../cluster/work.ts";
+import type { Peers } from "../cluster/remote.ts";
+import { sendJson } from "../../http/respond.ts";
+import { jobView } from "./view.ts";
 
 /** What `createWork` needs. */
 export interface WorkOptions {
@@ -50,6 +55,16 @@ export interface WorkOptions {
   pool?: pg.Pool;
   /** The lease of the relay holding the database (default 15 s; see `pg/store.ts`). */
   instanceLeaseMs?: number;
+  /**
+   * This relay is an instance of a club sharing `pool`'s tables with others: it owns what it
+   * was sent, reaches the others' records through them, and takes over a dead one's.
+   */
+  shared?: {
+    work: SharedWork;
+    peers: Peers;
+    /** Subscribes to other instances leaving the club. */
+    onInstanceGone(listener: () => void): unknown;
+  };
   limits?: Partial<JobLimits>;
   /** Largest JSON body of a batch or run submission. */
   maxJsonBytes?: number;
@@ -57,8 +72,17 @@ export interface WorkOptions {
 
 /** The long-running work as the public API uses it. */
 export interface Work {
-  /** Answers a request under `/v1/jobs`, `/v1/batches` or `/v1/workflows`. */
-  handle(req: IncomingMessage, res: ServerResponse, member: string, url: URL): Promise<void>;
+  /**
+   * Answers a request under `/v1/jobs`, `/v1/batches` or `/v1/workflows`; on an instance of a
+   * club, one for a record another instance keeps is passed to it (unless it came `fromPeer`).
+   */
+  handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    member: string,
+    url: URL,
+    how?: { fromPeer?: boolean },
+  ): Promise<void>;
   /** Answers a JSON inference request that asked for `"async": true` with 202 and its job. */
   submit(
     req: IncomingMessage,
@@ -81,6 +105,8 @@ export interface Work {
 }
 
 const PRUNE_EVERY_MS = 3_600_000;
+/** How often an instance of a club looks for work a dead instance left (besides on notice). */
+const CLAIM_EVERY_MS = 30_000;
 
 /**
  * The store `o` asks for: PostgreSQL with a pool, else SQLite under `dataDir`, else memory.
@@ -128,6 +154,7 @@ async function openStore(
       resultsDir,
       maxWritesPerCommit: limits.maxWritesPerCommit,
       ...(o.instanceLeaseMs === undefined ? {} : { leaseMs: o.instanceLeaseMs }),
+      ...(o.shared ? { owner: o.shared.work.instanceId } : {}),
     });
     return { store, ...(local?.database ? { database: local.database } : {}), closeAlso };
   } catch (err) {
@@ -166,7 +193,15 @@ export async function createWork(o: WorkOptions): Promise<Work> {
     retainDays: limits.usageRetainDays,
   });
   void usage.prune();
-  const jobs = new JobSystem({ store, registry, limits, log, usage });
+  const shared = o.shared;
+  const jobs = new JobSystem({
+    store,
+    registry,
+    limits,
+    log,
+    usage,
+    ...(shared ? { shared: shared.work } : {}),
+  });
   const batches = new Batches(jobs, store, limits, log);
   const workflows = new Workflows(jobs, store, registry, limits, log);
   const loaded = of<JobRecord>("job")(records);
@@ -177,6 +212,36 @@ export async function createWork(o: WorkOptions): Promise<Work> {
   jobs.load(loaded);
   batches.load(of<BatchRecord>("batch")(records));
   workflows.load(of<RunRecord>("run")(records));
+
+  // What instances that died left: claimed now, whenever one leaves, and every half minute
+  // (an instance that died while no other was running is found by the next to start).
+  let claiming: Promise<void> | undefined;
+  const adopt = async (): Promise<void> => {
+    if (!shared) return;
+    const claimed = await shared.work.claimOrphans();
+    const orphans = of<JobRecord>("job")(claimed);
+    for (const job of orphans)
+      if (job.result?.kind === "file") {
+        const path = join(store.resultsDir, job.id);
+        if (!(await shared.work.fetchResult(job.id, path))) {
+          log.warn({ job: job.id }, "the result of job %s was not in the database", job.id);
+          delete job.result;
+        }
+      }
+    jobs.load(orphans, "crash");
+    batches.load(of<BatchRecord>("batch")(claimed));
+    workflows.load(of<RunRecord>("run")(claimed));
+  };
+  const claim = (): Promise<void> =>
+    (claiming ??= adopt()
+      .catch((err: unknown) =>
+        log.warn({ err: describeError(err) }, "taking over a dead instance's work failed"),
+      )
+      .finally(() => (claiming = undefined)));
+  if (shared) {
+    await claim();
+    shared.onInstanceGone(() => void claim());
+  }
   log.info(
     { dataDir: o.dataDir ?? null, jobs: loaded.length, requeued, records: records.length },
     "job store %s: %d job(s), %d queued again",
@@ -195,6 +260,7 @@ export async function createWork(o: WorkOptions): Promise<Work> {
   const timers = [
     setInterval(() => jobs.kick(), limits.tickMs),
     setInterval(prune, PRUNE_EVERY_MS),
+    ...(shared ? [setInterval(() => void claim(), CLAIM_EVERY_MS)] : []),
   ];
   for (const t of timers) t.unref();
 
@@ -224,13 +290,68 @@ export async function createWork(o: WorkOptions): Promise<Work> {
     }
   };
 
+  /** The record a work path is about, when it names one: its kind and id. */
+  const recordOf = (area: string, parts: string[]): { kind: WorkKind; id: string } | undefined => {
+    if (area === "jobs" && parts[0]) return { kind: "job", id: parts[0] };
+    if (area === "batches" && parts[0]) return { kind: "batch", id: parts[0] };
+    if (area === "workflows" && parts[0] === "runs" && parts[1])
+      return { kind: "run", id: parts[1] };
+    return undefined;
+  };
+  const held = (kind: WorkKind, member: string, id: string): boolean =>
+    (kind === "job"
+      ? jobs.get(member, id)
+      : kind === "batch"
+        ? batches.get(member, id)
+        : workflows.get(member, id)) !== undefined;
+  /**
+   * On an instance of a club, before a request is routed here: a record another live instance
+   * keeps is answered there (true); one a dead instance left is claimed first. A submission
+   * counts the member's jobs the other instances hold.
+   */
+  const elsewhere = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    member: string,
+    record: { kind: WorkKind; id: string } | undefined,
+  ): Promise<boolean> => {
+    if (!shared) return false;
+    if (req.method === "POST")
+      jobs.noteElsewhere(member, await shared.work.activeElsewhere(member));
+    if (!record || held(record.kind, member, record.id)) return false;
+    const where = await shared.work.locate(record.kind, record.id, member);
+    if (!where?.owner || where.owner === shared.work.instanceId) return false;
+    if (where.url) {
+      await forwardWork(shared.peers, { owner: where.owner, url: where.url }, req, res, member);
+      return true;
+    }
+    await claim();
+    return false;
+  };
+
   return {
     ...(database ? { database } : {}),
-    handle(req, res, member, url) {
-      return answer(() => routes({ req, res, member, url }));
+    handle(req, res, member, url, how = {}) {
+      const [, , area = "", ...rest] = url.pathname.split("/");
+      // A malformed escape stays as it is, and matches nothing.
+      const parts = rest.filter((p) => p !== "").map((p) => decodePart(p) ?? p);
+      return answer(async () => {
+        if (!how.fromPeer && (await elsewhere(req, res, member, recordOf(area, parts)))) return;
+        await routes({ req, res, member, url });
+      });
     },
     submit(req, res, member, endpoint, json) {
-      return answer(() => submitAsync(ctx, req, res, member, endpoint, json));
+      return answer(async () => {
+        await elsewhere(req, res, member, undefined);
+        // A key already used at another instance gets that instance's job, as here.
+        const key = shared && idempotencyKey(req);
+        if (shared && key !== undefined && !jobs.replay(member, key)) {
+          const known = await shared.work.byKey("job", member, key);
+          if (known?.kind === "job")
+            return sendJson(res, 202, jobView(known as JobRecord, baseUrl(req)), REPLAYED);
+        }
+        await submitAsync(ctx, req, res, member, endpoint, json);
+      });
     },
     usage,
     onChange(listener) {

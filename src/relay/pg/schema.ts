@@ -88,5 +88,27 @@ CREATE INDEX usage_owner_day ON usage (owner, day);
 CREATE INDEX usage_day ON usage (day);
 `;
 
+/**
+ * Several relay instances sharing the tables (`--internal-listen`): each record names the
+ * instance that keeps it in memory and runs it (`owner`, NULL for a lone relay), and byte results
+ * are kept here too, in chunks, so a job's result outlives the instance that ran it.
+ */
+const V2 = `
+ALTER TABLE jobs ADD COLUMN owner text;
+ALTER TABLE batches ADD COLUMN owner text;
+ALTER TABLE runs ADD COLUMN owner text;
+CREATE INDEX jobs_owner ON jobs (owner) WHERE owner IS NOT NULL;
+CREATE INDEX batches_owner ON batches (owner) WHERE owner IS NOT NULL;
+CREATE INDEX runs_owner ON runs (owner) WHERE owner IS NOT NULL;
+CREATE INDEX jobs_member_active ON jobs (member) WHERE status IN ('QUEUED', 'PROCESSING');
+
+CREATE TABLE job_results (
+  id text NOT NULL,
+  seq integer NOT NULL,
+  chunk bytea NOT NULL,
+  PRIMARY KEY (id, seq)
+);
+`;
+
 /** The migrations of component `jobs`, in order: index 0 is version 1. */
-export const PG_JOB_MIGRATIONS: readonly string[] = [V1];
+export const PG_JOB_MIGRATIONS: readonly string[] = [V1, V2];

@@ -12,6 +12,10 @@
  * (its lease passed while it was cut off) can no longer write: its writes fail and its requests
  * get 503. A second relay started on a held database waits one lease to see whether the holder
  * is alive, then takes over (the holder died) or refuses to start, naming it.
+ *
+ * Instances of a club (`owner` set: the instance's id) share the tables instead: each loads and
+ * writes only the records it owns, and a save of a record another instance has taken over (this
+ * one was expired while cut off; see `cluster/work.ts`) fails alone, as a refused statement.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
@@ -63,12 +67,28 @@ export interface PgStoreOptions {
   leaseMs?: number;
   /** Names this relay in `relay_holder` (default host, pid and a random part). */
   instance?: string;
+  /**
+   * The id of this cluster instance: records are written with it as their owner and only its
+   * own are loaded; no holder row is taken (instances share the tables).
+   */
+  owner?: string;
+}
+
+/** A save of a record that another instance owns now: it fails alone, like a constraint. */
+class OwnerChanged extends StoreError {
+  constructor(id: string, owner: string) {
+    super(
+      "store_failed",
+      `${id} is kept by another relay instance now (this one, ${owner}, was dropped from the club while cut off): its change was not stored`,
+    );
+  }
 }
 
 /** A SQLSTATE of an integrity constraint (class 23): the statement alone is refused. */
 const isConstraint = (err: unknown): boolean =>
-  typeof (err as { code?: unknown }).code === "string" &&
-  (err as { code: string }).code.startsWith("23");
+  err instanceof OwnerChanged ||
+  (typeof (err as { code?: unknown }).code === "string" &&
+    (err as { code: string }).code.startsWith("23"));
 
 /**
  * True for an error of reaching the server rather than of the statement: no SQLSTATE at all
@@ -182,8 +202,10 @@ export async function openPgStore(pool: pg.Pool, o: PgStoreOptions): Promise<Job
   const max = Math.max(1, o.maxWritesPerCommit ?? 1024);
   await mkdir(resultsDir, { recursive: true, mode: 0o700 });
   await migrate(pool, "jobs", PG_JOB_MIGRATIONS);
-  const epoch = await takeHolder(pool, instance, leaseMs, log);
-  log.info({ instance, epoch }, "holding the database as relay %s", instance);
+  const owner = o.owner ?? null;
+  // Instances of a club share the tables: no one holds them (`FENCE` then renews nothing).
+  const epoch = owner === null ? await takeHolder(pool, instance, leaseMs, log) : "";
+  if (owner === null) log.info({ instance, epoch }, "holding the database as relay %s", instance);
 
   let pending: Pending[] = [];
   let writing: Promise<void> | undefined;
@@ -200,7 +222,7 @@ export async function openPgStore(pool: pg.Pool, o: PgStoreOptions): Promise<Job
       case "remove":
         await client.query(
           `WITH j AS (DELETE FROM jobs WHERE id = $1), b AS (DELETE FROM batches WHERE id = $1),
-             r AS (DELETE FROM runs WHERE id = $1)
+             r AS (DELETE FROM runs WHERE id = $1), x AS (DELETE FROM job_results WHERE id = $1)
            DELETE FROM job_bodies WHERE id = $1`,
           [op.id],
         );
@@ -226,7 +248,7 @@ export async function openPgStore(pool: pg.Pool, o: PgStoreOptions): Promise<Job
         const table = TABLES[r.kind];
         if (table === undefined)
           throw new StoreError("store_failed", `no table for kind "${r.kind}"`);
-        const cols = [...COLUMNS, ...(table === "jobs" ? ["result_file"] : []), "data"];
+        const cols = [...COLUMNS, ...(table === "jobs" ? ["result_file"] : []), "owner", "data"];
         const values: unknown[] = [
           r.id,
           r.member,
@@ -236,14 +258,18 @@ export async function openPgStore(pool: pg.Pool, o: PgStoreOptions): Promise<Job
           r.finished ?? null,
           r.idempotency_key ?? null,
           ...(table === "jobs" ? [r.result?.kind === "file" ? r.id : null] : []),
+          owner,
           JSON.stringify(r),
         ];
         const sets = cols.filter((c) => c !== "id").map((c) => `${c} = EXCLUDED.${c}`);
-        await client.query(
+        // An instance writes only what it still owns; a lone relay, fenced by its holder row, all.
+        const mine = owner === null ? "" : ` WHERE ${table}.owner = EXCLUDED.owner`;
+        const saved = await client.query(
           `INSERT INTO ${table} (${cols.join(", ")}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(", ")})
-           ON CONFLICT (id) DO UPDATE SET ${sets.join(", ")}`,
+           ON CONFLICT (id) DO UPDATE SET ${sets.join(", ")}${mine}`,
           values,
         );
+        if (saved.rowCount === 0 && owner !== null) throw new OwnerChanged(r.id, owner);
         if (op.body)
           await client.query(
             `INSERT INTO job_bodies (id, member, bytes, body) VALUES ($1, $2, $3, $4)
@@ -268,7 +294,7 @@ export async function openPgStore(pool: pg.Pool, o: PgStoreOptions): Promise<Job
       if (fenced) throw fencedError(instance);
       client = await pool.connect();
       await client.query("BEGIN");
-      const fence = await client.query(FENCE, [epoch]);
+      const fence = owner === null ? await client.query(FENCE, [epoch]) : { rowCount: 1 };
       if (fence.rowCount === 0) {
         fenced = true;
         throw fencedError(instance);
@@ -334,7 +360,7 @@ export async function openPgStore(pool: pg.Pool, o: PgStoreOptions): Promise<Job
   // The lease is renewed by every commit and, when there are none, by this timer.
   const renew = setInterval(
     () => {
-      if (fenced || writing) return;
+      if (fenced || writing || owner !== null) return;
       pool.query(FENCE, [epoch]).then(
         (r) => {
           if (r.rowCount === 0 && !fenced) {
@@ -357,7 +383,8 @@ export async function openPgStore(pool: pg.Pool, o: PgStoreOptions): Promise<Job
     const records: StoredRecord[] = [];
     for (const [kind, table] of Object.entries(TABLES)) {
       const { rows } = await pool.query<{ id: string; data: string }>(
-        `SELECT id, data FROM ${table} ORDER BY seq`,
+        `SELECT id, data FROM ${table} WHERE $1::text IS NULL OR owner = $1 ORDER BY seq`,
+        [owner],
       );
       for (const row of rows) {
         const record = checkRecord(kind, row.id, row.data);
@@ -414,7 +441,7 @@ export async function openPgStore(pool: pg.Pool, o: PgStoreOptions): Promise<Job
       while (writing) await writing;
       closed = true;
       // Give the database up at once, so the next relay need not wait for the lease.
-      if (!fenced)
+      if (!fenced && owner === null)
         await pool
           .query("UPDATE relay_holder SET renewed_at = '-infinity' WHERE id = 1 AND epoch = $1", [
             epoch,

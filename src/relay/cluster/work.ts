@@ -1,0 +1,308 @@
+/**
+ * Jobs, batches and workflow runs across the instances of a club. Every record lives in the
+ * shared tables of `pg/store.ts` with an `owner`: the instance that took the submission keeps it
+ * in memory and runs it (on a provider of any instance; `jobs/capacity.ts`). What arrives at
+ * another instance for that record (a read, a cancel, a result, a gate decision) is passed to
+ * the owner over the internal link (`forwardWork`) and answered there, exactly as on one relay.
+ *
+ * An instance that dies leaves its records owned by a name no longer in `cluster_instances`.
+ * The first live instance to notice claims all of them at once (`claimOrphans`: one
+ * transaction per dead owner under a try-lock, so two survivors never split a batch from its
+ * jobs), loads them as a restarted relay loads its own, and runs what was queued or running; the
+ * interrupted attempt counts. Byte results are copied into `job_results` before a job is saved
+ * PROCESSED, so the claimant gets them too.
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { rename, rm } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import http2 from "node:http2";
+import { once } from "node:events";
+import type pg from "pg";
+import type { Logger } from "../../log.ts";
+import { describeError } from "../../errors.ts";
+import { HttpError } from "../../http/error.ts";
+import { checkRecord } from "../jobs/record-shape.ts";
+import type { StoredRecord } from "../jobs/types.ts";
+import { pgStoreError } from "../pg/store.ts";
+import type { Peers } from "./remote.ts";
+
+/** The kinds of shared records and their tables. */
+export type WorkKind = "job" | "batch" | "run";
+const TABLES: Record<WorkKind, string> = { job: "jobs", batch: "batches", run: "runs" };
+
+/** Bytes per row of `job_results`. */
+export const RESULT_CHUNK_BYTES = 1024 * 1024;
+
+/** The header that names the member an internal work request is for. */
+export const HEADER_WORK_MEMBER = "x-club-work-member";
+
+/** Where a record is kept: its owner, and the owner's internal URL while it is a live instance. */
+export interface Location {
+  owner: string | null;
+  url: string | undefined;
+}
+
+/** The shared tables as the work of one instance reads them; see the file comment. */
+export class SharedWork {
+  readonly instanceId: string;
+  readonly #pool: pg.Pool;
+  readonly #log: Logger;
+
+  constructor(pool: pg.Pool, instanceId: string, log: Logger) {
+    this.#pool = pool;
+    this.instanceId = instanceId;
+    this.#log = log.child({ component: "cluster-work" });
+  }
+
+  /** The member's record `id` of `kind`: who owns it and where that instance listens. */
+  async locate(kind: WorkKind, id: string, member: string): Promise<Location | undefined> {
+    const { rows } = await this.#query<{ owner: string | null; url: string | null }>(
+      `SELECT w.owner, i.url FROM ${TABLES[kind]} w
+         LEFT JOIN cluster_instances i ON i.id = w.owner
+        WHERE w.id = $1 AND w.member = $2`,
+      [id, member],
+    );
+    const row = rows[0];
+    return row && { owner: row.owner, url: row.url ?? undefined };
+  }
+
+  /** The member's record submitted with an idempotency key, wherever it is kept. */
+  async byKey(kind: WorkKind, member: string, key: string): Promise<StoredRecord | undefined> {
+    const { rows } = await this.#query<{ id: string; data: string }>(
+      `SELECT id, data FROM ${TABLES[kind]} WHERE member = $1 AND idempotency_key = $2`,
+      [member, key],
+    );
+    const row = rows[0];
+    return row ? this.#parse(kind, row) : undefined;
+  }
+
+  /** The member's records of `kind` that other instances keep, oldest first. */
+  async others(kind: WorkKind, member: string): Promise<StoredRecord[]> {
+    const { rows } = await this.#query<{ id: string; data: string }>(
+      `SELECT id, data FROM ${TABLES[kind]}
+        WHERE member = $1 AND owner IS DISTINCT FROM $2 ORDER BY seq`,
+      [member, this.instanceId],
+    );
+    return rows.flatMap((row) => this.#parse(kind, row) ?? []);
+  }
+
+  /** The member's jobs queued or running on other instances (their room is the club's). */
+  async activeElsewhere(member: string): Promise<number> {
+    const { rows } = await this.#query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM jobs
+        WHERE member = $1 AND status IN ('QUEUED', 'PROCESSING') AND owner IS DISTINCT FROM $2`,
+      [member, this.instanceId],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  /**
+   * Claims the records of every owner that is no longer a live instance: each dead owner's
+   * records move to this instance in one transaction, under a try-lock on that owner, so an
+   * instance racing for the same owner skips it. Returns the records claimed.
+   */
+  async claimOrphans(): Promise<StoredRecord[]> {
+    const { rows: dead } = await this.#query<{ owner: string }>(
+      `SELECT DISTINCT owner FROM (
+         SELECT owner FROM jobs WHERE owner IS NOT NULL
+         UNION SELECT owner FROM batches WHERE owner IS NOT NULL
+         UNION SELECT owner FROM runs WHERE owner IS NOT NULL) o
+        WHERE NOT EXISTS (SELECT 1 FROM cluster_instances i WHERE i.id = o.owner)`,
+    );
+    const claimed: StoredRecord[] = [];
+    for (const { owner } of dead) {
+      const client = await this.#pool.connect().catch((err: unknown) => {
+        throw pgStoreError(err);
+      });
+      let broken: Error | undefined;
+      try {
+        await client.query("BEGIN");
+        const { rows } = await client.query<{ got: boolean }>(
+          "SELECT pg_try_advisory_xact_lock(hashtext('club-claim'), hashtext($1)) AS got",
+          [owner],
+        );
+        if (!rows[0]?.got) {
+          await client.query("ROLLBACK");
+          continue;
+        }
+        const mine: StoredRecord[] = [];
+        for (const kind of ["job", "batch", "run"] as const) {
+          const moved = await client.query<{ id: string; data: string }>(
+            `UPDATE ${TABLES[kind]} SET owner = $2 WHERE owner = $1 RETURNING id, data, seq`,
+            [owner, this.instanceId],
+          );
+          for (const row of moved.rows) {
+            const record = this.#parse(kind, row);
+            if (record) mine.push(record);
+          }
+        }
+        await client.query("COMMIT");
+        if (mine.length > 0)
+          this.#log.warn(
+            { from: owner, records: mine.length },
+            "took over %d job(s), batch(es) or run(s) of instance %s, which left the club",
+            mine.length,
+            owner,
+          );
+        claimed.push(...mine);
+      } catch (err) {
+        broken = err as Error;
+        await client.query("ROLLBACK").catch(() => undefined);
+        this.#log.warn({ err: describeError(err), from: owner }, "claiming orphaned work failed");
+      } finally {
+        client.release(broken);
+      }
+    }
+    return claimed;
+  }
+
+  /**
+   * Copies a committed byte result into `job_results`, replacing any earlier copy, in one
+   * transaction: the job is saved PROCESSED only after this resolves.
+   */
+  async keepResult(id: string, path: string): Promise<void> {
+    const client = await this.#pool.connect().catch((err: unknown) => {
+      throw pgStoreError(err);
+    });
+    let broken: Error | undefined;
+    try {
+      await client.query("BEGIN");
+      await client.query("DELETE FROM job_results WHERE id = $1", [id]);
+      let seq = 0;
+      const file = createReadStream(path, { highWaterMark: RESULT_CHUNK_BYTES });
+      for await (const chunk of file as AsyncIterable<Buffer>)
+        await client.query("INSERT INTO job_results (id, seq, chunk) VALUES ($1, $2, $3)", [
+          id,
+          seq++,
+          chunk,
+        ]);
+      await client.query("COMMIT");
+    } catch (err) {
+      broken = err as Error;
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw pgStoreError(err);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /**
+   * Writes the stored copy of a job's byte result to `path` (through a `.part` file, one chunk
+   * in memory at a time). False when none is stored.
+   */
+  async fetchResult(id: string, path: string): Promise<boolean> {
+    const part = `${path}.fetch`;
+    const out = createWriteStream(part, { mode: 0o600 });
+    let seq = 0;
+    try {
+      for (;;) {
+        const { rows } = await this.#query<{ chunk: Buffer }>(
+          "SELECT chunk FROM job_results WHERE id = $1 AND seq = $2",
+          [id, seq],
+        );
+        const chunk = rows[0]?.chunk;
+        if (!chunk) break;
+        seq++;
+        if (!out.write(chunk)) await once(out, "drain");
+      }
+      out.end();
+      await once(out, "finish");
+      if (seq === 0) {
+        await rm(part, { force: true });
+        return false;
+      }
+      await rename(part, path);
+      return true;
+    } catch (err) {
+      out.destroy();
+      await rm(part, { force: true });
+      throw err;
+    }
+  }
+
+  /** Forgets a job's stored result (a retry runs it again). */
+  async dropResult(id: string): Promise<void> {
+    await this.#query("DELETE FROM job_results WHERE id = $1", [id]);
+  }
+
+  #parse(kind: WorkKind, row: { id: string; data: string }): StoredRecord | undefined {
+    const record = checkRecord(kind, row.id, row.data);
+    if (typeof record !== "string") return record;
+    this.#log.warn({ id: row.id, kind }, "skipping stored %s %s: %s", kind, row.id, record);
+    return undefined;
+  }
+
+  async #query<R extends pg.QueryResultRow>(
+    sql: string,
+    params: unknown[] = [],
+  ): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.#pool.query<R>(sql, params);
+    } catch (err) {
+      throw pgStoreError(err);
+    }
+  }
+}
+
+/** The request headers a work request takes to its owner: the member's, less hop ones. */
+const PASSED = ["content-type", "content-length", "idempotency-key", "accept", "x-forwarded-proto"];
+
+/**
+ * Answers a member's work request at the instance that owns its record: the request goes over
+ * the internal link as it came (method, path, headers that matter, body), and the owner's answer
+ * comes back as it is. A consumer who leaves resets the stream; an owner that cannot be reached
+ * before answering gives 502 in the envelope.
+ */
+export async function forwardWork(
+  peers: Peers,
+  target: { owner: string; url: string },
+  req: IncomingMessage,
+  res: ServerResponse,
+  member: string,
+): Promise<void> {
+  const headers: http2.OutgoingHttpHeaders = {
+    ":method": req.method ?? "GET",
+    ":path": req.url ?? "/",
+    [HEADER_WORK_MEMBER]: member,
+    // The owner builds its URLs from the host the member asked.
+    host: req.headers.host ?? "127.0.0.1",
+  };
+  for (const name of PASSED) {
+    const value = req.headers[name];
+    if (value !== undefined) headers[name] = value;
+  }
+  const bodyless = req.method === "GET" || req.method === "HEAD";
+  const up = peers.open(target.url, headers, bodyless);
+  up.on("error", () => undefined); // seen as no response, or a cut answer
+  if (bodyless) req.resume();
+  else req.pipe(up);
+  const left = (): void => {
+    if (!up.closed && !up.destroyed) up.close(http2.constants.NGHTTP2_CANCEL);
+  };
+  res.on("close", left);
+  try {
+    const answer = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      up.once("response", resolve);
+      up.once("error", reject);
+      up.once("close", () => reject(new Error(`the stream closed (code ${up.rstCode})`)));
+    });
+    const { ":status": status, ...rest } = answer;
+    res.writeHead(Number(status), rest as Record<string, string | string[]>);
+    up.pipe(res);
+    await once(up, "close");
+    if (!up.readableEnded && !res.writableEnded) res.destroy();
+  } catch (err) {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    throw new HttpError(
+      502,
+      "upstream_error",
+      `the relay instance ${target.owner} that keeps this record could not be reached (${describeError(err)}); try again`,
+      { cause: err },
+    );
+  } finally {
+    res.off("close", left);
+  }
+}

@@ -1,0 +1,311 @@
+/**
+ * Jobs, batches and workflow runs across two relay instances on one PostgreSQL: a job taken by
+ * one instance runs on a rig whose tunnel the other holds, and is read, cancelled, retried and
+ * fetched (its bytes too) from either; a workflow's gate is approved through the instance that
+ * does not keep the run; an idempotency key and the member's room hold across instances; and an
+ * instance killed with -9 mid-job leaves its work to the survivor, which runs it again with the
+ * interrupted attempt counted.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { KeyRing } from "../../src/relay/keys.ts";
+import type { Relay } from "../../src/relay/server.ts";
+import { runCli, scratchDir, writeSecret, type CliProcess } from "../e2e/harness.ts";
+import {
+  ALICE,
+  BOB,
+  FAST,
+  call,
+  waitJob,
+  waitRun,
+  type BatchView,
+  type JobView,
+  type ListView,
+  type RunView,
+} from "../relay/jobs/helpers.ts";
+import { MUSIC, MediaRig } from "../relay/jobs/media-rig.ts";
+import { freshDatabase, HAVE_PG } from "./db.ts";
+import { SECRET, clusterInstance } from "./instance.ts";
+
+const keys = (): KeyRing => new KeyRing({ [ALICE]: "alice", [BOB]: "bob" });
+const REPLY = { titles: ["Edge", "Cloud"], scenes: ["Dawn.", "Dusk."], prompts: ["p1"] };
+
+let database: string;
+let a: Relay;
+let b: Relay;
+let rig: MediaRig;
+
+async function owner(id: string): Promise<string | null> {
+  const client = new pg.Client({ connectionString: database });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ owner: string | null }>(
+      "SELECT owner FROM jobs WHERE id = $1 UNION ALL SELECT owner FROM runs WHERE id = $1",
+      [id],
+    );
+    return rows[0]?.owner ?? null;
+  } finally {
+    await client.end();
+  }
+}
+
+const music = (relay: Relay, prompt: string, headers: Record<string, string> = {}) =>
+  call<JobView>(
+    relay,
+    "POST",
+    "/v1/music/generations",
+    { model: "music-1", prompt, async: true },
+    headers,
+  );
+
+describe.skipIf(!HAVE_PG)("jobs across two relay instances", () => {
+  beforeAll(async () => {
+    database = await freshDatabase("cjobs");
+    const jobLimits = { ...FAST, maxActivePerMember: 3 };
+    a = await clusterInstance("inst-a", database, keys(), { jobLimits });
+    b = await clusterInstance("inst-b", database, keys(), { jobLimits });
+    // The rig's tunnel is held by A; work submitted to B runs there across the internal link.
+    rig = new MediaRig({
+      relayUrl: a.url,
+      apiKey: ALICE,
+      models: { llm: ["chat-1"], image: ["image-1"], music: ["music-1"] },
+      maxConcurrent: 4,
+      access: { "chat-1": "club", "image-1": "club", "music-1": "club" },
+      reply: () => "```json\n" + JSON.stringify(REPLY) + "\n```",
+    });
+    await rig.start();
+    await vi.waitFor(
+      async () => {
+        const models = await call<ListView<{ id: string }>>(b, "GET", "/v1/models");
+        expect(models.body.data.map((m) => m.id)).toContain("music-1");
+      },
+      { timeout: 10_000, interval: 20 },
+    );
+  });
+
+  afterAll(async () => {
+    rig.stop();
+    await b.close();
+    await a.close();
+  });
+
+  it("runs a job submitted to one instance on the other's rig, and serves it and its bytes from both", async () => {
+    const submitted = await music(b, "across");
+    expect(submitted.status).toBe(202);
+    const id = submitted.body.id;
+    const fromA = await waitJob(a, id, "PROCESSED");
+    const fromB = await waitJob(b, id, "PROCESSED");
+    // The same job; each instance names its result at its own address.
+    expect({ ...fromA, result_url: undefined }).toEqual({ ...fromB, result_url: undefined });
+    expect(fromB.result_url).toBe(`${b.url}/v1/jobs/${id}/result`);
+    expect(fromA.attempts).toBe(1);
+    expect(await owner(id)).toBe("inst-b");
+    for (const relay of [a, b]) {
+      const result = await fetch(`${relay.url}/v1/jobs/${id}/result`, {
+        headers: { authorization: `Bearer ${ALICE}` },
+      });
+      expect(result.status).toBe(200);
+      expect(Buffer.from(await result.arrayBuffer()).equals(MUSIC)).toBe(true);
+    }
+    // Another member sees it from neither instance.
+    for (const relay of [a, b]) {
+      const other = await call(relay, "GET", `/v1/jobs/${id}`, undefined, {}, BOB);
+      expect(other.status).toBe(404);
+    }
+  });
+
+  it("cancels through the instance that does not keep the job, and the reset reaches the rig", async () => {
+    rig.pause();
+    try {
+      const id = (await music(a, "to cancel")).body.id;
+      await waitJob(b, id, "PROCESSING");
+      const reset = new Promise((resolve) => rig.once("client-closed", resolve));
+      const canceled = await call<JobView>(b, "POST", `/v1/jobs/${id}/cancel`);
+      expect(canceled.status).toBe(200);
+      expect(canceled.body.status).toBe("CANCELED");
+      await reset;
+      await waitJob(a, id, "CANCELED");
+      // And retried from B again: it runs once the rig answers.
+      const retried = await call<JobView>(b, "POST", `/v1/jobs/${id}/retry`);
+      expect(retried.status).toBe(202);
+      rig.resume();
+      await waitJob(b, id, "PROCESSED");
+    } finally {
+      rig.resume();
+    }
+  });
+
+  it("approves a workflow gate through the other instance", async () => {
+    const started = await call<RunView>(a, "POST", "/v1/workflows/runs", {
+      template: "illustrated-story",
+      inputs: { topic: "a robot", scenes: 1, style: "oil" },
+    });
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    const id = started.body.id;
+    await waitRun(b, id, "AWAITING");
+    const approved = await call<RunView>(
+      b,
+      "POST",
+      `/v1/workflows/runs/${id}/steps/review/approve`,
+      {
+        note: "via b",
+      },
+    );
+    expect(approved.status).toBe(200);
+    const done = await waitRun(b, id, "DONE");
+    expect(done.steps.find((s) => s.step_id === "review")?.output).toEqual({
+      approved: true,
+      note: "via b",
+    });
+    expect(await owner(id)).toBe("inst-a");
+  });
+
+  it("reads a batch from the other instance", async () => {
+    const submitted = await call<BatchView>(b, "POST", "/v1/batches", {
+      requests: [
+        {
+          custom_id: "one",
+          endpoint: "/v1/music/generations",
+          body: { model: "music-1", prompt: "1" },
+        },
+        {
+          custom_id: "two",
+          endpoint: "/v1/music/generations",
+          body: { model: "music-1", prompt: "2" },
+        },
+      ],
+    });
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(202);
+    await expect
+      .poll(
+        async () =>
+          (await call<BatchView>(a, "GET", `/v1/batches/${submitted.body.id}`)).body.status,
+      )
+      .toBe("DONE");
+  });
+
+  it("gives a repeated idempotency key the same job at either instance", async () => {
+    const headers = { "idempotency-key": "cross-instance-1" };
+    const first = await music(a, "once", headers);
+    const again = await music(b, "once", headers);
+    expect(first.status).toBe(202);
+    expect(again.status).toBe(202);
+    expect(again.body.id).toBe(first.body.id);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    await waitJob(b, first.body.id, "PROCESSED");
+  });
+
+  it("counts the member's jobs on both instances against one room", async () => {
+    rig.pause();
+    try {
+      const held = [await music(a, "r1"), await music(a, "r2"), await music(b, "r3")];
+      expect(held.map((h) => h.status)).toEqual([202, 202, 202]);
+      const refused = await music(b, "r4");
+      expect(refused.status).toBe(429);
+      expect(refused.body.error?.message).toContain("limit of 3");
+      const alsoRefused = await music(a, "r5");
+      expect(alsoRefused.status).toBe(429);
+      rig.resume();
+      for (const h of held) await waitJob(a, h.body.id, "PROCESSED");
+    } finally {
+      rig.resume();
+    }
+  });
+});
+
+describe.skipIf(!HAVE_PG)("an instance killed mid-job", () => {
+  let home: string;
+  let survivor: Relay | undefined;
+  let doomed: CliProcess | undefined;
+  let rig2: MediaRig | undefined;
+
+  afterAll(async () => {
+    doomed?.child.kill("SIGKILL");
+    rig2?.stop();
+    await survivor?.close();
+  });
+
+  it("leaves its queued and running jobs to the survivor, which runs them with the attempt counted", async () => {
+    const db = await freshDatabase("ckill");
+    home = scratchDir();
+    writeFileSync(join(home, "keys.json"), JSON.stringify({ [ALICE]: "alice" }));
+    writeSecret(home, "cluster-secret", SECRET);
+    mkdirSync(join(home, "doomed"));
+    // The survivor expires a silent instance after 1 s (instance.ts).
+    const live = await clusterInstance("survivor", db, keys(), { jobLimits: FAST });
+    const rig = new MediaRig({ relayUrl: live.url, apiKey: ALICE, maxConcurrent: 1 });
+    await rig.start();
+    survivor = live;
+    rig2 = rig;
+    const proc = runCli(
+      [
+        "relay",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--keys",
+        join(home, "keys.json"),
+        "--rate-limit",
+        "0",
+        "--data-dir",
+        join(home, "doomed"),
+        "--database",
+        db,
+        "--internal-listen",
+        "127.0.0.1:0",
+        "--instance-id",
+        "doomed",
+        "--cluster-secret-file",
+        join(home, "cluster-secret"),
+        "--cluster-heartbeat",
+        "1",
+        "--cluster-expiry",
+        "3",
+      ],
+      { home },
+    );
+    doomed = proc;
+    const line = await proc.waitFor(/relay ready: OpenAI base URL (http:\/\/\S+)\/v1/);
+    const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(line)?.[1] ?? "";
+    const relay = { url };
+    await expect
+      .poll(async () =>
+        (await call<ListView<{ id: string }>>(relay, "GET", "/v1/models")).body.data.map(
+          (m) => m.id,
+        ),
+      )
+      .toContain("music-1");
+    rig.pause();
+    const running = (
+      await call<JobView>(relay, "POST", "/v1/music/generations", {
+        model: "music-1",
+        prompt: "run",
+        async: true,
+      })
+    ).body.id;
+    await waitJob(relay, running, "PROCESSING");
+    const queued = (
+      await call<JobView>(relay, "POST", "/v1/music/generations", {
+        model: "music-1",
+        prompt: "wait",
+        async: true,
+      })
+    ).body.id;
+    await waitJob(live, queued, "QUEUED");
+    const cut = new Promise((resolve) => rig.once("client-closed", resolve));
+    proc.child.kill("SIGKILL");
+    await cut;
+    rig.resume();
+    const first = await waitJob(live, running, "PROCESSED");
+    expect(first.attempts).toBe(2);
+    const second = await waitJob(live, queued, "PROCESSED");
+    expect(second.attempts).toBe(1);
+    const bytes = await fetch(`${live.url}/v1/jobs/${running}/result`, {
+      headers: { authorization: `Bearer ${ALICE}` },
+    });
+    expect(Buffer.from(await bytes.arrayBuffer()).equals(MUSIC)).toBe(true);
+  });
+});
