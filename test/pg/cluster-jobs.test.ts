@@ -36,6 +36,8 @@ let database: string;
 let a: Relay;
 let b: Relay;
 let rig: MediaRig;
+/** The workflow run the gate test started on A. */
+let gated = "";
 
 async function owner(id: string): Promise<string | null> {
   const client = new pg.Client({ connectionString: database });
@@ -109,6 +111,11 @@ describe.skipIf(!HAVE_PG)("jobs across two relay instances", () => {
       expect(result.status).toBe(200);
       expect(Buffer.from(await result.arrayBuffer()).equals(MUSIC)).toBe(true);
     }
+    // The list of either instance has it, once.
+    for (const relay of [a, b]) {
+      const list = await call<ListView<JobView>>(relay, "GET", "/v1/jobs");
+      expect(list.body.data.filter((j) => j.id === id)).toHaveLength(1);
+    }
     // Another member sees it from neither instance.
     for (const relay of [a, b]) {
       const other = await call(relay, "GET", `/v1/jobs/${id}`, undefined, {}, BOB);
@@ -160,6 +167,7 @@ describe.skipIf(!HAVE_PG)("jobs across two relay instances", () => {
       note: "via b",
     });
     expect(await owner(id)).toBe("inst-a");
+    gated = id;
   });
 
   it("reads a batch from the other instance", async () => {
@@ -184,6 +192,14 @@ describe.skipIf(!HAVE_PG)("jobs across two relay instances", () => {
           (await call<BatchView>(a, "GET", `/v1/batches/${submitted.body.id}`)).body.status,
       )
       .toBe("DONE");
+    // Both lists show it with its counts, and each instance's run list has the other's run.
+    for (const relay of [a, b]) {
+      const list = await call<ListView<BatchView>>(relay, "GET", "/v1/batches");
+      const mine = list.body.data.filter((x) => x.id === submitted.body.id);
+      expect(mine.map((x) => x.counts.PROCESSED)).toEqual([2]);
+      const runs = await call<ListView<RunView>>(relay, "GET", "/v1/workflows/runs");
+      expect(runs.body.data.map((r) => r.id)).toContain(gated);
+    }
   });
 
   it("gives a repeated idempotency key the same job at either instance", async () => {

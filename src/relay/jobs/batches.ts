@@ -145,8 +145,12 @@ export class Batches {
   }
 
   /** The public shape: status, counts by job state, and (`detail`) each job's id and state. */
-  view(batch: BatchRecord, detail: boolean): Record<string, unknown> {
-    const jobs = this.#jobsOf(batch);
+  view(
+    batch: BatchRecord,
+    detail: boolean,
+    elsewhere?: ReadonlyMap<string, JobRecord>,
+  ): Record<string, unknown> {
+    const jobs = this.#jobsOf(batch, elsewhere);
     const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
     let finished = 0;
     for (const job of jobs) {
@@ -203,9 +207,10 @@ export class Batches {
     }
   }
 
-  #jobsOf(batch: BatchRecord): JobRecord[] {
+  /** The batch's jobs: here, or (a batch another instance keeps) in `elsewhere`. */
+  #jobsOf(batch: BatchRecord, elsewhere?: ReadonlyMap<string, JobRecord>): JobRecord[] {
     return batch.jobs
-      .map((id) => this.jobs.get(batch.member, id))
+      .map((id) => this.jobs.get(batch.member, id) ?? elsewhere?.get(id))
       .filter((j): j is JobRecord => j !== undefined);
   }
 }

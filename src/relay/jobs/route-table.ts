@@ -7,6 +7,18 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { unknownEndpoint } from "../../http/error.ts";
 import { decodePart } from "../target.ts";
+import type { RunRecord } from "../workflows/types.ts";
+import type { BatchRecord, JobRecord } from "./types.ts";
+
+/**
+ * The member's records other instances of the club keep: the lists add them (a lone relay, or
+ * a request for one record, has none).
+ */
+export interface Elsewhere {
+  jobs: JobRecord[];
+  batches: BatchRecord[];
+  runs: RunRecord[];
+}
 
 /** One request to the work API: the member it is for and the values of its pattern's `:names`. */
 export interface WorkRequest<P extends string = string> {
@@ -16,6 +28,7 @@ export interface WorkRequest<P extends string = string> {
   url: URL;
   /** The decoded path segment of each `:name` of the matched pattern. */
   params: Readonly<Record<P, string>>;
+  elsewhere?: Elsewhere;
 }
 
 /** The `:names` of a pattern: `"/v1/jobs/:id/result"` gives `"id"`. */

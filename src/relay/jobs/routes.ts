@@ -68,10 +68,11 @@ function jobOf(c: JobRouteContext, member: string, id: string): JobRecord {
 /** `GET /v1/jobs`, `GET /v1/jobs/:id`, `GET …/result`, `POST …/cancel`, `POST …/retry`. */
 export function jobRoutes(c: JobRouteContext): Route[] {
   return [
-    route("GET", "/v1/jobs", ({ req, res, member, url }) => {
+    route("GET", "/v1/jobs", ({ req, res, member, url, elsewhere }) => {
       const status = statusFilter(url, JOB_STATUSES);
       const active = ["1", "true"].includes(url.searchParams.get("active") ?? "");
-      const mine = [...c.jobs.ofMember(member)]
+      const mine = [...c.jobs.ofMember(member), ...(elsewhere?.jobs ?? [])]
+        .sort((x, y) => x.seq - y.seq)
         .filter(
           (j) =>
             (status === undefined || j.status === status) && (!active || !isTerminal(j.status)),
@@ -138,11 +139,15 @@ export function batchRoutes(c: JobRouteContext): Route[] {
       const { batch, replayed } = await c.batches.submit(member, body, idempotencyKey(req));
       sendJson(res, 202, c.batches.view(batch, true), replayed ? REPLAYED : {});
     }),
-    route("GET", "/v1/batches", ({ res, member, url }) => {
+    route("GET", "/v1/batches", ({ res, member, url, elsewhere }) => {
+      const theirs = new Map(elsewhere?.jobs.map((j) => [j.id, j]));
+      const all = [...c.batches.list(member), ...(elsewhere?.batches ?? [])].sort(
+        (x, y) => y.seq - x.seq,
+      );
       sendJson(
         res,
         200,
-        page(c.batches.list(member), url, (b) => c.batches.view(b, false)),
+        page(all, url, (b) => c.batches.view(b, false, theirs)),
       );
     }),
     route("GET", "/v1/batches/:id", ({ res, member, params }) => {

@@ -23,7 +23,7 @@ import { JobSystem } from "./jobs.ts";
 import { createMemoryStore } from "./memory-store.ts";
 import { sweepResults } from "./results.ts";
 import { pruneJobs } from "./retention.ts";
-import { routeTable } from "./route-table.ts";
+import { routeTable, type Elsewhere } from "./route-table.ts";
 import { batchRoutes, jobRoutes, submitAsync, type JobRouteContext } from "./routes.ts";
 import {
   DEFAULT_LIMITS,
@@ -290,6 +290,23 @@ export async function createWork(o: WorkOptions): Promise<Work> {
     }
   };
 
+  /** Whether a work path is one of the three lists. */
+  const isList = (area: string, parts: string[]): boolean =>
+    area === "jobs" || area === "batches"
+      ? parts.length === 0
+      : parts.length === 1 && parts[0] === "runs";
+  /** The member's records other instances keep (the lists add them). */
+  const theirs = async (member: string): Promise<Elsewhere> => {
+    if (!shared) return { jobs: [], batches: [], runs: [] };
+    const [j, b, r] = await Promise.all(
+      (["job", "batch", "run"] as const).map((kind) => shared.work.others(kind, member)),
+    );
+    return {
+      jobs: of<JobRecord>("job")(j ?? []),
+      batches: of<BatchRecord>("batch")(b ?? []),
+      runs: of<RunRecord>("run")(r ?? []),
+    };
+  };
   /** The record a work path is about, when it names one: its kind and id. */
   const recordOf = (area: string, parts: string[]): { kind: WorkKind; id: string } | undefined => {
     if (area === "jobs" && parts[0]) return { kind: "job", id: parts[0] };
@@ -337,7 +354,14 @@ export async function createWork(o: WorkOptions): Promise<Work> {
       const parts = rest.filter((p) => p !== "").map((p) => decodePart(p) ?? p);
       return answer(async () => {
         if (!how.fromPeer && (await elsewhere(req, res, member, recordOf(area, parts)))) return;
-        await routes({ req, res, member, url });
+        const list = shared && req.method === "GET" && isList(area, parts);
+        await routes({
+          req,
+          res,
+          member,
+          url,
+          ...(list ? { elsewhere: await theirs(member) } : {}),
+        });
       });
     },
     submit(req, res, member, endpoint, json) {

@@ -43,10 +43,10 @@ export function workflowRoutes(workflows: Workflows, maxJsonBytes: number): Rout
       const { run, replayed } = await workflows.submit(member, body, idempotencyKey(req));
       sendJson(res, 202, runView(run, baseUrl(req)), replayed ? REPLAYED : {});
     }),
-    route("GET", "/v1/workflows/runs", ({ req, res, member, url }) => {
+    route("GET", "/v1/workflows/runs", ({ req, res, member, url, elsewhere }) => {
       const status = statusFilter(url, RUN_STATUSES);
-      const runs = workflows
-        .list(member)
+      const runs = [...workflows.list(member), ...(elsewhere?.runs ?? [])]
+        .sort((x, y) => y.seq - x.seq)
         .filter((r) => status === undefined || r.status === status);
       const base = baseUrl(req);
       sendJson(
