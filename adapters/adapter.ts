@@ -77,6 +77,10 @@ export interface EngineCall {
 export interface EngineReply {
   status: number;
   headers: Record<string, string>;
+  /**
+   * The answer's bytes: a byte stream whose chunks are Buffers, never an object-mode stream of
+   * strings (`Readable.from(strings, { objectMode: false })` makes one from text).
+   */
   body: Readable;
 }
 

@@ -440,9 +440,12 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     res.writeHead(reply.status, reply.headers);
     const events = /^text\/event-stream/i.test(reply.headers["content-type"] ?? "");
-    reply.body.on("data", (chunk: Buffer) => {
-      bytes += chunk.length;
-      job.sent(chunk, events);
+    // Reply bodies are byte streams (`EngineReply.body`); text from an adapter that broke
+    // that contract is counted as its UTF-8 bytes rather than as characters.
+    reply.body.on("data", (chunk: Buffer | string) => {
+      const piece = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+      bytes += piece.length;
+      job.sent(piece, events);
     });
     pipeline(reply.body, res, (err) => {
       if (!err || abort.signal.aborted) return;

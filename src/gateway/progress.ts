@@ -27,7 +27,10 @@ export interface JobStatus {
 /** What the gateway holds for one request: report progress and bytes sent, then end it once. */
 export interface JobHandle {
   readonly report: (fraction: number | null, detail?: string) => void;
-  /** A piece of the answer went out; `events`: the answer is a Server-Sent Events stream. */
+  /**
+   * A piece of the answer went out; `events`: the answer is a Server-Sent Events stream. Always
+   * bytes: the gateway turns any text an engine reply yields into its UTF-8 Buffer first.
+   */
   readonly sent: (chunk: Buffer, events: boolean) => void;
   /**
    * Lists it no more; returns the tokens the answer generated: its `usage.completion_tokens`
@@ -109,7 +112,11 @@ export class ProgressRegistry {
     };
     this.#jobs.set(key, job);
     let counter: TokenCounter | undefined;
-    let tail = "";
+    // The answer's last chunks, by reference, covering at least its last `TAIL` bytes: decoded
+    // once, at the end, not on every chunk of a long answer.
+    const recent: Buffer[] = [];
+    let head = 0; // chunks before `head` are no longer needed
+    let recentBytes = 0;
     return {
       report: (fraction, detail) => {
         job.progress = fraction === null ? null : Math.min(1, Math.max(0, fraction));
@@ -117,7 +124,16 @@ export class ProgressRegistry {
       },
       sent: (chunk, events) => {
         job.bytes += chunk.length;
-        tail = (tail + chunk.toString("latin1", Math.max(0, chunk.length - TAIL))).slice(-TAIL);
+        recent.push(chunk);
+        recentBytes += chunk.length;
+        for (let first = recent[head]; first && recentBytes - first.length >= TAIL;) {
+          recentBytes -= first.length;
+          first = recent[++head];
+        }
+        if (head >= 64) {
+          recent.splice(0, head);
+          head = 0;
+        }
         if (!events) return;
         counter ??= new TokenCounter();
         counter.push(chunk);
@@ -125,6 +141,9 @@ export class ProgressRegistry {
       },
       end: () => {
         this.#jobs.delete(key);
+        const tail = Buffer.concat(recent.slice(head), recentBytes)
+          .subarray(-TAIL)
+          .toString("latin1");
         return completionTokens(tail) ?? job.tokens;
       },
     };

@@ -3,10 +3,12 @@
  * streamed tool-call chunks as llama-server and vLLM emit them: the id and name first, the
  * arguments in pieces), and detection of embedding and rerank models from the engines' fakes.
  */
+import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import llamacpp from "../../adapters/llamacpp.ts";
 import { chatStreamToMessages, messagesToChat } from "../../adapters/kit/translate/messages.ts";
 import { chatStreamToResponses, responsesToChat } from "../../adapters/kit/translate/responses.ts";
+import { sseData } from "../../adapters/kit/translate/sse.ts";
 import vllm from "../../adapters/vllm.ts";
 import { anthropicError } from "../../src/relay/anthropic.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
@@ -221,6 +223,20 @@ describe("Messages → chat", () => {
       delta: { stop_reason: "tool_use" },
       usage: { output_tokens: 7 },
     });
+  });
+});
+
+describe("reading an engine's SSE stream", () => {
+  it("joins a character split between two chunks", async () => {
+    const bytes = Buffer.from(
+      `data: {"choices":[{"delta":{"content":"Köln ☕"}}]}\n\ndata: [DONE]\n\n`,
+    );
+    const at = bytes.indexOf("☕") + 1; // inside the three bytes of ☕
+    const split = bytes.indexOf("ö") + 1; // inside the two bytes of ö
+    const chunks = [bytes.subarray(0, split), bytes.subarray(split, at), bytes.subarray(at)];
+    const payloads: unknown[] = [];
+    for await (const data of sseData(Readable.from(chunks))) payloads.push(data);
+    expect(payloads).toEqual([{ choices: [{ delta: { content: "Köln ☕" } }] }]);
   });
 });
 

@@ -73,7 +73,8 @@ async function translated(
     return {
       status: answer.status,
       headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
-      body: Readable.from(events),
+      // A byte stream, as every reply body is: the gateway counts and keeps Buffers.
+      body: Readable.from(events, { objectMode: false }),
     };
   }
   let parsed: Json;

@@ -35,8 +35,10 @@ export interface ChatUsage {
  */
 export async function* sseData(body: Readable): AsyncGenerator {
   let buffered = "";
+  // Streaming decode: a character split between two chunks is joined, not turned into U+FFFD.
+  const decoder = new TextDecoder();
   for await (const chunk of body) {
-    buffered += (chunk as Buffer).toString("utf8");
+    buffered += decoder.decode(chunk as Buffer, { stream: true });
     let cut: number;
     while ((cut = buffered.indexOf("\n")) !== -1) {
       const line = buffered.slice(0, cut).replace(/\r$/, "");
