@@ -20,6 +20,7 @@ import { DEFAULT_MAX_JSON_BYTES } from "./uploads.ts";
 import { RateLimiter, type KeyLimiter } from "./rate-limit.ts";
 import { createWork, type Work } from "./jobs/work.ts";
 import { SharedWork } from "./cluster/work.ts";
+import { MediaMirror } from "./cluster/media.ts";
 import { createMedia } from "./media/media.ts";
 import type { MediaLimits } from "./media/types.ts";
 import type { JobLimits } from "./jobs/types.ts";
@@ -184,12 +185,21 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     await endPool();
     throw err;
   });
+  const mirror =
+    shared && pool
+      ? await MediaMirror.open(pool, shared.work.instanceId).catch(async (err: unknown) => {
+          await work.close();
+          await endPool();
+          throw err;
+        })
+      : undefined;
   const media = await createMedia({
     log,
     maxJsonBytes: options.maxJsonBytes ?? DEFAULT_MAX_JSON_BYTES,
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
     ...(work.database ? { database: work.database } : {}),
     ...(options.mediaLimits ? { limits: options.mediaLimits } : {}),
+    ...(mirror ? { mirror } : {}),
   }).catch(async (err: unknown) => {
     await work.close();
     await endPool();

@@ -25,7 +25,7 @@ import {
   type ListView,
   type RunView,
 } from "../relay/jobs/helpers.ts";
-import { MUSIC, MediaRig } from "../relay/jobs/media-rig.ts";
+import { MUSIC, MediaRig, PNG } from "../relay/jobs/media-rig.ts";
 import { freshDatabase, HAVE_PG } from "./db.ts";
 import { SECRET, clusterInstance } from "./instance.ts";
 
@@ -199,6 +199,46 @@ describe.skipIf(!HAVE_PG)("jobs across two relay instances", () => {
       expect(mine.map((x) => x.counts.PROCESSED)).toEqual([2]);
       const runs = await call<ListView<RunView>>(relay, "GET", "/v1/workflows/runs");
       expect(runs.body.data.map((r) => r.id)).toContain(gated);
+    }
+  });
+
+  it("serves a picture made through one instance from the other, and its changes everywhere at once", async () => {
+    const made = await call<{ data: { url: string; id: string }[] }>(
+      b,
+      "POST",
+      "/v1/images/generations",
+      { model: "image-1", prompt: "a club", visibility: "PUBLIC" },
+    );
+    expect(made.status, JSON.stringify(made.body)).toBe(200);
+    const picture = made.body.data[0];
+    if (!picture) throw new Error("no picture");
+    const path = new URL(picture.url).pathname;
+    for (const relay of [a, b]) {
+      const got = await fetch(`${relay.url}${path}`);
+      expect(got.status).toBe(200);
+      expect(Buffer.from(await got.arrayBuffer()).equals(PNG)).toBe(true);
+      // A byte range from the other instance's copy in the database.
+      const part = await fetch(`${relay.url}${path}`, { headers: { range: "bytes=2-5" } });
+      expect(part.status).toBe(206);
+      expect(Buffer.from(await part.arrayBuffer()).equals(PNG.subarray(2, 6))).toBe(true);
+      const gallery = await call<ListView<{ id: string }>>(relay, "GET", "/v1/gallery");
+      expect(gallery.body.data.map((i) => i.id)).toContain(picture.id);
+      const files = await call<ListView<{ id: string }>>(relay, "GET", "/v1/files");
+      expect(files.body.data.map((i) => i.id)).toContain(picture.id);
+    }
+    // Made PRIVATE through A (which did not make it): B refuses a keyless fetch at once.
+    const patched = await call(a, "PATCH", `/v1/files/${picture.id}`, { visibility: "PRIVATE" });
+    expect(patched.status).toBe(200);
+    expect((await fetch(`${b.url}${path}`)).status).toBe(404);
+    const owned = await fetch(`${b.url}${path}`, { headers: { authorization: `Bearer ${ALICE}` } });
+    expect(owned.status).toBe(200);
+    // Deleted through A: gone from both.
+    expect((await call(a, "DELETE", `/v1/files/${picture.id}`)).status).toBe(200);
+    for (const relay of [a, b]) {
+      const gone = await fetch(`${relay.url}${path}`, {
+        headers: { authorization: `Bearer ${ALICE}` },
+      });
+      expect(gone.status).toBe(404);
     }
   });
 

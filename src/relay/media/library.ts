@@ -3,6 +3,11 @@
  * index in memory (written through to `rows.ts`), fetched by their unguessable token. SECRET
  * results are never indexed: a one-shot entry, held in memory only, deleted once fetched or at
  * its expiry. Sizes are counted per member against the operator's quota.
+ *
+ * On an instance of a club (`mirror`), every stored item is also copied into PostgreSQL when it
+ * is committed (`cluster/media.ts`), and the database is the index: tokens, lists, the gallery,
+ * changes and deletions are read and written there, so every instance answers the same; the
+ * bytes are served from this instance's file when it made the item, else from the database.
  */
 import { randomBytes } from "node:crypto";
 import { createReadStream, type ReadStream } from "node:fs";
@@ -10,6 +15,8 @@ import { open, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../../log.ts";
 import { describeError } from "../../errors.ts";
+import type { Readable } from "node:stream";
+import type { MediaMirror } from "../cluster/media.ts";
 import type { MediaRows } from "./rows.ts";
 import { type MediaItem, type MediaLimits, type Visibility } from "./types.ts";
 import { HttpError } from "../../http/error.ts";
@@ -23,6 +30,9 @@ export interface NewItem {
   visibility: Visibility;
   collection: string | null;
 }
+
+/** Most items one list or the gallery reads from a club's database. */
+const MAX_LISTED = 10_000;
 
 /** Token: 18 random bytes (144 bits), URL-safe. */
 const newToken = (): string => randomBytes(18).toString("base64url");
@@ -38,6 +48,7 @@ export class MediaLibrary {
     readonly limits: MediaLimits,
     readonly rows: MediaRows,
     readonly log: Logger,
+    readonly mirror?: MediaMirror,
   ) {}
 
   /** Loads the index and removes files no item points at (part files, SECRET leftovers). */
@@ -46,8 +57,9 @@ export class MediaLibrary {
     rows: MediaRows,
     limits: MediaLimits,
     log: Logger,
+    mirror?: MediaMirror,
   ): Promise<MediaLibrary> {
-    const lib = new MediaLibrary(dir, limits, rows, log);
+    const lib = new MediaLibrary(dir, limits, rows, log, mirror);
     for (const item of rows.all()) lib.#index(item);
     const stale = (await readdir(dir)).filter((name) => !lib.#items.has(name));
     await Promise.all(stale.map((name) => rm(join(dir, name), { force: true })));
@@ -115,6 +127,14 @@ export class MediaLibrary {
       await rm(join(this.dir, id), { force: true });
       throw err;
     }
+    try {
+      // In a club the URL is given out only once every instance can serve it.
+      await this.mirror?.put(item, join(this.dir, id));
+    } catch (err) {
+      this.rows.remove(id);
+      await rm(join(this.dir, id), { force: true });
+      throw err;
+    }
     this.#index(item);
     return item;
   }
@@ -165,45 +185,73 @@ export class MediaLibrary {
     );
   }
 
+  /**
+   * The item a URL token names, as `byToken`; in a club, any instance's item, as the database
+   * has it now (a change or deletion made at another instance counts at once).
+   */
+  async find(token: string): Promise<{ item: MediaItem; secret: boolean } | undefined> {
+    if (!this.mirror) return this.byToken(token);
+    const secret = this.#secrets.get(token);
+    if (secret) return { item: secret.item, secret: true };
+    const item = await this.mirror.byToken(token);
+    return item && { item, secret: false };
+  }
+
   /** An item's bytes, `start`-`end` inclusive, opened before it resolves. */
-  read(item: MediaItem, range?: { start: number; end: number }): Promise<ReadStream> {
-    const stream = createReadStream(join(this.dir, item.id), range);
+  read(item: MediaItem, range?: { start: number; end: number }): Promise<Readable> {
+    // Another instance's item: from the database, one chunk at a time.
+    if (this.mirror && !this.#items.has(item.id) && !this.#secrets.has(item.token))
+      return Promise.resolve(this.mirror.read(item, range));
+    const stream: ReadStream = createReadStream(join(this.dir, item.id), range);
     return new Promise((resolve, reject) => {
       stream.once("open", () => resolve(stream));
       stream.once("error", reject);
     });
   }
 
-  /** One of `member`'s items. */
-  own(member: string, id: string): MediaItem | undefined {
+  /** One of `member`'s items (in a club, made at any instance). */
+  async own(member: string, id: string): Promise<MediaItem | undefined> {
+    if (this.mirror) return this.mirror.own(member, id);
     const item = this.#items.get(id);
     return item?.member === member ? item : undefined;
   }
 
-  /** `member`'s items, newest first, in `collection` when given. */
-  list(member: string, collection?: string): MediaItem[] {
-    return this.#newest().filter(
+  /** `member`'s items, newest first, in `collection` when given (in a club, every instance's). */
+  async list(member: string, collection?: string): Promise<MediaItem[]> {
+    const all = this.mirror ? await this.#everywhere(member) : this.#newest();
+    return all.filter(
       (i) => i.member === member && (collection === undefined || i.collection === collection),
     );
   }
 
-  /** Every PUBLIC item, newest first. */
-  gallery(): MediaItem[] {
-    return this.#newest().filter((i) => i.visibility === "PUBLIC");
+  /** Every PUBLIC item, newest first (in a club, every instance's). */
+  async gallery(): Promise<MediaItem[]> {
+    const all = this.mirror ? await this.#everywhere(undefined) : this.#newest();
+    return all.filter((i) => i.visibility === "PUBLIC");
   }
 
-  #newest(): MediaItem[] {
-    return [...this.#items.values()].sort(
-      (a, b) => b.created - a.created || (a.id < b.id ? 1 : -1),
-    );
+  #newest(items: Iterable<MediaItem> = this.#items.values()): MediaItem[] {
+    return [...items].sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : -1));
   }
 
-  /** Changes an item's visibility, collection or pin (SECRET is for new results only). */
-  update(
+  /** In a club: every instance's items as the database has them now. */
+  async #everywhere(member: string | undefined): Promise<MediaItem[]> {
+    const mirror = this.mirror;
+    if (!mirror) return this.#newest();
+    return this.#newest(await mirror.list(member, MAX_LISTED));
+  }
+
+  /**
+   * Changes an item's visibility, collection or pin (SECRET is for new results only); in a
+   * club, in the database first, which every instance serves by.
+   */
+  async update(
     item: MediaItem,
     patch: Partial<Pick<MediaItem, "visibility" | "collection" | "pinned">>,
-  ): MediaItem {
+  ): Promise<MediaItem> {
     const next = { ...item, ...patch };
+    await this.mirror?.update(next);
+    if (this.mirror && !this.#items.has(item.id)) return next;
     this.rows.put(next);
     this.#index(next);
     return next;
@@ -211,14 +259,35 @@ export class MediaLibrary {
 
   /** Removes an item: row first (so it is never served again), then its bytes. */
   async remove(item: MediaItem): Promise<void> {
+    await this.mirror?.remove(item.id);
+    if (this.mirror && !this.#items.has(item.id)) return;
     this.rows.remove(item.id);
     this.#items.delete(item.id);
     this.#byToken.delete(item.token);
     await this.deleteFile(item.id);
   }
 
-  /** Removes unpinned items older than the age limit, oldest first; resolves to how many. */
+  /**
+   * Removes unpinned items older than the age limit, oldest first; resolves to how many. In a
+   * club, the database's copy decides (a pin set at another instance holds, and every instance
+   * prunes what a dead one made), and local files whose item was deleted elsewhere go too.
+   */
   async prune(now = Date.now()): Promise<number> {
+    if (this.mirror) {
+      const gone = await this.mirror.prune(
+        this.limits.maxAgeMs > 0 ? now - this.limits.maxAgeMs : undefined,
+        [...this.#items.keys()],
+      );
+      for (const id of gone) {
+        const item = this.#items.get(id);
+        if (!item) continue;
+        this.rows.remove(id);
+        this.#items.delete(id);
+        this.#byToken.delete(item.token);
+        await this.deleteFile(id);
+      }
+      return gone.length;
+    }
     if (this.limits.maxAgeMs <= 0) return 0;
     const old = [...this.#items.values()]
       .filter((i) => !i.pinned && now - i.created > this.limits.maxAgeMs)

@@ -13,6 +13,7 @@ import { describeError } from "../../errors.ts";
 import { MediaLibrary } from "./library.ts";
 import { MediaPlanner } from "./plan.ts";
 import { filesRoutes, openMediaRoutes } from "./routes.ts";
+import type { MediaMirror } from "../cluster/media.ts";
 import { memoryRows, sqliteRows } from "./rows.ts";
 import { DEFAULT_MEDIA_LIMITS, type MediaLimits } from "./types.ts";
 import { resolveSpeakers, voiceRoutes } from "./voice-routes.ts";
@@ -27,6 +28,8 @@ export interface MediaOptions {
   limits?: Partial<MediaLimits>;
   maxJsonBytes: number;
   log: Logger;
+  /** An instance of a club: stored items are copied to, and looked up in, PostgreSQL. */
+  mirror?: MediaMirror;
 }
 
 /** The library as the public API uses it. */
@@ -69,7 +72,7 @@ export async function createMedia(o: MediaOptions): Promise<Media> {
   const dir = o.dataDir ? join(o.dataDir, "media") : await mkdtemp(join(tmpdir(), "club-media-"));
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const rows = o.database ? sqliteRows(o.database) : memoryRows;
-  const library = await MediaLibrary.open(dir, rows, limits, o.log);
+  const library = await MediaLibrary.open(dir, rows, limits, o.log, o.mirror);
   const planner = new MediaPlanner(library, o.log);
   const voiceDir = o.dataDir
     ? join(o.dataDir, "voices")

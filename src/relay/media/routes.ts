@@ -91,7 +91,7 @@ export async function openMediaRoutes(
     return;
   }
   const base = baseUrl(req);
-  const { data, has_more } = page(library.gallery(), url);
+  const { data, has_more } = page(await library.gallery(), url);
   sendJson(res, 200, { object: "list", data: data.map((i) => view(i, base, false)), has_more });
 }
 
@@ -112,11 +112,11 @@ export async function filesRoutes(
     if (method !== "GET")
       throw new HttpError(405, "invalid_request_error", `${method} is not allowed on /v1/files`);
     const collection = readCollection(url.searchParams.get("collection") ?? undefined) ?? undefined;
-    const { data, has_more } = page(library.list(member, collection), url);
+    const { data, has_more } = page(await library.list(member, collection), url);
     sendJson(res, 200, { object: "list", data: data.map((i) => view(i, base, true)), has_more });
     return;
   }
-  const item = library.own(member, rest);
+  const item = await library.own(member, rest);
   if (!item) {
     req.resume();
     throw new HttpError(
@@ -147,7 +147,7 @@ export async function filesRoutes(
         "invalid_request_error",
         `unknown field "${unknown[0]?.slice(0, 60)}": a file takes visibility, collection and pinned`,
       );
-    const next = library.update(item, {
+    const next = await library.update(item, {
       ...(visibility ? { visibility } : {}),
       ...(collection !== undefined ? { collection } : {}),
       ...(typeof body.pinned === "boolean" ? { pinned: body.pinned } : {}),

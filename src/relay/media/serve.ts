@@ -77,7 +77,7 @@ export async function serveMedia(
   token: string,
   member: string | undefined,
 ): Promise<void> {
-  const found = library.byToken(token);
+  const found = await library.find(token);
   // Not there, or PRIVATE and not the owner's: the same answer, so a URL says nothing.
   if (!found || (found.item.visibility === "PRIVATE" && found.item.member !== member))
     throw new HttpError(404, "not_found_error", "no such media (deleted, expired, or not yours)");
