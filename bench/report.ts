@@ -8,7 +8,7 @@ import { median } from "./common.ts";
 import { ROOT } from "./procs.ts";
 
 /** The ways a request reaches the upstream; nginx only where it is installed. */
-export type Path = "direct" | "nginx" | "proxy" | "tunnel";
+export type Path = "direct" | "nginx" | "proxy" | "tunnel" | "tunnel1";
 
 /** Concurrency levels of the requests/s runs. */
 export const CONCURRENCY = [1, 16, 64] as const;
@@ -18,7 +18,8 @@ interface Stat {
   p99: number;
 }
 
-type Proc = "relay" | "daemon" | "proxy";
+/** `relay1` and `daemon1` are the pair speaking tunnel protocol 1. */
+type Proc = "relay" | "daemon" | "proxy" | "relay1" | "daemon1";
 
 /** Everything one run measured; times in ms, memory in MiB. A section not run stays empty. */
 export interface Results {
@@ -49,7 +50,15 @@ const NAMES: Record<Path, string> = {
   direct: "direct",
   nginx: "nginx (one real proxy hop)",
   proxy: "one Node hop (`bench/proxy.ts`)",
-  tunnel: "tunnel (relay + daemon)",
+  tunnel: "tunnel (relay + daemon), protocol 2: HTTP/2 on the socket",
+  tunnel1: "tunnel (relay + daemon), protocol 1: HTTP/2 in a WebSocket",
+};
+const PROC_NAMES: Record<Proc, string> = {
+  relay: "relay (protocol 2)",
+  daemon: "daemon (protocol 2)",
+  relay1: "relay (protocol 1)",
+  daemon1: "daemon (protocol 1)",
+  proxy: "one Node hop",
 };
 
 const f = (n: number | undefined, digits = 2): string =>
@@ -99,7 +108,7 @@ function targetsTable(r: Results): string {
   const reconnect = Math.max(...r.reconnectMs);
   const idle = r.rss.idle ?? NaN;
   return tableMd(
-    ["target (against one Node hop in the same run)", "measured", "verdict"],
+    ["target (protocol 2, against one Node hop in the same run)", "measured", "verdict"],
     [
       ...[16, 64].map((c) => [
         `requests/s ≥ 0.7× one hop at concurrency ${c}`,
@@ -236,8 +245,8 @@ export function renderResults(r: Results): string {
     "",
     tableMd(
       ["process", "CPU ms per request (concurrency 16)", "CPU ms per MiB (bulk)"],
-      (["relay", "daemon", "proxy"] as const).map((p) => [
-        p === "proxy" ? "one Node hop" : p,
+      (["relay", "daemon", "relay1", "daemon1", "proxy"] as const).map((p) => [
+        PROC_NAMES[p],
         f(r.cpu[p]?.msPerRequest, 3),
         f(r.cpu[p]?.msPerMiB, 2),
       ]),

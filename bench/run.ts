@@ -88,19 +88,30 @@ async function main(): Promise<void> {
     "direct",
     ...(targets.nginx ? (["nginx"] as const) : []),
     "proxy",
+    ...(targets.tunnel1 ? (["tunnel1"] as const) : []),
     "tunnel",
   ];
   const url = (path: Path): string => targets[path] ?? "";
-  const job = (path: Path) => ({ url: url(path), ...(path === "tunnel" ? { key: KEY } : {}) });
+  const tunnelPath = (path: Path): boolean => path === "tunnel" || path === "tunnel1";
+  const job = (path: Path) => ({ url: url(path), ...(tunnelPath(path) ? { key: KEY } : {}) });
+  const pair1 = stack.pair1;
   const cpu = () => ({
     relay: cpuSeconds(stack.relay.pid),
     daemon: cpuSeconds(stack.daemon.pid),
     proxy: cpuSeconds(stack.proxy.pid),
+    relay1: pair1 ? cpuSeconds(pair1.relay.pid) : 0,
+    daemon1: pair1 ? cpuSeconds(pair1.daemon.pid) : 0,
   });
   const perUnit = (before: ReturnType<typeof cpu>, units: number) => {
     const after = cpu();
     const ms = (p: keyof typeof after) => ((after[p] - before[p]) * 1000) / units;
-    return { relay: ms("relay"), daemon: ms("daemon"), proxy: ms("proxy") };
+    return {
+      relay: ms("relay"),
+      daemon: ms("daemon"),
+      proxy: ms("proxy"),
+      relay1: ms("relay1"),
+      daemon1: ms("daemon1"),
+    };
   };
   const r: Results = {
     loader: useWrk ? "wrk" : "node",
@@ -139,7 +150,10 @@ async function main(): Promise<void> {
       for (const concurrency of CONCURRENCY) {
         const runs = new Map<Path, Rps[]>();
         /** CPU ms and requests of the measured runs, for the cost per request at 16. */
-        const spent = { relay: 0, daemon: 0, proxy: 0, tunnelRequests: 0, proxyRequests: 0 };
+        const spent = {
+          ...{ relay: 0, daemon: 0, proxy: 0, relay1: 0, daemon1: 0 },
+          ...{ tunnelRequests: 0, proxyRequests: 0, tunnel1Requests: 0 },
+        };
         for (let round = 0; round < ROUNDS; round++)
           for (const path of paths) {
             log(
@@ -157,6 +171,10 @@ async function main(): Promise<void> {
               spent.daemon += ms.daemon;
               spent.tunnelRequests += result.total;
               if (concurrency === 64) r.rss.underLoad = Math.max(r.rss.underLoad ?? 0, peak);
+            } else if (path === "tunnel1") {
+              spent.relay1 += ms.relay1;
+              spent.daemon1 += ms.daemon1;
+              spent.tunnel1Requests += result.total;
             } else if (path === "proxy") {
               spent.proxy += ms.proxy;
               spent.proxyRequests += result.total;
@@ -168,6 +186,11 @@ async function main(): Promise<void> {
           r.cpu.proxy = { ...r.cpu.proxy, msPerRequest: spent.proxy / spent.proxyRequests };
           r.cpu.relay = { ...r.cpu.relay, msPerRequest: spent.relay / spent.tunnelRequests };
           r.cpu.daemon = { ...r.cpu.daemon, msPerRequest: spent.daemon / spent.tunnelRequests };
+          if (spent.tunnel1Requests > 0) {
+            const per = (ms: number) => ms / spent.tunnel1Requests;
+            r.cpu.relay1 = { ...r.cpu.relay1, msPerRequest: per(spent.relay1) };
+            r.cpu.daemon1 = { ...r.cpu.daemon1, msPerRequest: per(spent.daemon1) };
+          }
         }
       }
 
@@ -202,6 +225,10 @@ async function main(): Promise<void> {
         r.bulk[path] = result.mibPerSecond;
         const ms = perUnit(before, result.bytes / 1048576);
         if (path === "proxy") (r.cpu.proxy ??= {}).msPerMiB = ms.proxy;
+        if (path === "tunnel1") {
+          (r.cpu.relay1 ??= {}).msPerMiB = ms.relay1;
+          (r.cpu.daemon1 ??= {}).msPerMiB = ms.daemon1;
+        }
         if (path !== "tunnel") continue;
         r.rss.bulk = peak;
         (r.cpu.relay ??= {}).msPerMiB = ms.relay;

@@ -13,7 +13,12 @@ try {
   await stack.stop();
   throw err;
 }
-const pids = { relay: stack.relay.pid, daemon: stack.daemon.pid, proxy: stack.proxy.pid };
+const pids = {
+  relay: stack.relay.pid,
+  daemon: stack.daemon.pid,
+  proxy: stack.proxy.pid,
+  ...(stack.pair1 ? { relay1: stack.pair1.relay.pid, daemon1: stack.pair1.daemon.pid } : {}),
+};
 process.stdout.write(`${JSON.stringify({ targets: stack.targets, key: KEY, pids })}\n`);
 const stop = (): void => void stack.stop().then(() => process.exit(0));
 process.once("SIGINT", stop);
