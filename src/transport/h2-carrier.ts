@@ -74,9 +74,11 @@ export class H2Carrier implements RelayCarrier {
       if (!ok) this.close(1009, "a control message longer than the limit");
     });
     // The control stream lives as long as the tunnel: its end is the provider leaving.
-    control.on("close", () => {
+    const ended = (): void => {
       if (!this.#closed) this.close(1002, "the control stream ended");
-    });
+    };
+    control.on("end", ended);
+    control.on("close", ended);
   }
 
   send(text: string): void {

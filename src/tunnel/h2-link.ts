@@ -134,9 +134,11 @@ export class H2Link extends EventEmitter implements TunnelLink {
       const ok = this.#lines.push(chunk, (line) => this.emit("control", line.toString("utf8")));
       if (!ok) this.close(CloseCode.tooBig, "a control message longer than 16 MiB");
     });
-    stream.on("close", () => {
+    const ended = (): void => {
       if (!this.#closed) this.close(CloseCode.protocolError, "the control stream ended");
-    });
+    };
+    stream.on("end", ended);
+    stream.on("close", ended);
   }
 
   send(text: string): void {
