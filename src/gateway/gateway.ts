@@ -283,18 +283,29 @@ export function createGateway(options: GatewayOptions): Gateway {
       member: who.owner ? null : who.member,
     });
     let bytes = 0;
+    // An event handler must never throw: a throw here is an uncaught exception, which ends the
+    // daemon and every tunnel with it. Each step after an answer is guarded on its own, so a
+    // fault in the bookkeeping is logged and never keeps a queue slot or an engine lease.
+    const guarded = (what: string, step: () => void): void => {
+      try {
+        step();
+      } catch (err) {
+        log.error({ requestId, err: describeError(err) }, "after a request, %s failed", what);
+      }
+    };
     res.on("close", () => {
       // Not `writableFinished`: HTTP/2's compatibility response reports it true for a stream
       // the relay reset, so a consumer who left before the answer began was never noticed. Nor
       // `writableEnded` alone: a tunnel stream (`tunnel/exchange.ts`) the relay resets is ended
       // by Node as it closes; `aborted` says it was reset before this side ended it.
       const cut = !res.writableEnded || (res as { aborted?: boolean }).aborted === true;
-      if (cut) abort.abort();
+      if (cut) guarded("cancelling its engine call", () => abort.abort());
       // What was sent is not how it ended: a caller who left is logged and counted as 499.
       const status = cut ? ABORTED_STATUS : res.statusCode;
-      release?.();
-      engineLease?.();
-      const tokens = job.end();
+      guarded("releasing its queue slot", () => release?.());
+      guarded("releasing its engine", () => engineLease?.());
+      let tokens: number | null = null;
+      guarded("counting its tokens", () => (tokens = job.end()));
       log.info(
         {
           requestId,
@@ -311,7 +322,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         endpoint.path,
         status,
       );
-      options.onRequestDone?.({
+      const done: RequestDoneInfo = {
         requestId,
         ...(who.owner ? {} : { member: who.member }),
         model: model.id,
@@ -322,7 +333,8 @@ export function createGateway(options: GatewayOptions): Gateway {
         bytes,
         tokens,
         aborted: cut,
-      });
+      };
+      guarded("reporting it done", () => options.onRequestDone?.(done));
     });
 
     const slot = load.acquire(service, abort.signal, who);
