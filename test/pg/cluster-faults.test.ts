@@ -193,6 +193,27 @@ describe.skipIf(!HAVE_PG || !bin)("two relay instances under faults", () => {
     // A rig that connects to B meanwhile is served by B at once...
     const late = await rig(b, "late-on-b", ["late"]);
     expect(await ask(b, "late")).toBe("hello from late-on-b");
+    // Work that must be stored first is refused at once, saying why; the tunnels stay up.
+    for (const relay of [a, b]) {
+      const job = await fetch(`${relay.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${BOB}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          model: "steady",
+          messages: [{ role: "user", content: "hi" }],
+          async: true,
+        }),
+      });
+      expect(job.status).toBe(503);
+      const refusal = (await job.json()) as { error: { message: string; code?: string } };
+      expect(refusal.error.code).toBe("database_unavailable");
+      expect(refusal.error.message).toContain("database is unavailable");
+      const list = await fetch(`${relay.url}/v1/jobs`, {
+        headers: { authorization: `Bearer ${BOB}` },
+      });
+      expect(list.status).toBe(503);
+    }
+    expect(await ask(b, "steady")).toBe("hello from steady-on-a");
 
     db.resume();
     // ...and reaches A once the database is back (written again, announced, mirrored).
