@@ -76,6 +76,13 @@ async function startInstance(name: string, database: string): Promise<Instance> 
   return { name, proc, url };
 }
 
+/** The fields of job, run and result answers the test reads. */
+interface WorkAnswer {
+  id: string;
+  status: string;
+  choices?: { message: { content: string } }[];
+}
+
 const client = (base: string, apiKey = ALICE) =>
   new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 0 });
 
@@ -222,6 +229,70 @@ describe.skipIf(!HAVE_PG || !NGINX)("two relay instances behind nginx", () => {
     await closed;
     fake.resumeGenerations();
     await vi.waitFor(() => expect(fake.inFlight).toBe(0));
+  });
+
+  it("keeps async jobs and workflow runs club-wide: submitted at one instance, read, fetched and approved at the other", async () => {
+    const [first, second] = relays as [Instance, Instance];
+    const api = async (base: string, method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${base}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ALICE}`, "content-type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: res.status, body: (await res.json()) as WorkAnswer };
+    };
+    const job = await api(first.url, "POST", "/v1/chat/completions", {
+      model: MODEL,
+      messages: [{ role: "user", content: "later" }],
+      async: true,
+    });
+    expect(job.status).toBe(202);
+    await vi.waitFor(
+      async () =>
+        expect((await api(second.url, "GET", `/v1/jobs/${job.body.id}`)).body.status).toBe(
+          "PROCESSED",
+        ),
+      { timeout: 20_000 },
+    );
+    for (const base of [second.url, nginx.url]) {
+      const result = await api(base, "GET", `/v1/jobs/${job.body.id}/result`);
+      expect(result.body.choices?.[0]?.message.content).toBe("Hello from the rig.");
+    }
+    // A run with a gate, started at the second instance and approved at the first.
+    const run = await api(second.url, "POST", "/v1/workflows/runs", {
+      spec: {
+        steps: [
+          {
+            id: "draft",
+            kind: "inference",
+            type: "chat",
+            body: { messages: [{ role: "user", content: "draft" }] },
+          },
+          { id: "review", kind: "gate" },
+          {
+            id: "final",
+            kind: "inference",
+            type: "chat",
+            body: { messages: [{ role: "user", content: "{{steps.draft.output}}" }] },
+          },
+        ],
+      },
+      models: { chat: MODEL },
+    });
+    expect(run.status, JSON.stringify(run.body)).toBe(202);
+    const status = async (base: string) =>
+      (await api(base, "GET", `/v1/workflows/runs/${run.body.id}`)).body.status;
+    await vi.waitFor(async () => expect(await status(first.url)).toBe("AWAITING"), {
+      timeout: 20_000,
+    });
+    const approved = await api(
+      first.url,
+      "POST",
+      `/v1/workflows/runs/${run.body.id}/steps/review/approve`,
+      {},
+    );
+    expect(approved.status).toBe(200);
+    await vi.waitFor(async () => expect(await status(nginx.url)).toBe("DONE"), { timeout: 20_000 });
   });
 
   it.skipIf(!LLAMA_DIR)(
