@@ -281,8 +281,10 @@ export function createApi(
       }
       model = json.model;
       if (options.media) json = await options.media.prepare(endpoint.path, member, json);
-      if (typeof model === "string" && model !== "")
+      if (typeof model === "string" && model !== "") {
+        await options.media?.planner.prepare(endpoint, member);
         plan = options.media?.planner.plan(req, res, endpoint, member, model, json);
+      }
       json = plan?.body ?? json;
       streamed = json.stream === true && SSE_ENDPOINTS.has(endpoint.path);
       if (work && streamed) strip = askUsage(endpoint.path, json);
@@ -304,8 +306,10 @@ export function createApi(
       model = (await filter.captured).model;
       body = filter;
       try {
-        if (typeof model === "string" && model !== "")
+        if (typeof model === "string" && model !== "") {
+          await options.media?.planner.prepare(endpoint, member);
           plan = options.media?.planner.plan(req, res, endpoint, member, model);
+        }
       } catch (err) {
         filter.destroy();
         throw err;

@@ -66,8 +66,10 @@ describe.skipIf(!HAVE_PG)("jobs across two relay instances", () => {
   beforeAll(async () => {
     database = await freshDatabase("cjobs");
     const jobLimits = { ...FAST, maxActivePerMember: 3 };
-    a = await clusterInstance("inst-a", database, keys(), { jobLimits });
-    b = await clusterInstance("inst-b", database, keys(), { jobLimits });
+    // Room for one picture of the rig's (12 bytes) at each instance, not for two at one.
+    const mediaLimits = { maxBytesPerMember: 20 };
+    a = await clusterInstance("inst-a", database, keys(), { jobLimits, mediaLimits });
+    b = await clusterInstance("inst-b", database, keys(), { jobLimits, mediaLimits });
     // The rig's tunnel is held by A; work submitted to B runs there across the internal link.
     rig = new MediaRig({
       relayUrl: a.url,
@@ -240,6 +242,26 @@ describe.skipIf(!HAVE_PG)("jobs across two relay instances", () => {
       });
       expect(gone.status).toBe(404);
     }
+  });
+
+  it("counts the member's media library at every instance against one quota", async () => {
+    const draw = (relay: Relay) =>
+      call<{ data: { id: string }[] }>(relay, "POST", "/v1/images/generations", {
+        model: "image-1",
+        prompt: "quota",
+      });
+    const first = await draw(b);
+    const second = await draw(a);
+    expect([first.status, second.status]).toEqual([200, 200]);
+    // B holds 12 bytes of its own, under 20; with A's 12 the member is over.
+    const third = await draw(b);
+    expect(third.status).toBe(403);
+    expect(JSON.stringify(third.body)).toContain("media_quota_exceeded");
+    for (const made of [first, second])
+      expect((await call(a, "DELETE", `/v1/files/${made.body.data[0]?.id ?? ""}`)).status).toBe(
+        200,
+      );
+    expect((await draw(b)).status).toBe(200);
   });
 
   it("gives a repeated idempotency key the same job at either instance", async () => {

@@ -86,6 +86,15 @@ export class MediaMirror {
     }
   }
 
+  /** Bytes of the member's stored items, whichever instance made them. */
+  async bytesOf(member: string): Promise<number> {
+    const { rows } = await this.#query<{ n: number | null }>(
+      "SELECT sum((item->>'bytes')::bigint)::float8 AS n FROM media_items WHERE member = $1",
+      [member],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
   /** Writes an item's changed fields (visibility, collection, pin). */
   async update(item: MediaItem): Promise<void> {
     await this.#query("UPDATE media_items SET visibility = $2, item = $3 WHERE id = $1", [

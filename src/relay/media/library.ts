@@ -71,8 +71,20 @@ export class MediaLibrary {
     this.#byToken.set(item.token, item);
   }
 
-  /** Bytes `member` keeps in the library. */
+  /** In a club: what each member keeps in the club's database, as last counted. */
+  readonly #counted = new Map<string, number>();
+
+  /** In a club: counts what `member` keeps at every instance, for `checkQuota`. */
+  async countUsage(member: string): Promise<void> {
+    if (!this.mirror) return;
+    const bytes = await this.mirror.bytesOf(member);
+    if (bytes > 0) this.#counted.set(member, bytes);
+    else this.#counted.delete(member);
+  }
+
+  /** Bytes `member` keeps in the library (in a club, in every instance's, as last counted). */
   usage(member: string): number {
+    if (this.mirror) return this.#counted.get(member) ?? 0;
     let n = 0;
     for (const item of this.#items.values()) if (item.member === member) n += item.bytes;
     return n;

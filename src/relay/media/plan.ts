@@ -63,6 +63,11 @@ export class MediaPlanner {
     readonly log: Logger,
   ) {}
 
+  /** Before `plan` on an instance of a club: the quota counts the member's items everywhere. */
+  async prepare(endpoint: Endpoint, member: string): Promise<void> {
+    if (KINDS[endpoint.path]) await this.library.countUsage(member);
+  }
+
   /**
    * The plan for one call, or undefined when its result is not kept (another endpoint, or a
    * SECRET byte result). Throws an `HttpError` for bad sharing fields or a member over quota.
