@@ -2,15 +2,17 @@
  * A club on two relay instances, end to end with real processes as an operator runs them:
  * one PostgreSQL, `club-provider relay` twice with `--database` and `--internal-listen`, nginx
  * in front (round-robin, WebSocket upgrades passed through), a daemon serving a fake
- * llama-server through nginx, and the official `openai` client against nginx and against each
- * instance; a second daemon serves the real llama-server (when the real tier built it:
- * CLUB_LLAMA_DIR, which .ci/run sets). Then the instance holding the tunnel is killed.
+ * llama-server and one serving a fake ComfyUI, both through nginx, and the official `openai`
+ * client against nginx and against each instance; a third daemon serves the real llama-server
+ * (when the real tier built it: CLUB_LLAMA_DIR, which .ci/run sets). Async jobs, a gated run
+ * and a picture's URL cross instances. Then the instance holding the tunnel is killed.
  */
 import { once } from "node:events";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI, { APIUserAbortError } from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { FakeComfyUI } from "../fakes/comfyui.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 import { runCli, scratchDir, writeSecret, type CliProcess } from "../e2e/harness.ts";
 import { LLAMA_DIR, startLlama, type RealLlama } from "../real/llama.ts";
@@ -32,6 +34,9 @@ let fake: FakeLlamaServer;
 let nginx: Nginx;
 let relays: Instance[];
 let daemon: CliProcess;
+/** A second rig with fake engines: ComfyUI, for pictures the relays keep. */
+let comfy: FakeComfyUI;
+let comfyDaemon: CliProcess;
 /** The real llama-server behind a second daemon, when the real tier built one. */
 let llama: RealLlama | undefined;
 let realDaemon: CliProcess | undefined;
@@ -151,6 +156,27 @@ describe.skipIf(!HAVE_PG || !NGINX)("two relay instances behind nginx", () => {
       { home: daemonHome },
     );
     await daemon.waitFor(/connected to the relay/);
+    comfy = new FakeComfyUI();
+    await comfy.start();
+    const comfyHome = scratchDir();
+    comfyDaemon = runCli(
+      [
+        "start",
+        "--relay",
+        nginx.url.replace("http", "ws"),
+        "--api-key-file",
+        writeSecret(comfyHome, "key.txt", ALICE),
+        "--name",
+        "rig-comfy",
+        "--no-autodetect",
+        "--status-port",
+        "0",
+        "--service",
+        comfy.url,
+      ],
+      { home: comfyHome, env: { CLUB_POLL_MS: "20" } },
+    );
+    await comfyDaemon.waitFor(/connected to the relay/);
     if (LLAMA_DIR) {
       llama = await startLlama(["--alias", REAL_MODEL]);
       const realHome = scratchDir();
@@ -177,6 +203,8 @@ describe.skipIf(!HAVE_PG || !NGINX)("two relay instances behind nginx", () => {
 
   afterAll(async () => {
     await daemon.stop("SIGKILL");
+    await comfyDaemon.stop("SIGKILL");
+    await comfy.stop();
     await realDaemon?.stop("SIGKILL");
     await llama?.stop();
     await Promise.all(relays.map((r) => r.proc.stop("SIGKILL")));
@@ -293,6 +321,29 @@ describe.skipIf(!HAVE_PG || !NGINX)("two relay instances behind nginx", () => {
     );
     expect(approved.status).toBe(200);
     await vi.waitFor(async () => expect(await status(nginx.url)).toBe("DONE"), { timeout: 20_000 });
+
+    // A picture drawn through one instance: its URL works at the other and through nginx.
+    await vi.waitFor(
+      async () => {
+        for (const r of relays)
+          expect((await client(r.url).models.list()).data.map((m) => m.id)).toContain("sdxl");
+      },
+      { timeout: 20_000 },
+    );
+    const drawn = await client(first.url).images.generate({
+      model: "sdxl",
+      prompt: "two relays",
+      response_format: "url",
+    });
+    const url = drawn.data?.[0]?.url ?? "";
+    expect(url.startsWith(`${first.url}/v1/media/`)).toBe(true);
+    const original = Buffer.from(await (await fetch(url)).arrayBuffer());
+    expect(original.length).toBeGreaterThan(0);
+    for (const base of [second.url, nginx.url]) {
+      const copy = await fetch(`${base}${new URL(url).pathname}`);
+      expect(copy.status).toBe(200);
+      expect(Buffer.from(await copy.arrayBuffer()).equals(original)).toBe(true);
+    }
   });
 
   it.skipIf(!LLAMA_DIR)(
