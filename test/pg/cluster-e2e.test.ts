@@ -217,6 +217,9 @@ describe.skipIf(!HAVE_PG || !NGINX)("two relay instances behind nginx", () => {
       for (const r of relays)
         expect((await client(r.url).models.list()).data.map((m) => m.id)).toContain(MODEL);
     });
+    // nginx passes `Upgrade: club-tunnel.2`: the rig's tunnel is HTTP/2 on the socket.
+    const line = await (await holder()).proc.waitFor(/provider rig1 connected/);
+    expect((JSON.parse(line) as { protocol: number }).protocol).toBe(2);
     // Round-robin: of four calls through nginx, two land on the instance without the tunnel.
     for (let i = 0; i < 4; i++) {
       const reply = await chat(nginx.url);
