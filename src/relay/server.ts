@@ -169,6 +169,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
           work: new SharedWork(pool, cluster.instanceId, log),
           peers: cluster.directory.peers,
           onInstanceGone: (listener: () => void) => cluster?.directory.onInstanceGone(listener),
+          onExpired: (listener: () => void) => cluster?.directory.onExpired(listener),
         }
       : undefined;
   // Jobs that were running when the relay stopped are queued again; they wait for providers.

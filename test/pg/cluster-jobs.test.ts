@@ -387,3 +387,87 @@ describe.skipIf(!HAVE_PG)("an instance killed mid-job", () => {
     expect(Buffer.from(await bytes.arrayBuffer()).equals(MUSIC)).toBe(true);
   });
 });
+
+describe.skipIf(!HAVE_PG)("an instance the others expired while it was alive", () => {
+  let x: Relay | undefined;
+  let y: Relay | undefined;
+  let late: MediaRig | undefined;
+
+  afterAll(async () => {
+    late?.stop();
+    await y?.close();
+    await x?.close();
+  });
+
+  it("lets go of what a survivor took over, so each job runs once", async () => {
+    const db = await freshDatabase("cexpire");
+    // X beats slowly, so the survivor claims its work before X notices it was expired.
+    x = await clusterInstance("exp-x", db, keys(), {
+      jobLimits: FAST,
+      cluster: { heartbeatMs: 1000, expiryMs: 5000 },
+    });
+    const survivor = await clusterInstance("exp-y", db, keys(), {
+      jobLimits: FAST,
+      cluster: { heartbeatMs: 100, expiryMs: 5000 },
+    });
+    y = survivor;
+    const xr = x;
+    const id = (
+      await call<JobView>(xr, "POST", "/v1/music/generations", {
+        model: "later-1",
+        prompt: "once",
+        async: true,
+      })
+    ).body.id;
+    await waitJob(xr, id, "QUEUED");
+    // What a peer does when X has been silent past the expiry.
+    const sql = new pg.Client({ connectionString: db });
+    await sql.connect();
+    try {
+      await sql.query(
+        "WITH d AS (DELETE FROM cluster_instances WHERE id = 'exp-x') SELECT pg_notify('club_registry', 'exp-x *')",
+      );
+      await vi.waitFor(
+        async () => {
+          const { rows } = await sql.query<{ owner: string }>(
+            "SELECT owner FROM jobs WHERE id = $1",
+            [id],
+          );
+          expect(rows[0]?.owner).toBe("exp-y");
+        },
+        { timeout: 10_000, interval: 20 },
+      );
+    } finally {
+      await sql.end();
+    }
+    // X comes back and lets the job go: its list shows it once (the survivor's), not twice.
+    await vi.waitFor(
+      async () => {
+        const list = await call<ListView<JobView>>(xr, "GET", "/v1/jobs");
+        expect(list.body.data.filter((j) => j.id === id)).toHaveLength(1);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
+    const rig = new MediaRig({
+      relayUrl: survivor.url,
+      apiKey: ALICE,
+      models: { music: ["later-1"] },
+    });
+    late = rig;
+    const seen: string[] = [];
+    rig.on("request", (r: { body: { prompt?: unknown } }) => seen.push(String(r.body.prompt)));
+    await rig.start();
+    const done = await waitJob(xr, id, "PROCESSED");
+    expect(done.attempts).toBe(1);
+    // Another job through X after it is back runs too, and "once" ran once.
+    const next = (
+      await call<JobView>(xr, "POST", "/v1/music/generations", {
+        model: "later-1",
+        prompt: "after",
+        async: true,
+      })
+    ).body.id;
+    await waitJob(survivor, next, "PROCESSED");
+    expect(seen.filter((p) => p === "once")).toHaveLength(1);
+  });
+});

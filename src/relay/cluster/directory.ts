@@ -74,6 +74,10 @@ export class ClusterDirectory {
   #unsubscribe: (() => void) | undefined;
   /** Called when another instance leaves the club (it stopped, or was expired). */
   readonly #gone = new Set<() => void>();
+  /** Called when this instance finds it was expired by the others, once it is back. */
+  readonly #expired = new Set<() => void>();
+  /** The others expired this instance (it was told, or its row was gone at a heartbeat). */
+  #wasExpired = false;
   /** A write failed, or this instance was expired: write every local provider again. */
   #stale = false;
   #closed = false;
@@ -224,7 +228,7 @@ export class ClusterDirectory {
     if (!instance || !conn) return;
     if (instance === this.#o.instanceId) {
       // Another instance expired this one (it could not reach the database for a while).
-      if (conn === "*" && !this.#closed) this.#stale = true;
+      if (conn === "*" && !this.#closed) this.#stale = this.#wasExpired = true;
       return;
     }
     this.#refreshes = this.#refreshes.then(() =>
@@ -237,6 +241,15 @@ export class ClusterDirectory {
       if (p instanceof RemoteProvider && p.instanceId === instance)
         this.#o.registry.removeRemote(p.id);
     for (const listener of this.#gone) listener();
+  }
+
+  /**
+   * Calls `listener` when this instance was expired by the others (what it owned may have been
+   * taken over) and has registered again; returns the unsubscribe.
+   */
+  onExpired(listener: () => void): () => void {
+    this.#expired.add(listener);
+    return () => this.#expired.delete(listener);
   }
 
   /** Calls `listener` each time another instance leaves the club; returns the unsubscribe. */
@@ -285,7 +298,13 @@ export class ClusterDirectory {
         "UPDATE cluster_instances SET seen_at = now(), url = $2 WHERE id = $1",
         [instanceId, instanceUrl],
       );
+      if (seen.rowCount === 0) this.#wasExpired = true;
       if (seen.rowCount === 0 || this.#stale) await this.#register(false);
+      if (this.#wasExpired) {
+        this.#wasExpired = false;
+        this.#log.warn("the other instances expired this one while it was cut off; it is back");
+        for (const listener of this.#expired) listener();
+      }
       await pool.query(
         `WITH d AS (
            DELETE FROM cluster_instances

@@ -86,6 +86,15 @@ export class SharedWork {
     return rows.flatMap((row) => this.#parse(kind, row) ?? []);
   }
 
+  /** Which of `ids` (records of `kind`) this instance still owns. */
+  async stillMine(kind: WorkKind, ids: string[]): Promise<Set<string>> {
+    const { rows } = await this.#query<{ id: string }>(
+      `SELECT id FROM ${TABLES[kind]} WHERE id = ANY($1::text[]) AND owner = $2`,
+      [ids, this.instanceId],
+    );
+    return new Set(rows.map((r) => r.id));
+  }
+
   /** The member's jobs queued or running on other instances (their room is the club's). */
   async activeElsewhere(member: string): Promise<number> {
     const { rows } = await this.#query<{ n: number }>(

@@ -81,6 +81,16 @@ export class Batches {
     this.#batches.load(batches);
   }
 
+  /** Lets go of batches another instance of the club has taken over. */
+  release(ids: ReadonlySet<string>): void {
+    this.#batches.release(ids);
+  }
+
+  /** Every batch's id (what an instance checks it still owns). */
+  ids(): string[] {
+    return [...this.#batches.values()].map((b) => b.id);
+  }
+
   /** Queues a batch; a repeated idempotency key gets the existing batch (`replayed`). */
   async submit(
     member: string,

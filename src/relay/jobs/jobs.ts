@@ -128,6 +128,11 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
     return job?.member === member ? job : undefined;
   }
 
+  /** Every job's id (what an instance checks it still owns). */
+  ids(): string[] {
+    return [...this.#jobs.keys()];
+  }
+
   /** Every job, for pruning. */
   all(): IterableIterator<JobRecord> {
     return this.#jobs.values();
@@ -256,6 +261,21 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
   /** Looks at the queue soon: after submissions, finished attempts and ticks. */
   kick(): void {
     this.#dispatcher.kick();
+  }
+
+  /**
+   * Lets go of jobs another instance of the club has taken over: a running one is reset at its
+   * provider, and none is saved again here.
+   */
+  release(ids: ReadonlySet<string>): void {
+    for (const id of ids) {
+      const job = this.#jobs.get(id);
+      if (!job) continue;
+      this.#queue.delete(job);
+      this.#drop(job);
+      this.#dispatcher.abort(id);
+      this.#dispatcher.forget(id);
+    }
   }
 
   /** Stops dispatching; running jobs are reset at their providers and saved as QUEUED. */

@@ -43,6 +43,14 @@ export class MemberRecords<R extends MemberRecord> {
       this.#byKey.delete(keyOf(record.member, record.idempotency_key));
   }
 
+  /** Forgets the records of these ids (another relay instance keeps them now). */
+  release(ids: ReadonlySet<string>): void {
+    for (const id of ids) {
+      const record = this.#byId.get(id);
+      if (record) this.remove(record);
+    }
+  }
+
   /** The record with this id, whoever owns it (internal lookups). */
   byId(id: string): R | undefined {
     return this.#byId.get(id);

@@ -64,6 +64,8 @@ export interface WorkOptions {
     peers: Peers;
     /** Subscribes to other instances leaving the club. */
     onInstanceGone(listener: () => void): unknown;
+    /** Subscribes to this instance finding that the others expired it. */
+    onExpired(listener: () => void): unknown;
   };
   limits?: Partial<JobLimits>;
   /** Largest JSON body of a batch or run submission. */
@@ -238,9 +240,42 @@ export async function createWork(o: WorkOptions): Promise<Work> {
         log.warn({ err: describeError(err) }, "taking over a dead instance's work failed"),
       )
       .finally(() => (claiming = undefined)));
+  // Expired by the others while cut off, this instance lets go of what they took over.
+  const release = async (): Promise<void> => {
+    if (!shared) return;
+    const [j, b, r] = await Promise.all([
+      shared.work.stillMine("job", jobs.ids()),
+      shared.work.stillMine("batch", batches.ids()),
+      shared.work.stillMine("run", workflows.ids()),
+    ]);
+    const lost = (ids: string[], mine: Set<string>) => new Set(ids.filter((id) => !mine.has(id)));
+    const gone = {
+      jobs: lost(jobs.ids(), j),
+      batches: lost(batches.ids(), b),
+      runs: lost(workflows.ids(), r),
+    };
+    const count = gone.jobs.size + gone.batches.size + gone.runs.size;
+    if (count > 0)
+      log.warn(
+        { records: count },
+        "let go of %d record(s) another instance took over while this one was cut off",
+        count,
+      );
+    workflows.release(gone.runs);
+    batches.release(gone.batches);
+    jobs.release(gone.jobs);
+  };
   if (shared) {
     await claim();
     shared.onInstanceGone(() => void claim());
+    shared.onExpired(() => {
+      release().catch((err: unknown) =>
+        log.warn(
+          { err: describeError(err) },
+          "checking which records are still this instance's failed",
+        ),
+      );
+    });
   }
   log.info(
     { dataDir: o.dataDir ?? null, jobs: loaded.length, requeued, records: records.length },

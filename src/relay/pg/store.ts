@@ -219,14 +219,23 @@ export async function openPgStore(pool: pg.Pool, o: PgStoreOptions): Promise<Job
       case "dropBody":
         await client.query("DELETE FROM job_bodies WHERE id = $1", [op.id]);
         return;
-      case "remove":
-        await client.query(
-          `WITH j AS (DELETE FROM jobs WHERE id = $1), b AS (DELETE FROM batches WHERE id = $1),
-             r AS (DELETE FROM runs WHERE id = $1), x AS (DELETE FROM job_results WHERE id = $1)
-           DELETE FROM job_bodies WHERE id = $1`,
-          [op.id],
+      case "remove": {
+        // An instance removes only what it still owns (a lone relay, fenced by its row, all).
+        const mine = owner === null ? "" : " AND owner = $2";
+        const deleted = await client.query<{ id: string }>(
+          `WITH j AS (DELETE FROM jobs WHERE id = $1${mine} RETURNING id),
+             b AS (DELETE FROM batches WHERE id = $1${mine} RETURNING id),
+             r AS (DELETE FROM runs WHERE id = $1${mine} RETURNING id)
+           SELECT id FROM j UNION ALL SELECT id FROM b UNION ALL SELECT id FROM r`,
+          owner === null ? [op.id] : [op.id, owner],
         );
+        if (owner === null || deleted.rowCount !== 0)
+          await client.query(
+            `WITH x AS (DELETE FROM job_results WHERE id = $1) DELETE FROM job_bodies WHERE id = $1`,
+            [op.id],
+          );
         return;
+      }
       case "pruneUsage":
         await client.query("DELETE FROM usage WHERE day < $1", [op.beforeDay]);
         return;

@@ -44,6 +44,16 @@ export class Workflows {
     });
   }
 
+  /** Lets go of runs another instance of the club has taken over. */
+  release(ids: ReadonlySet<string>): void {
+    this.#runs.release(ids);
+  }
+
+  /** Every run's id (what an instance checks it still owns). */
+  ids(): string[] {
+    return [...this.#runs.values()].map((r) => r.id);
+  }
+
   /** Takes the stored runs (after the jobs) and moves on those a restart interrupted. */
   load(runs: RunRecord[]): void {
     this.#runs.load(runs);
