@@ -2,51 +2,41 @@
  * The gateway of a paused rig: a request for a paused model gets 429 in the club's envelope
  * with Retry-After (the relay tries another provider on 429), before its body is read.
  */
-import http from "node:http";
-import { once } from "node:events";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { discover, type Catalog } from "../../src/discovery/catalog.ts";
 import { PauseState, manualReason } from "../../src/daemon/pause.ts";
-import { createGateway } from "../../src/gateway/gateway.ts";
 import { HEADER_MODEL } from "../../src/protocol/index.ts";
 import { silentLogger } from "../../src/log.ts";
+import { listenGateway, postChat, type GatewayServer } from "../engines/gateway-server.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 
 const MODEL = "tiny-qwen2-chat";
 const llama = new FakeLlamaServer({ tokens: ["ok"] });
 const state = new PauseState();
-let server: http.Server;
-let base = "";
+let gateway: GatewayServer;
 let catalog: Catalog;
 
 beforeAll(async () => {
   await llama.start();
   catalog = await discover({ services: [{ url: llama.url }], autodetect: false });
-  server = http.createServer(
-    createGateway({
-      catalog: () => catalog,
-      providerName: "rig",
-      log: silentLogger,
-      paused: (id) => state.model(id),
-    }),
-  );
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  gateway = await listenGateway({
+    catalog: () => catalog,
+    providerName: "rig",
+    log: silentLogger,
+    paused: (id) => state.model(id),
+  });
 });
 
 afterAll(async () => {
-  server.closeAllConnections();
-  server.close();
+  gateway.close();
   await Promise.all([llama.stop(), closeUpstreamPools()]);
 });
 
 async function chat(headers: Record<string, string> = {}, body?: string) {
-  const res = await fetch(`${base}/v1/chat/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: body ?? JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }] }),
+  const res = await postChat(gateway.base, MODEL, {
+    headers,
+    ...(body === undefined ? {} : { body }),
   });
   return { status: res.status, retry: res.headers.get("retry-after"), body: await res.text() };
 }

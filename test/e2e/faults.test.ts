@@ -3,12 +3,12 @@
  * many streams, long silences, signals. Real processes on loopback; nothing may hang or leak.
  */
 import { once } from "node:events";
-import http from "node:http";
 import { Agent, fetch as undiciFetch } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { BulkEngine } from "../fakes/bulk-engine.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 import { freePort } from "../fakes/util.ts";
+import { bulkRequest, stopThenDrain } from "./bulk-consumer.ts";
 import { runCli, scratchDir, writeSecret } from "./harness.ts";
 import { ALICE_KEY, startStack, type Stack } from "./stack.ts";
 
@@ -205,36 +205,12 @@ describe("a slow consumer", () => {
     cleanup.push(() => engine.stop());
     const stack = await stackWith([engine.url]);
 
-    // node:http, not fetch: a paused IncomingMessage stops reading its socket, as a slow client does.
-    const req = http.request(`${stack.relayUrl}/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${ALICE_KEY}`, "content-type": "application/json" },
-    });
-    req.end(JSON.stringify({ model: "bulk", messages: [] }));
-    const [res] = (await once(req, "response")) as [http.IncomingMessage];
-    let received = 0;
-    res.once("data", (chunk: Buffer) => {
-      received += chunk.length;
-      res.pause();
-    });
-    // The consumer stops reading: the engine must stop producing once the windows are full.
-    let last = -1;
-    // Stalled: nothing more was produced between two looks 300 ms apart.
-    await expect
-      .poll(
-        () => {
-          const stalled = engine.produced === last;
-          last = engine.produced;
-          return stalled;
-        },
-        { timeout: 20_000, interval: 300 },
-      )
-      .toBe(true);
-    // Bounded by the windows (4 MiB per stream, 32 MiB per tunnel) plus socket buffers.
-    expect(engine.produced).toBeLessThan(48 * 1024 * 1024);
-    res.on("data", (chunk: Buffer) => (received += chunk.length));
-    res.resume();
-    await once(res, "end");
+    const res = await bulkRequest(stack.relayUrl);
+    // The consumer stops reading: the engine must stop producing once the windows are full,
+    // bounded by the windows (4 MiB per stream, 32 MiB per tunnel) plus socket buffers.
+    const received = await stopThenDrain(res, engine, () =>
+      expect(engine.produced).toBeLessThan(48 * 1024 * 1024),
+    );
     expect(received).toBe(total);
   }, 120_000);
 });

@@ -4,14 +4,10 @@
  * starts again, and the request, which the engine never received, is answered (not a 502).
  * The fake engine's `--linger-ms` holds that moment open for seconds.
  */
-import http from "node:http";
-import { once } from "node:events";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
-import { Catalog } from "../../src/discovery/catalog.ts";
+import { describe, expect, it } from "vitest";
 import { EngineManager } from "../../src/engines/manager.ts";
-import { createGateway } from "../../src/gateway/gateway.ts";
 import { silentLogger } from "../../src/log.ts";
+import { managedGateway } from "./gateway-server.ts";
 import { fakeSpec, SETTINGS } from "./helpers.ts";
 
 const manager = new EngineManager({
@@ -22,31 +18,10 @@ const manager = new EngineManager({
   settings: SETTINGS,
   log: silentLogger,
 });
-let server: http.Server;
-let base = "";
-
-beforeAll(async () => {
-  const catalog = (): Catalog => new Catalog(manager.services());
-  server = http.createServer(
-    createGateway({ catalog, providerName: "rig", log: silentLogger, engines: manager }),
-  );
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-});
-
-afterAll(async () => {
-  server.closeAllConnections();
-  server.close();
-  await Promise.all([manager.stopAll(), closeUpstreamPools()]);
-});
+const gateway = managedGateway(manager);
 
 async function chat(model: string) {
-  const res = await fetch(`${base}/v1/chat/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }),
-  });
+  const res = await gateway.chat(model);
   return { status: res.status, body: await res.text() };
 }
 

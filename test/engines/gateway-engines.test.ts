@@ -3,15 +3,13 @@
  * lets only one of two fit (the idle one is evicted, a busy one never), a start that fails is
  * 503 with Retry-After and the engine's words, a crash mid-request is 502.
  */
-import http from "node:http";
 import { once } from "node:events";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
+import { describe, expect, it } from "vitest";
 import { Catalog } from "../../src/discovery/catalog.ts";
 import { EngineManager } from "../../src/engines/manager.ts";
 import { DaemonMetrics } from "../../src/daemon/daemon-metrics.ts";
-import { createGateway } from "../../src/gateway/gateway.ts";
 import { silentLogger } from "../../src/log.ts";
+import { managedGateway } from "./gateway-server.ts";
 import { fakeSpec, SETTINGS } from "./helpers.ts";
 
 const manager = new EngineManager({
@@ -25,30 +23,10 @@ const manager = new EngineManager({
   log: silentLogger,
 });
 const catalog = (): Catalog => new Catalog(manager.services());
-let server: http.Server;
-let base = "";
-
-beforeAll(async () => {
-  server = http.createServer(
-    createGateway({ catalog, providerName: "rig", log: silentLogger, engines: manager }),
-  );
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-});
-
-afterAll(async () => {
-  server.closeAllConnections();
-  server.close();
-  await Promise.all([manager.stopAll(), closeUpstreamPools()]);
-});
+const gateway = managedGateway(manager);
 
 async function chat(model: string) {
-  const res = await fetch(`${base}/v1/chat/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }),
-  });
+  const res = await gateway.chat(model);
   return { status: res.status, retry: res.headers.get("retry-after"), body: await res.text() };
 }
 const state = (name: string) => manager.get(name)?.state;

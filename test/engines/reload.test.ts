@@ -4,18 +4,15 @@
  * finishes the stream it is sending before it is stopped, and requests that arrive meanwhile
  * wait for the new engine.
  */
-import http from "node:http";
-import { once } from "node:events";
 import { mkdtempSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Catalog } from "../../src/discovery/catalog.ts";
 import { EngineManager } from "../../src/engines/manager.ts";
 import type { EngineSpec } from "../../src/engines/schema.ts";
-import { createGateway } from "../../src/gateway/gateway.ts";
 import { silentLogger } from "../../src/log.ts";
+import { managedGateway } from "./gateway-server.ts";
 import { alive, fakeSpec, SETTINGS, until } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "club-reload-"));
@@ -32,32 +29,13 @@ const manager = new EngineManager({
   log: silentLogger,
 });
 const catalog = (): Catalog => new Catalog(manager.services());
-let server: http.Server;
-let base = "";
-
-beforeAll(async () => {
+beforeAll(() => {
   for (const name of ["keep", "moving", "leaving", "slow", "fresh"])
     writeFileSync(startsOf(name), "");
-  server = http.createServer(
-    createGateway({ catalog, providerName: "rig", log: silentLogger, engines: manager }),
-  );
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 });
+const gateway = managedGateway(manager);
 
-afterAll(async () => {
-  server.closeAllConnections();
-  server.close();
-  await Promise.all([manager.stopAll(), closeUpstreamPools()]);
-});
-
-const request = (model: string, stream = false) =>
-  fetch(`${base}/v1/chat/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model, stream, messages: [{ role: "user", content: "hi" }] }),
-  });
+const request = (model: string, stream = false) => gateway.chat(model, { stream });
 const chat = async (model: string) => {
   const res = await request(model);
   return { status: res.status, body: await res.text() };

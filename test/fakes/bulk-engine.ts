@@ -9,9 +9,8 @@
  * await bulk.stop();
  */
 import { createHash, randomBytes } from "node:crypto";
-import { once } from "node:events";
 import http from "node:http";
-import { json } from "./fake-server.ts";
+import { closeNow, oneModelList, listenLoopback, loopbackUrl } from "./fake-server.ts";
 
 const CHUNK = 64 * 1024;
 
@@ -26,10 +25,7 @@ export class BulkEngine {
     this.#server = http.createServer((req, res) => {
       req.resume();
       if (req.url === "/v1/models") {
-        json(res, 200, {
-          object: "list",
-          data: [{ id: "bulk", object: "model", owned_by: "bulk-lab" }],
-        });
+        oneModelList(res, "bulk", "bulk-lab");
         return;
       }
       if (req.url !== "/v1/chat/completions") {
@@ -53,7 +49,7 @@ export class BulkEngine {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${(this.#server.address() as { port: number }).port}`;
+    return loopbackUrl(this.#server);
   }
 
   /** SHA-256 (hex) of the whole body, once it is produced. */
@@ -61,14 +57,11 @@ export class BulkEngine {
     return this.#digest;
   }
 
-  async start(): Promise<string> {
-    this.#server.listen(0, "127.0.0.1");
-    await once(this.#server, "listening");
-    return this.url;
+  start(): Promise<string> {
+    return listenLoopback(this.#server);
   }
 
-  async stop(): Promise<void> {
-    this.#server.closeAllConnections();
-    await new Promise((resolve) => this.#server.close(resolve));
+  stop(): Promise<void> {
+    return closeNow(this.#server);
   }
 }

@@ -44,6 +44,32 @@ export function json(
   send(res, status, JSON.stringify(body), type, headers);
 }
 
+/** `http://127.0.0.1:<port>` of a listening server. */
+export function loopbackUrl(server: Server): string {
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** Listens on 127.0.0.1 (`port` 0: a free one) and resolves to the base URL. */
+export async function listenLoopback(server: Server, port = 0): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => resolve());
+  });
+  return loopbackUrl(server);
+}
+
+/** Stops listening and drops every connection, mid-response or not. */
+export async function closeNow(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  await closed;
+}
+
+/** Answers `GET /v1/models` with an OpenAI model list of the one model `id`. */
+export function oneModelList(res: ServerResponse, id: string, ownedBy: string): void {
+  json(res, 200, { object: "list", data: [{ id, object: "model", owned_by: ownedBy }] });
+}
+
 /** One request as the fake received it. */
 export interface RecordedRequest {
   method: string;
@@ -114,12 +140,8 @@ export abstract class FakeServer extends EventEmitter<FakeEvents> {
   protected abstract handle(req: RecordedRequest, body: Body, res: ServerResponse): Promise<void>;
 
   /** Listens on 127.0.0.1 and resolves to the base URL, e.g. `http://127.0.0.1:41234`. */
-  async start(): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(this.port, "127.0.0.1", () => resolve());
-    });
-    return this.url;
+  start(): Promise<string> {
+    return listenLoopback(this.server, this.port);
   }
 
   /** The listening server, for fakes that also take WebSocket upgrades (ComfyUI's `/ws`). */
@@ -128,8 +150,7 @@ export abstract class FakeServer extends EventEmitter<FakeEvents> {
   }
 
   get url(): string {
-    const { port } = this.server.address() as AddressInfo;
-    return `http://127.0.0.1:${port}`;
+    return loopbackUrl(this.server);
   }
 
   setLoading(loading: boolean): void {
@@ -174,9 +195,7 @@ export abstract class FakeServer extends EventEmitter<FakeEvents> {
   /** Stops listening and drops every connection. */
   async stop(): Promise<void> {
     this.resumeGenerations();
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+    await closeNow(this.server);
   }
 
   /** Crashes: every socket is destroyed at once, mid-response or not, and nothing listens. */

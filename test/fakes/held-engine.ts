@@ -9,9 +9,9 @@
  * // … await once(engine, "request"); engine.release();
  * await engine.stop();
  */
-import { EventEmitter, once } from "node:events";
+import { EventEmitter } from "node:events";
 import http from "node:http";
-import { json } from "./fake-server.ts";
+import { closeNow, json, oneModelList, listenLoopback, loopbackUrl } from "./fake-server.ts";
 
 /** An error answer instead of the stream. */
 export interface HeldError {
@@ -38,10 +38,7 @@ export class HeldEngine extends EventEmitter<{ request: [] }> {
 
   #answer(req: http.IncomingMessage, body: Buffer, res: http.ServerResponse): void {
     if (req.url === "/v1/models") {
-      json(res, 200, {
-        object: "list",
-        data: [{ id: "slow", object: "model", owned_by: "slow-lab" }],
-      });
+      oneModelList(res, "slow", "slow-lab");
       return;
     }
     if (req.url !== "/v1/chat/completions") {
@@ -77,7 +74,7 @@ export class HeldEngine extends EventEmitter<{ request: [] }> {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${(this.#server.address() as { port: number }).port}`;
+    return loopbackUrl(this.#server);
   }
 
   /** Answers every held completion: its tokens, or `error`. */
@@ -85,14 +82,11 @@ export class HeldEngine extends EventEmitter<{ request: [] }> {
     for (const answer of this.#waiting.splice(0)) answer(error);
   }
 
-  async start(): Promise<string> {
-    this.#server.listen(0, "127.0.0.1");
-    await once(this.#server, "listening");
-    return this.url;
+  start(): Promise<string> {
+    return listenLoopback(this.#server);
   }
 
-  async stop(): Promise<void> {
-    this.#server.closeAllConnections();
-    await new Promise((resolve) => this.#server.close(resolve));
+  stop(): Promise<void> {
+    return closeNow(this.#server);
   }
 }

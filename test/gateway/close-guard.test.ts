@@ -3,8 +3,6 @@
  * counting, reporting) must not escape the handler: there it would be an uncaught exception,
  * which ends the daemon and its tunnel. Here the report throws, behind a real tunnel client.
  */
-import type { ClientHttp2Session } from "node:http2";
-import { once } from "node:events";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
@@ -12,15 +10,12 @@ import { discover } from "../../src/discovery/catalog.ts";
 import { createGateway } from "../../src/gateway/gateway.ts";
 import { createLogger } from "../../src/log.ts";
 import { HEADER_MODEL } from "../../src/protocol/index.ts";
-import type { TunnelClient } from "../../src/tunnel/client.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
-import { HostileRelay, victim } from "../tunnel/hostile-relay.ts";
+import { behindTunnel, relayPost, type Tunnelled } from "./tunnelled.ts";
 
 const MODEL = "tiny-qwen2-chat";
 let engine: FakeLlamaServer;
-let relay: HostileRelay;
-let client: TunnelClient;
-let session: ClientHttp2Session;
+let tunnel: Tunnelled;
 const lines: string[] = [];
 let reports = 0;
 
@@ -28,8 +23,6 @@ beforeAll(async () => {
   engine = new FakeLlamaServer({ tokens: ["ok"] });
   await engine.start();
   const catalog = await discover({ services: [{ url: engine.url }], autodetect: false });
-  relay = new HostileRelay();
-  await relay.start();
   const log = createLogger({
     format: "json",
     level: "info",
@@ -49,38 +42,21 @@ beforeAll(async () => {
       if (reports === 1) throw new Error("the usage book is broken");
     },
   });
-  client = victim(relay.url, { onRequest: gateway });
-  client.start();
-  const conn = await relay.connection(0);
-  session = conn.h2();
-  conn.welcome({ member: "alice" });
-  await once(session, "remoteSettings");
+  tunnel = await behindTunnel(gateway, { member: "alice" });
 });
 
 afterAll(async () => {
-  session.destroy();
-  client.stop();
-  await relay.close();
+  await tunnel.close();
   await Promise.all([engine.stop(), closeUpstreamPools()]);
 });
 
 /** A chat request as the relay sends it over the tunnel. */
-function chat(): Promise<{ status: number; body: string }> {
-  const stream = session.request({
-    ":method": "POST",
-    ":path": "/v1/chat/completions",
-    "content-type": "application/json",
-    [HEADER_MODEL]: MODEL,
-  });
-  stream.end(JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }] }));
-  return new Promise((resolve) => {
-    let status = 0;
-    let body = "";
-    stream.on("response", (h) => (status = Number(h[":status"])));
-    stream.on("data", (d: Buffer) => (body += d.toString()));
-    stream.on("close", () => resolve({ status, body }));
-  });
-}
+const chat = (): Promise<{ status: number; body: string }> =>
+  relayPost(
+    tunnel.session,
+    { [HEADER_MODEL]: MODEL },
+    JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }] }),
+  );
 
 describe("a throw in the gateway's close handler", () => {
   it("is logged, and the tunnel stays up and answers the next request", async () => {
@@ -93,7 +69,7 @@ describe("a throw in the gateway's close handler", () => {
     expect(next.status).toBe(200);
     expect(JSON.parse(next.body)).toMatchObject({ object: "chat.completion" });
     await expect.poll(() => reports).toBe(2);
-    expect(client.state).toBe("connected");
-    expect(relay.connections.length).toBe(1);
+    expect(tunnel.client.state).toBe("connected");
+    expect(tunnel.relay.connections.length).toBe(1);
   });
 });

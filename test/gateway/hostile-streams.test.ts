@@ -12,9 +12,9 @@ import { createGateway, type Gateway } from "../../src/gateway/gateway.ts";
 import { silentLogger } from "../../src/log.ts";
 import { HEADER_MODEL } from "../../src/protocol/index.ts";
 import { DEFAULT_MAX_STREAMS } from "../../src/transport/h2-settings.ts";
-import type { TunnelClient } from "../../src/tunnel/client.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
-import { HostileRelay, victim } from "../tunnel/hostile-relay.ts";
+import { victim, type HostileRelay } from "../tunnel/hostile-relay.ts";
+import { behindTunnel, type Tunnelled } from "./tunnelled.ts";
 
 const KiB = 1024;
 const MODEL = "tiny-qwen2-chat";
@@ -23,15 +23,13 @@ let llama: FakeLlamaServer;
 let catalog: Catalog;
 let relay: HostileRelay;
 let gateway: Gateway;
-let client: TunnelClient;
+let tunnel: Tunnelled;
 let session: ClientHttp2Session;
 
 beforeAll(async () => {
   llama = new FakeLlamaServer({ tokens: ["ok"] });
   await llama.start();
   catalog = await discover({ services: [{ url: llama.url }], autodetect: false });
-  relay = new HostileRelay();
-  await relay.start();
   gateway = createGateway({
     catalog: () => catalog,
     providerName: "rig",
@@ -39,18 +37,12 @@ beforeAll(async () => {
     maxJsonBytes: 4096 * KiB,
     maxBufferedBytes: 1024 * KiB,
   });
-  client = victim(relay.url, { onRequest: gateway });
-  client.start();
-  const conn = await relay.connection(0);
-  session = conn.h2();
-  conn.welcome();
-  await once(session, "remoteSettings");
+  tunnel = await behindTunnel(gateway);
+  ({ relay, session } = tunnel);
 });
 
 afterAll(async () => {
-  session.destroy();
-  client.stop();
-  await relay.close();
+  await tunnel.close();
   await Promise.all([llama.stop(), closeUpstreamPools()]);
 });
 

@@ -3,44 +3,37 @@
  * an engine's own stream and for the Responses and Messages streams the gateway's translation
  * writes as text (an answer of non-ASCII text, so characters and bytes differ).
  */
-import http from "node:http";
-import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { discover } from "../../src/discovery/catalog.ts";
 import { Capacity } from "../../src/gateway/capacity.ts";
-import { createGateway, type RequestDoneInfo } from "../../src/gateway/gateway.ts";
+import type { RequestDoneInfo } from "../../src/gateway/gateway.ts";
 import { silentLogger } from "../../src/log.ts";
+import { listenGateway, type GatewayServer } from "../engines/gateway-server.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 
 const TOKENS = ["Grüße", " aus", " Köln", " — ☕"];
 const MODEL = "tiny-qwen2-chat";
 
 let llama: FakeLlamaServer;
-let server: http.Server;
-let base: string;
+let gateway: GatewayServer;
 const done: RequestDoneInfo[] = [];
 
 beforeAll(async () => {
   llama = new FakeLlamaServer({ tokens: TOKENS });
   await llama.start();
   const catalog = await discover({ services: [{ url: llama.url }], autodetect: false });
-  const gateway = createGateway({
+  gateway = await listenGateway({
     catalog: () => catalog,
     providerName: "rig",
     log: silentLogger,
     load: new Capacity({ queueSize: 4 }),
     onRequestDone: (info) => done.push(info),
   });
-  server = http.createServer(gateway);
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 });
 
 afterAll(async () => {
-  server.closeAllConnections();
-  server.close();
+  gateway.close();
   await Promise.all([llama.stop(), closeUpstreamPools()]);
 });
 
@@ -50,7 +43,7 @@ async function streamed(
   body: Record<string, unknown>,
 ): Promise<{ status: number; bytes: Buffer; info: RequestDoneInfo }> {
   const before = done.length;
-  const res = await fetch(base + path, {
+  const res = await fetch(gateway.base + path, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ model: MODEL, stream: true, max_tokens: 16, ...body }),

@@ -4,54 +4,40 @@
  * serves its owner everything, other members only what the owner shared with them, and
  * refuses the rest with 403 before the engine sees a byte.
  */
-import type { ClientHttp2Session } from "node:http2";
-import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeUpstreamPools } from "../../adapters/kit/openai-style.ts";
 import { discover, type Catalog } from "../../src/discovery/catalog.ts";
 import { createGateway, type RequestDoneInfo } from "../../src/gateway/gateway.ts";
 import { silentLogger } from "../../src/log.ts";
 import { HEADER_MEMBER, HEADER_MODEL, type Access } from "../../src/protocol/index.ts";
-import type { TunnelClient } from "../../src/tunnel/client.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
-import { HostileRelay, victim } from "../tunnel/hostile-relay.ts";
+import { behindTunnel, relayPost, type Tunnelled } from "./tunnelled.ts";
 
 const models = ["shared-chat", "carol-chat", "private-chat"];
 const sharing: Record<string, Access> = { "shared-chat": "club", "carol-chat": ["carol"] };
 let engines: FakeLlamaServer[];
 let catalog: Catalog;
-let relay: HostileRelay;
-let client: TunnelClient;
-let session: ClientHttp2Session;
+let tunnel: Tunnelled;
 const done: RequestDoneInfo[] = [];
 
 beforeAll(async () => {
   engines = models.map((alias) => new FakeLlamaServer({ alias, tokens: ["ok"] }));
   await Promise.all(engines.map((e) => e.start()));
   catalog = await discover({ services: engines.map((e) => ({ url: e.url })), autodetect: false });
-  relay = new HostileRelay();
-  await relay.start();
   const gateway = createGateway({
     catalog: () => catalog,
     providerName: "alice-rig",
     log: silentLogger,
-    sharing: { owner: () => client.welcome?.member, sharing: () => sharing },
+    sharing: { owner: () => tunnel.client.welcome?.member, sharing: () => sharing },
     memberLimits: () => ({ dave: { requestsPerDay: 1 } }),
     onRequestDone: (info) => done.push(info),
   });
-  client = victim(relay.url, { onRequest: gateway });
-  client.start();
-  const conn = await relay.connection(0);
-  session = conn.h2();
-  conn.welcome({ member: "alice" });
-  await once(session, "remoteSettings");
-  while (client.welcome?.member !== "alice") await new Promise((r) => setTimeout(r, 10));
+  tunnel = await behindTunnel(gateway, { member: "alice" });
+  while (tunnel.client.welcome?.member !== "alice") await new Promise((r) => setTimeout(r, 10));
 });
 
 afterAll(async () => {
-  session.destroy();
-  client.stop();
-  await relay.close();
+  await tunnel.close();
   await Promise.all([...engines.map((e) => e.stop()), closeUpstreamPools()]);
 });
 
@@ -61,21 +47,14 @@ function chat(
   member: string | undefined,
   options: { modelHeader?: boolean } = {},
 ): Promise<{ status: number; body: string }> {
-  const stream = session.request({
-    ":method": "POST",
-    ":path": "/v1/chat/completions",
-    "content-type": "application/json",
-    ...(options.modelHeader === false ? {} : { [HEADER_MODEL]: model }),
-    ...(member === undefined ? {} : { [HEADER_MEMBER]: member }),
-  });
-  stream.end(JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }));
-  return new Promise((resolve) => {
-    let status = 0;
-    let body = "";
-    stream.on("response", (h) => (status = Number(h[":status"])));
-    stream.on("data", (d: Buffer) => (body += d.toString()));
-    stream.on("close", () => resolve({ status, body }));
-  });
+  return relayPost(
+    tunnel.session,
+    {
+      ...(options.modelHeader === false ? {} : { [HEADER_MODEL]: model }),
+      ...(member === undefined ? {} : { [HEADER_MEMBER]: member }),
+    },
+    JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }),
+  );
 }
 
 const served = (): number => engines.reduce((n, e) => n + e.requests.length, 0);

@@ -8,10 +8,10 @@
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
-import http from "node:http";
 import { afterAll, expect, it } from "vitest";
 import { BulkEngine } from "../fakes/bulk-engine.ts";
-import { ALICE_KEY, startStack, type Stack } from "../e2e/stack.ts";
+import { bulkRequest, stopThenDrain } from "../e2e/bulk-consumer.ts";
+import { startStack, type Stack } from "../e2e/stack.ts";
 
 const MiB = 1024 * 1024;
 const TOTAL = 100 * MiB;
@@ -30,18 +30,6 @@ async function bulkStack(total: number): Promise<{ engine: BulkEngine; stack: St
   const stack = await startStack([url]);
   cleanup.push(() => stack.stop());
   return { engine, stack };
-}
-
-/** `POST /v1/chat/completions` for the bulk model with node:http, whose paused response stops reading its socket. */
-async function bulkRequest(stack: Stack): Promise<http.IncomingMessage> {
-  const req = http.request(`${stack.relayUrl}/v1/chat/completions`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${ALICE_KEY}`, "content-type": "application/json" },
-  });
-  req.end(JSON.stringify({ model: "bulk", messages: [] }));
-  const [res] = (await once(req, "response")) as [http.IncomingMessage];
-  expect(res.statusCode).toBe(200);
-  return res;
 }
 
 /** Resident memory of a process, in MiB, from /proc. */
@@ -65,7 +53,7 @@ it("streams 100 MiB to a consumer reading 1 MiB/s with daemon and relay memory b
   const sampler = setInterval(sample, 250);
 
   try {
-    const res = await bulkRequest(stack);
+    const res = await bulkRequest(stack.relayUrl);
     const hash = createHash("sha256");
     const started = performance.now();
     // Read a chunk, then pause until 1 MiB/s is the average again.
@@ -98,31 +86,13 @@ it("holds daemon and relay memory while a consumer of 100 MiB stops reading", as
   const { engine, stack } = await bulkStack(TOTAL);
   const pids = [stack.daemon.child.pid!, stack.relay.child.pid!];
   const before = pids.map(rssMiB);
-  const res = await bulkRequest(stack);
-  let received = 0;
-  res.once("data", (chunk: Buffer) => {
-    received += chunk.length;
-    res.pause();
+  const res = await bulkRequest(stack.relayUrl);
+  const received = await stopThenDrain(res, engine, () => {
+    const growth = pids.map((pid, i) => rssMiB(pid) - before[i]!);
+    console.log(
+      `stopped consumer: daemon +${growth[0]!.toFixed(1)} MiB, relay +${growth[1]!.toFixed(1)} MiB; engine ${(engine.produced / MiB).toFixed(1)} MiB ahead`,
+    );
+    for (const mb of growth) expect(mb).toBeLessThan(64);
   });
-  // Stalled: nothing more was produced between two looks 300 ms apart.
-  let last = -1;
-  await expect
-    .poll(
-      () => {
-        const stalled = engine.produced === last;
-        last = engine.produced;
-        return stalled;
-      },
-      { timeout: 20_000, interval: 300 },
-    )
-    .toBe(true);
-  const growth = pids.map((pid, i) => rssMiB(pid) - before[i]!);
-  console.log(
-    `stopped consumer: daemon +${growth[0]!.toFixed(1)} MiB, relay +${growth[1]!.toFixed(1)} MiB; engine ${(engine.produced / MiB).toFixed(1)} MiB ahead`,
-  );
-  for (const mb of growth) expect(mb).toBeLessThan(64);
-  res.on("data", (chunk: Buffer) => (received += chunk.length));
-  res.resume();
-  await once(res, "end");
   expect(received).toBe(TOTAL);
 });
