@@ -30,6 +30,9 @@ import type { Peers } from "./remote.ts";
 export type WorkKind = "job" | "batch" | "run";
 const TABLES: Record<WorkKind, string> = { job: "jobs", batch: "batches", run: "runs" };
 
+/** Most records of one kind a list reads from the other instances. */
+export const MAX_ELSEWHERE = 10_000;
+
 /** Bytes per row of `job_results`. */
 export const RESULT_CHUNK_BYTES = 1024 * 1024;
 
@@ -76,12 +79,17 @@ export class SharedWork {
     return row ? this.#parse(kind, row) : undefined;
   }
 
-  /** The member's records of `kind` that other instances keep, oldest first. */
+  /**
+   * The member's records of `kind` that other instances keep, oldest first: at most
+   * `MAX_ELSEWHERE`, the newest (each instance keeps at most `maxStoredPerMember` of them).
+   */
   async others(kind: WorkKind, member: string): Promise<StoredRecord[]> {
     const { rows } = await this.#query<{ id: string; data: string }>(
-      `SELECT id, data FROM ${TABLES[kind]}
-        WHERE member = $1 AND owner IS DISTINCT FROM $2 ORDER BY seq`,
-      [member, this.instanceId],
+      `SELECT id, data FROM (
+         SELECT id, data, seq FROM ${TABLES[kind]}
+          WHERE member = $1 AND owner IS DISTINCT FROM $2 ORDER BY seq DESC LIMIT $3) newest
+        ORDER BY seq`,
+      [member, this.instanceId, MAX_ELSEWHERE],
     );
     return rows.flatMap((row) => this.#parse(kind, row) ?? []);
   }
