@@ -8,26 +8,23 @@
  * and a picture's URL cross instances. Then the instance holding the tunnel is killed.
  */
 import { once } from "node:events";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI, { APIUserAbortError } from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { FakeComfyUI } from "../fakes/comfyui.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
-import { runCli, scratchDir, writeSecret, type CliProcess } from "../e2e/harness.ts";
+import { scratchDir, writeSecret, type CliProcess } from "../e2e/harness.ts";
 import { LLAMA_DIR, startLlama, type RealLlama } from "../real/llama.ts";
 import { freshDatabase, HAVE_PG } from "./db.ts";
 import { NGINX, startNginx, type Nginx } from "./nginx.ts";
+import { daemonProcess, relayProcess, type RelayProcess } from "./instance.ts";
 
 const ALICE = "sk-alice-cluster-e2e-0123456789";
 
 const MODEL = "tiny-qwen2-chat";
 
-interface Instance {
-  name: string;
-  proc: CliProcess;
-  url: string;
-}
+type Instance = RelayProcess;
 
 let home: string;
 let fake: FakeLlamaServer;
@@ -41,45 +38,6 @@ let comfyDaemon: CliProcess;
 let llama: RealLlama | undefined;
 let realDaemon: CliProcess | undefined;
 const REAL_MODEL = "real-tiny";
-
-async function startInstance(name: string, database: string): Promise<Instance> {
-  const dataDir = join(home, name);
-  mkdirSync(dataDir);
-  const proc = runCli(
-    [
-      "relay",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--keys",
-      join(home, "keys.json"),
-      "--heartbeat",
-      "2",
-      "--rate-limit",
-      "0",
-      "--data-dir",
-      dataDir,
-      "--database",
-      database,
-      "--internal-listen",
-      "127.0.0.1:0",
-      "--instance-id",
-      name,
-      "--cluster-secret-file",
-      join(home, "cluster-secret"),
-      "--cluster-heartbeat",
-      "1",
-      "--cluster-expiry",
-      "3",
-    ],
-    { home },
-  );
-  const line = await proc.waitFor(/relay ready: OpenAI base URL (http:\/\/\S+)\/v1/);
-  const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(line)?.[1];
-  if (!url) throw new Error(`no relay URL in ${line}`);
-  return { name, proc, url };
-}
 
 /** The fields of job, run and result answers the test reads. */
 interface WorkAnswer {
@@ -133,71 +91,19 @@ describe.skipIf(!HAVE_PG || !NGINX)("two relay instances behind nginx", () => {
     await fake.start();
     const database = await freshDatabase("cluster_e2e");
     relays = await Promise.all([
-      startInstance("relay-a", database),
-      startInstance("relay-b", database),
+      relayProcess(home, "relay-a", database),
+      relayProcess(home, "relay-b", database),
     ]);
     nginx = await startNginx(relays.map((r) => new URL(r.url).host));
-    const daemonHome = scratchDir();
-    daemon = runCli(
-      [
-        "start",
-        "--relay",
-        nginx.url.replace("http", "ws"),
-        "--api-key-file",
-        writeSecret(daemonHome, "key.txt", ALICE),
-        "--name",
-        "rig1",
-        "--no-autodetect",
-        "--status-port",
-        "0",
-        "--service",
-        fake.url,
-      ],
-      { home: daemonHome },
-    );
-    await daemon.waitFor(/connected to the relay/);
+    daemon = await daemonProcess(nginx.url, ALICE, "rig1", fake.url);
     comfy = new FakeComfyUI();
     await comfy.start();
-    const comfyHome = scratchDir();
-    comfyDaemon = runCli(
-      [
-        "start",
-        "--relay",
-        nginx.url.replace("http", "ws"),
-        "--api-key-file",
-        writeSecret(comfyHome, "key.txt", ALICE),
-        "--name",
-        "rig-comfy",
-        "--no-autodetect",
-        "--status-port",
-        "0",
-        "--service",
-        comfy.url,
-      ],
-      { home: comfyHome, env: { CLUB_POLL_MS: "20" } },
-    );
-    await comfyDaemon.waitFor(/connected to the relay/);
+    comfyDaemon = await daemonProcess(nginx.url, ALICE, "rig-comfy", comfy.url, {
+      CLUB_POLL_MS: "20",
+    });
     if (LLAMA_DIR) {
       llama = await startLlama(["--alias", REAL_MODEL]);
-      const realHome = scratchDir();
-      realDaemon = runCli(
-        [
-          "start",
-          "--relay",
-          nginx.url.replace("http", "ws"),
-          "--api-key-file",
-          writeSecret(realHome, "key.txt", ALICE),
-          "--name",
-          "rig-real",
-          "--no-autodetect",
-          "--status-port",
-          "0",
-          "--service",
-          llama.url,
-        ],
-        { home: realHome },
-      );
-      await realDaemon.waitFor(/connected to the relay/);
+      realDaemon = await daemonProcess(nginx.url, ALICE, "rig-real", llama.url);
     }
   });
 

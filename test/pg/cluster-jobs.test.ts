@@ -6,13 +6,13 @@
  * instance killed with -9 mid-job leaves its work to the survivor, which runs it again with the
  * interrupted attempt counted.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { KeyRing } from "../../src/relay/keys.ts";
 import type { Relay } from "../../src/relay/server.ts";
-import { runCli, scratchDir, writeSecret, type CliProcess } from "../e2e/harness.ts";
+import { scratchDir, writeSecret, type CliProcess } from "../e2e/harness.ts";
 import {
   ALICE,
   BOB,
@@ -27,7 +27,7 @@ import {
 } from "../relay/jobs/helpers.ts";
 import { MUSIC, MediaRig, PNG } from "../relay/jobs/media-rig.ts";
 import { freshDatabase, HAVE_PG } from "./db.ts";
-import { SECRET, clusterInstance } from "./instance.ts";
+import { SECRET, clusterInstance, relayProcess } from "./instance.ts";
 
 const keys = (): KeyRing => new KeyRing({ [ALICE]: "alice", [BOB]: "bob" });
 const REPLY = { titles: ["Edge", "Cloud"], scenes: ["Dawn.", "Dusk."], prompts: ["p1"] };
@@ -310,45 +310,16 @@ describe.skipIf(!HAVE_PG)("an instance killed mid-job", () => {
     home = scratchDir();
     writeFileSync(join(home, "keys.json"), JSON.stringify({ [ALICE]: "alice" }));
     writeSecret(home, "cluster-secret", SECRET);
-    mkdirSync(join(home, "doomed"));
     // The survivor expires a silent instance after 1 s (instance.ts).
     const live = await clusterInstance("survivor", db, keys(), { jobLimits: FAST });
     const rig = new MediaRig({ relayUrl: live.url, apiKey: ALICE, maxConcurrent: 1 });
     await rig.start();
     survivor = live;
     rig2 = rig;
-    const proc = runCli(
-      [
-        "relay",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--keys",
-        join(home, "keys.json"),
-        "--rate-limit",
-        "0",
-        "--data-dir",
-        join(home, "doomed"),
-        "--database",
-        db,
-        "--internal-listen",
-        "127.0.0.1:0",
-        "--instance-id",
-        "doomed",
-        "--cluster-secret-file",
-        join(home, "cluster-secret"),
-        "--cluster-heartbeat",
-        "1",
-        "--cluster-expiry",
-        "3",
-      ],
-      { home },
-    );
+    const started = await relayProcess(home, "doomed", db);
+    const proc = started.proc;
     doomed = proc;
-    const line = await proc.waitFor(/relay ready: OpenAI base URL (http:\/\/\S+)\/v1/);
-    const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(line)?.[1] ?? "";
-    const relay = { url };
+    const relay = { url: started.url };
     await expect
       .poll(async () =>
         (await call<ListView<{ id: string }>>(relay, "GET", "/v1/models")).body.data.map(

@@ -14,6 +14,7 @@ import { Readable } from "node:stream";
 import type pg from "pg";
 import { migrate } from "../pg/migrate.ts";
 import { pgStoreError } from "../pg/store.ts";
+import { inTransaction } from "../pg/transaction.ts";
 import type { MediaItem } from "../media/types.ts";
 
 /** Bytes per row of `media_chunks`. */
@@ -55,12 +56,7 @@ export class MediaMirror {
 
   /** Copies a committed item and its bytes (from `path`), in one transaction. */
   async put(item: MediaItem, path: string): Promise<void> {
-    const client = await this.#pool.connect().catch((err: unknown) => {
-      throw pgStoreError(err);
-    });
-    let broken: Error | undefined;
-    try {
-      await client.query("BEGIN");
+    await inTransaction(this.#pool, async (client) => {
       await client.query("DELETE FROM media_chunks WHERE id = $1", [item.id]);
       let seq = 0;
       const file = createReadStream(path, { highWaterMark: MEDIA_CHUNK_BYTES });
@@ -76,14 +72,7 @@ export class MediaMirror {
          ON CONFLICT (id) DO UPDATE SET visibility = EXCLUDED.visibility, item = EXCLUDED.item`,
         [item.id, item.token, item.member, this.instanceId, item.created, item.visibility, item],
       );
-      await client.query("COMMIT");
-    } catch (err) {
-      broken = err as Error;
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw pgStoreError(err);
-    } finally {
-      client.release(broken);
-    }
+    });
   }
 
   /** Bytes of the member's stored items, whichever instance made them. */

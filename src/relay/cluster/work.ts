@@ -24,6 +24,7 @@ import { HttpError } from "../../http/error.ts";
 import { checkRecord } from "../jobs/record-shape.ts";
 import type { StoredRecord } from "../jobs/types.ts";
 import { pgStoreError } from "../pg/store.ts";
+import { inTransaction } from "../pg/transaction.ts";
 import type { Peers } from "./remote.ts";
 
 /** The kinds of shared records and their tables. */
@@ -128,32 +129,27 @@ export class SharedWork {
     );
     const claimed: StoredRecord[] = [];
     for (const { owner } of dead) {
-      const client = await this.#pool.connect().catch((err: unknown) => {
-        throw pgStoreError(err);
-      });
-      let broken: Error | undefined;
       try {
-        await client.query("BEGIN");
-        const { rows } = await client.query<{ got: boolean }>(
-          "SELECT pg_try_advisory_xact_lock(hashtext('club-claim'), hashtext($1)) AS got",
-          [owner],
-        );
-        if (!rows[0]?.got) {
-          await client.query("ROLLBACK");
-          continue;
-        }
-        const mine: StoredRecord[] = [];
-        for (const kind of ["job", "batch", "run"] as const) {
-          const moved = await client.query<{ id: string; data: string }>(
-            `UPDATE ${TABLES[kind]} SET owner = $2 WHERE owner = $1 RETURNING id, data, seq`,
-            [owner, this.instanceId],
+        const mine = await inTransaction(this.#pool, async (client) => {
+          const { rows } = await client.query<{ got: boolean }>(
+            "SELECT pg_try_advisory_xact_lock(hashtext('club-claim'), hashtext($1)) AS got",
+            [owner],
           );
-          for (const row of moved.rows) {
-            const record = this.#parse(kind, row);
-            if (record) mine.push(record);
+          // Another instance is claiming this owner's records now.
+          if (!rows[0]?.got) return [];
+          const moved: StoredRecord[] = [];
+          for (const kind of ["job", "batch", "run"] as const) {
+            const { rows: taken } = await client.query<{ id: string; data: string }>(
+              `UPDATE ${TABLES[kind]} SET owner = $2 WHERE owner = $1 RETURNING id, data, seq`,
+              [owner, this.instanceId],
+            );
+            for (const row of taken) {
+              const record = this.#parse(kind, row);
+              if (record) moved.push(record);
+            }
           }
-        }
-        await client.query("COMMIT");
+          return moved;
+        });
         if (mine.length > 0)
           this.#log.warn(
             { from: owner, records: mine.length },
@@ -163,11 +159,7 @@ export class SharedWork {
           );
         claimed.push(...mine);
       } catch (err) {
-        broken = err as Error;
-        await client.query("ROLLBACK").catch(() => undefined);
         this.#log.warn({ err: describeError(err), from: owner }, "claiming orphaned work failed");
-      } finally {
-        client.release(broken);
       }
     }
     return claimed;
@@ -178,12 +170,7 @@ export class SharedWork {
    * transaction: the job is saved PROCESSED only after this resolves.
    */
   async keepResult(id: string, path: string): Promise<void> {
-    const client = await this.#pool.connect().catch((err: unknown) => {
-      throw pgStoreError(err);
-    });
-    let broken: Error | undefined;
-    try {
-      await client.query("BEGIN");
+    await inTransaction(this.#pool, async (client) => {
       await client.query("DELETE FROM job_results WHERE id = $1", [id]);
       let seq = 0;
       const file = createReadStream(path, { highWaterMark: RESULT_CHUNK_BYTES });
@@ -193,14 +180,7 @@ export class SharedWork {
           seq++,
           chunk,
         ]);
-      await client.query("COMMIT");
-    } catch (err) {
-      broken = err as Error;
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw pgStoreError(err);
-    } finally {
-      client.release(broken);
-    }
+    });
   }
 
   /**
