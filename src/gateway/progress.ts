@@ -3,26 +3,13 @@
  * rig's page: who asked, the bytes and streamed tokens sent so far, and, for long jobs (images,
  * video, music, meshes), the fraction their engines report through `EngineCall.progress`.
  */
+import type { RigJob } from "../ui/browser/rig-types.ts";
 
-/** One request in flight, as `/status` shows it. */
-export interface JobStatus {
-  request_id: string;
-  model: string;
-  endpoint: string;
-  service: string;
-  /** The member it is for; null for the rig's owner. */
-  member: string | null;
-  /** Unix seconds when the gateway took the request. */
-  started: number;
-  /** Bytes of the answer sent so far. */
-  bytes: number;
-  /** Pieces of text streamed so far (Server-Sent Events carrying text), null when not streamed. */
-  tokens: number | null;
-  /** In [0, 1], or null while the engine has not said. */
-  progress: number | null;
-  /** What the engine is doing, in a few words (`queued`, `KSampler 12/30`). */
-  detail: string | null;
-}
+/**
+ * One request in flight, as `/status` and the rig's page show it: the page's own type
+ * (`RigJob`, types only), so the two cannot drift apart.
+ */
+export type JobStatus = RigJob;
 
 /** What the gateway holds for one request: report progress and bytes sent, then end it once. */
 export interface JobHandle {

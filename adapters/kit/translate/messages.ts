@@ -6,7 +6,15 @@
  * `message_delta`, `message_stop`.
  */
 import type { Readable } from "node:stream";
-import { chatFunction, newId, sseData, sseEvent, type ChatChunk, type ChatUsage } from "./sse.ts";
+import {
+  chatDeltas,
+  chatFunction,
+  newId,
+  sseData,
+  sseEvent,
+  type ChatStreamEnd,
+  type ChatUsage,
+} from "./sse.ts";
 
 type Json = Record<string, unknown>;
 
@@ -166,19 +174,13 @@ export async function* chatStreamToMessages(
   yield ev("message_start", { message });
   let index = -1;
   let open: "text" | number | undefined;
-  let reason: string | null | undefined;
-  let usage: ChatUsage | undefined;
+  const end: ChatStreamEnd = {};
   const close = function* () {
     if (open === undefined) return;
     open = undefined;
     yield ev("content_block_stop", { index });
   };
-  for await (const raw of chunks) {
-    const chunk = raw as ChatChunk;
-    if (chunk.usage) usage = chunk.usage;
-    const choice = chunk.choices?.[0];
-    if (!choice) continue;
-    const delta = choice.delta ?? {};
+  for await (const delta of chatDeltas(chunks, end)) {
     if (typeof delta.content === "string" && delta.content !== "") {
       if (open !== "text") {
         yield* close();
@@ -212,14 +214,13 @@ export async function* chatStreamToMessages(
           delta: { type: "input_json_delta", partial_json: args },
         });
     }
-    if (choice.finish_reason) reason = choice.finish_reason;
   }
   yield* close();
   yield ev("message_delta", {
-    delta: { stop_reason: stopReason(reason), stop_sequence: null },
+    delta: { stop_reason: stopReason(end.reason), stop_sequence: null },
     usage: {
-      input_tokens: usage?.prompt_tokens ?? 0,
-      output_tokens: usage?.completion_tokens ?? 0,
+      input_tokens: end.usage?.prompt_tokens ?? 0,
+      output_tokens: end.usage?.completion_tokens ?? 0,
     },
   });
   yield ev("message_stop", {});

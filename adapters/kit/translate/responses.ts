@@ -4,7 +4,15 @@
  * (`response.created` … `response.completed`, with `function_call` items for tool calls).
  * Stateless: nothing is stored, so `previous_response_id` and `store: true` are refused earlier.
  */
-import { chatFunction, newId, sseData, sseEvent, type ChatChunk, type ChatUsage } from "./sse.ts";
+import {
+  chatDeltas,
+  chatFunction,
+  newId,
+  sseData,
+  sseEvent,
+  type ChatStreamEnd,
+  type ChatUsage,
+} from "./sse.ts";
 
 type Json = Record<string, unknown>;
 
@@ -210,8 +218,7 @@ export async function* chatStreamToResponses(
     number,
     { id: string; index: number; call: { id: string; name: string; args: string } }
   >();
-  let reason: string | null | undefined;
-  let usage: ChatUsage | null | undefined;
+  const end: ChatStreamEnd = {};
   const closeText = function* () {
     if (!text) return;
     const t = text;
@@ -224,12 +231,7 @@ export async function* chatStreamToResponses(
     output[t.index] = item;
     yield ev("response.output_item.done", { output_index: t.index, item });
   };
-  for await (const raw of chunks) {
-    const chunk = raw as ChatChunk;
-    if (chunk.usage) usage = chunk.usage;
-    const choice = chunk.choices?.[0];
-    if (!choice) continue;
-    const delta = choice.delta ?? {};
+  for await (const delta of chatDeltas(chunks, end)) {
     if (typeof delta.content === "string" && delta.content !== "") {
       if (!text) {
         text = { id: newId("msg_"), index: output.length, text: "" };
@@ -276,7 +278,6 @@ export async function* chatStreamToResponses(
         });
       }
     }
-    if (choice.finish_reason) reason = choice.finish_reason;
   }
   yield* closeText();
   for (const open of calls.values()) {
@@ -289,8 +290,8 @@ export async function* chatStreamToResponses(
     output[open.index] = item;
     yield ev("response.output_item.done", { output_index: open.index, item });
   }
-  finish(response, reason);
-  response.usage = usageOf(usage);
+  finish(response, end.reason);
+  response.usage = usageOf(end.usage);
   yield ev(response.status === "incomplete" ? "response.incomplete" : "response.completed", {
     response,
   });

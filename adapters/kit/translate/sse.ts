@@ -55,6 +55,33 @@ export async function* sseData(body: Readable): AsyncGenerator {
   }
 }
 
+/** What a chat stream said of its end, gathered as it passes: its usage and finish reason. */
+export interface ChatStreamEnd {
+  usage?: ChatUsage;
+  reason?: string;
+}
+
+/** The piece of one chunk's first choice that a translator writes out. */
+export type ChatDelta = NonNullable<NonNullable<ChatChunk["choices"]>[number]["delta"]>;
+
+/**
+ * The delta of each chunk's first choice, in order (chunks without a choice yield nothing);
+ * `end` is filled with the stream's usage and finish reason as they pass: read it after the loop.
+ */
+export async function* chatDeltas(
+  chunks: AsyncIterable<unknown>,
+  end: ChatStreamEnd,
+): AsyncGenerator<ChatDelta> {
+  for await (const raw of chunks) {
+    const chunk = raw as ChatChunk;
+    if (chunk.usage) end.usage = chunk.usage;
+    const choice = chunk.choices?.[0];
+    if (!choice) continue;
+    yield choice.delta ?? {};
+    if (choice.finish_reason) end.reason = choice.finish_reason;
+  }
+}
+
 /** One SSE event with a name, as both Responses and Messages streams carry them. */
 export function sseEvent(type: string, data: Record<string, unknown>): string {
   return `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;

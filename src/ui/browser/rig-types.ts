@@ -53,7 +53,9 @@ export interface RigJob {
   bytes: number;
   /** Pieces of text streamed so far; null when the answer is not a stream. */
   tokens: number | null;
+  /** In [0, 1], or null while the engine has not said. */
   progress: number | null;
+  /** What the engine is doing, in a few words (`queued`, `KSampler 12/30`). */
   detail: string | null;
 }
 
