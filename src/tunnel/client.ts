@@ -4,8 +4,8 @@
  * HTTP/2 *server*: each stream the relay opens is one consumer request, handed to `onRequest`.
  *
  * Protocol 2 (`h2-link.ts`, HTTP/2 on the upgraded socket) is tried first; a relay that answers
- * it with anything but 101, 401/403, 429 or 5xx speaks only protocol 1 (`ws-link.ts`, HTTP/2
- * inside a WebSocket), and is remembered as such for the life of the process.
+ * it with a 4xx other than 401/403/429 speaks only protocol 1 (`ws-link.ts`, HTTP/2 inside a
+ * WebSocket: `refusal.ts`), and is remembered as such for the life of the process.
  */
 import { EventEmitter } from "node:events";
 import http2, {
@@ -37,6 +37,7 @@ import {
 } from "../transport/h2-settings.ts";
 import { exchange, type TunnelExchange } from "./exchange.ts";
 import { H2Link } from "./h2-link.ts";
+import { classifyRefusal } from "./refusal.ts";
 import type { TunnelLink } from "./link.ts";
 import { WsLink } from "./ws-link.ts";
 
@@ -287,45 +288,44 @@ export class TunnelClient extends EventEmitter {
 
   /** The relay answered the connect request with `status` instead of switching protocols. */
   #onRefusal(status: number, protocol: 1 | 2): void {
-    if (status === 401 || status === 403) {
-      this.#refuse(
-        new UserError(
-          "key_refused",
-          `the relay at ${this.#opts.relayUrl} refused the API key (HTTP ${status}). ` +
-            "Check the key (CLUB_API_KEY, --api-key-file or `club-provider config set apiKey`).",
-        ),
-      );
-      return;
-    }
-    // A relay of the last release answers protocol 2 with 426 (no WebSocket subprotocol), a
-    // WebSocket-only server with 400; a relay that is starting or full (5xx, 429) is retried.
-    const only1 = protocol === 2 && status >= 400 && status < 500 && status !== 429;
-    if (only1 && (this.#opts.tunnelProtocol ?? "auto") === "auto") {
-      speaksOnly1.add(this.#opts.relayUrl);
-      this.#fallingBack = true;
-      this.#opts.log.info(
-        { status },
-        "the relay at %s does not speak %s (HTTP %d); using %s",
-        this.#opts.relayUrl,
-        TUNNEL_UPGRADE_2,
-        status,
-        TUNNEL_SUBPROTOCOL,
-      );
-    } else if (status === 426) {
-      const name = protocol === 2 ? TUNNEL_UPGRADE_2 : TUNNEL_SUBPROTOCOL;
-      this.#refuse(
-        new UserError(
-          "version_refused",
-          `the relay at ${this.#opts.relayUrl} does not speak ${name}: update club-provider or the relay so both speak the same version` +
-            (protocol === 2 ? ", or set tunnelProtocol to auto or 1" : ""),
-        ),
-      );
-    } else {
-      this.#opts.log.warn(
-        { status, url: this.#opts.relayUrl },
-        "relay answered the tunnel request with HTTP %d",
-        status,
-      );
+    const relay = this.#opts.relayUrl;
+    switch (classifyRefusal(status, protocol, this.#opts.tunnelProtocol ?? "auto")) {
+      case "key":
+        return this.#refuse(
+          new UserError(
+            "key_refused",
+            `the relay at ${relay} refused the API key (HTTP ${status}). ` +
+              "Check the key (CLUB_API_KEY, --api-key-file or `club-provider config set apiKey`).",
+          ),
+        );
+      case "fallback":
+        speaksOnly1.add(relay);
+        this.#fallingBack = true;
+        this.#opts.log.info(
+          { status },
+          "the relay at %s does not speak %s (HTTP %d); using %s",
+          relay,
+          TUNNEL_UPGRADE_2,
+          status,
+          TUNNEL_SUBPROTOCOL,
+        );
+        return;
+      case "version": {
+        const name = protocol === 2 ? TUNNEL_UPGRADE_2 : TUNNEL_SUBPROTOCOL;
+        return this.#refuse(
+          new UserError(
+            "version_refused",
+            `the relay at ${relay} does not speak ${name}: update club-provider or the relay so both speak the same version` +
+              (protocol === 2 ? ", or set tunnelProtocol to auto or 1" : ""),
+          ),
+        );
+      }
+      case "retry":
+        this.#opts.log.warn(
+          { status, url: relay },
+          "relay answered the tunnel request with HTTP %d",
+          status,
+        );
     }
   }
 
