@@ -9,16 +9,13 @@
  * SECRET results are never stored, here as on one relay: their one fetch works only at the
  * instance that made them.
  */
-import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import type pg from "pg";
 import { migrate } from "../pg/migrate.ts";
 import { pgStoreError } from "../pg/store.ts";
 import { inTransaction } from "../pg/transaction.ts";
+import { CHUNK_BYTES, readChunk, writeChunks } from "../pg/chunks.ts";
 import type { MediaItem } from "../media/types.ts";
-
-/** Bytes per row of `media_chunks`. */
-export const MEDIA_CHUNK_BYTES = 1024 * 1024;
 
 /** Migrations of component `media`. */
 export const MEDIA_MIGRATIONS: readonly string[] = [
@@ -57,15 +54,7 @@ export class MediaMirror {
   /** Copies a committed item and its bytes (from `path`), in one transaction. */
   async put(item: MediaItem, path: string): Promise<void> {
     await inTransaction(this.#pool, async (client) => {
-      await client.query("DELETE FROM media_chunks WHERE id = $1", [item.id]);
-      let seq = 0;
-      const file = createReadStream(path, { highWaterMark: MEDIA_CHUNK_BYTES });
-      for await (const chunk of file as AsyncIterable<Buffer>)
-        await client.query("INSERT INTO media_chunks (id, seq, chunk) VALUES ($1, $2, $3)", [
-          item.id,
-          seq++,
-          chunk,
-        ]);
+      await writeChunks(client, "media_chunks", item.id, path);
       await client.query(
         `INSERT INTO media_items (id, token, member, owner, created, visibility, item)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -158,21 +147,26 @@ export class MediaMirror {
     return [...new Set([...old, ...rows.map((r) => r.id)])];
   }
 
-  /** A stored item's bytes `start`-`end` (inclusive), read one chunk at a time. */
+  /** A stored item's bytes `start`-`end` (inclusive), read a chunk ahead of what is sent. */
   read(item: MediaItem, range?: { start: number; end: number }): Readable {
     const start = range?.start ?? 0;
     const end = range?.end ?? item.bytes - 1;
-    const chunk = (seq: number) =>
-      this.#query<{ chunk: Buffer }>("SELECT chunk FROM media_chunks WHERE id = $1 AND seq = $2", [
-        item.id,
-        seq,
-      ]);
+    const pool = this.#pool;
+    const chunk = (seq: number): Promise<Buffer | undefined> => {
+      const asked = readChunk(pool, "media_chunks", item.id, seq);
+      // A fetch abandoned mid-way leaves the chunk read ahead unawaited.
+      asked.catch(() => undefined);
+      return asked;
+    };
     async function* bytes(): AsyncGenerator<Buffer> {
-      for (let seq = Math.floor(start / MEDIA_CHUNK_BYTES); seq * MEDIA_CHUNK_BYTES <= end; seq++) {
-        const { rows } = await chunk(seq);
-        const data = rows[0]?.chunk;
+      const first = Math.floor(start / CHUNK_BYTES);
+      // The next chunk is asked for while this one is sent: two in memory at most.
+      let next = first * CHUNK_BYTES <= end ? chunk(first) : undefined;
+      for (let seq = first; next; seq++) {
+        const data = await next;
+        next = (seq + 1) * CHUNK_BYTES <= end ? chunk(seq + 1) : undefined;
         if (!data) throw new Error(`media ${item.id} has no chunk ${seq} in the database`);
-        const base = seq * MEDIA_CHUNK_BYTES;
+        const base = seq * CHUNK_BYTES;
         yield data.subarray(Math.max(0, start - base), Math.min(data.length, end - base + 1));
       }
     }

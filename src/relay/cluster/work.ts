@@ -12,7 +12,7 @@
  * interrupted attempt counts. Byte results are copied into `job_results` before a job is saved
  * PROCESSED, so the claimant gets them too.
  */
-import { createReadStream, createWriteStream } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import http2 from "node:http2";
@@ -25,6 +25,7 @@ import { checkRecord } from "../jobs/record-shape.ts";
 import type { StoredRecord } from "../jobs/types.ts";
 import { pgStoreError } from "../pg/store.ts";
 import { inTransaction } from "../pg/transaction.ts";
+import { readChunk, writeChunks } from "../pg/chunks.ts";
 import type { Peers } from "./remote.ts";
 
 /** The kinds of shared records and their tables. */
@@ -33,9 +34,6 @@ const TABLES: Record<WorkKind, string> = { job: "jobs", batch: "batches", run: "
 
 /** Most records of one kind a list reads from the other instances. */
 export const MAX_ELSEWHERE = 10_000;
-
-/** Bytes per row of `job_results`. */
-export const RESULT_CHUNK_BYTES = 1024 * 1024;
 
 /** The header that names the member an internal work request is for. */
 export const HEADER_WORK_MEMBER = "x-club-work-member";
@@ -171,15 +169,7 @@ export class SharedWork {
    */
   async keepResult(id: string, path: string): Promise<void> {
     await inTransaction(this.#pool, async (client) => {
-      await client.query("DELETE FROM job_results WHERE id = $1", [id]);
-      let seq = 0;
-      const file = createReadStream(path, { highWaterMark: RESULT_CHUNK_BYTES });
-      for await (const chunk of file as AsyncIterable<Buffer>)
-        await client.query("INSERT INTO job_results (id, seq, chunk) VALUES ($1, $2, $3)", [
-          id,
-          seq++,
-          chunk,
-        ]);
+      await writeChunks(client, "job_results", id, path);
     });
   }
 
@@ -193,11 +183,7 @@ export class SharedWork {
     let seq = 0;
     try {
       for (;;) {
-        const { rows } = await this.#query<{ chunk: Buffer }>(
-          "SELECT chunk FROM job_results WHERE id = $1 AND seq = $2",
-          [id, seq],
-        );
-        const chunk = rows[0]?.chunk;
+        const chunk = await readChunk(this.#pool, "job_results", id, seq);
         if (!chunk) break;
         seq++;
         if (!out.write(chunk)) await once(out, "drain");
