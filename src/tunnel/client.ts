@@ -72,6 +72,8 @@ export interface TunnelClientOptions {
    * (default 10 s); past it the connection is closed with 4400 and tried again with backoff.
    */
   welcomeTimeoutMs?: number;
+  /** How long the relay may take to answer the connect request (default 10 s). */
+  handshakeTimeoutMs?: number;
   backoff?: BackoffOptions;
   /**
    * Which tunnel protocol to speak: 2 (HTTP/2 on the socket), 1 (HTTP/2 in a WebSocket), or
@@ -217,10 +219,11 @@ export class TunnelClient extends EventEmitter {
     this.#fallingBack = false;
     const url = this.#opts.relayUrl.replace(/\/+$/, "") + CONNECT_PATH;
     const protocol = this.#nextProtocol();
+    const handshakeMs = this.#opts.handshakeTimeoutMs ?? 10_000;
     const link: TunnelLink =
       protocol === 2
-        ? new H2Link(url, this.#opts.apiKey, this.#maxStreams)
-        : new WsLink(url, this.#opts.apiKey, this.#h2);
+        ? new H2Link(url, this.#opts.apiKey, this.#maxStreams, handshakeMs)
+        : new WsLink(url, this.#opts.apiKey, this.#h2, handshakeMs);
     this.#link = link;
     this.#lastProtocol = protocol;
 

@@ -23,7 +23,6 @@ import type { TunnelLink } from "./link.ts";
 
 /** Largest control message the daemon takes from a relay (as protocol 1's WebSocket message). */
 const MAX_CONTROL_BYTES = 16 * 1024 * 1024;
-const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** `ws://` and `wss://` relay URLs name the HTTP request protocol 2 makes. */
 export function httpUrl(url: string): URL {
@@ -49,9 +48,16 @@ export class H2Link extends EventEmitter implements TunnelLink {
 
   /**
    * Connects to `url` (the relay's connect URL). `maxConcurrentStreams` bounds the request
-   * streams; the control stream is one more.
+   * streams; the control stream is one more. A relay that takes the connection but gives no
+   * answer within `handshakeTimeoutMs` counts as one that answered 408: something in the way
+   * (a proxy that knows only WebSocket upgrades) holds protocol 2's request.
    */
-  constructor(url: string, apiKey: string, maxConcurrentStreams: number) {
+  constructor(
+    url: string,
+    apiKey: string,
+    maxConcurrentStreams: number,
+    handshakeTimeoutMs: number,
+  ) {
     super();
     const target = httpUrl(url);
     const request = target.protocol === "https:" ? https.request : http.request;
@@ -61,7 +67,7 @@ export class H2Link extends EventEmitter implements TunnelLink {
         upgrade: TUNNEL_UPGRADE_2,
         authorization: `Bearer ${apiKey}`,
       },
-      timeout: HANDSHAKE_TIMEOUT_MS,
+      timeout: handshakeTimeoutMs,
     }));
     req.on("upgrade", (res, socket: Socket, head: Buffer) => {
       if ((res.headers.upgrade ?? "").toLowerCase() !== TUNNEL_UPGRADE_2) {
@@ -78,7 +84,10 @@ export class H2Link extends EventEmitter implements TunnelLink {
       req.destroy();
       this.#finish(1006, `HTTP ${res.statusCode ?? 0}`);
     });
-    req.on("timeout", () => req.destroy(new Error("the relay did not answer within 10 s")));
+    req.on("timeout", () => {
+      if (req.socket && !req.socket.connecting) this.emit("unexpected", 408);
+      req.destroy(new Error(`the relay did not answer within ${handshakeTimeoutMs} ms`));
+    });
     req.on("error", (err) => {
       this.emit("error", err);
       this.#finish(1006, "");

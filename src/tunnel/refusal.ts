@@ -22,7 +22,8 @@ export function classifyRefusal(
 ): Refusal {
   if (status === 401 || status === 403) return "key";
   // A relay of the last release answers protocol 2 with 426 (no WebSocket subprotocol), a
-  // WebSocket-only server with 400, a proxy that drops `Upgrade` with the relay's 404.
+  // WebSocket-only server with 400, a proxy that drops `Upgrade` with the relay's 404; 408 is
+  // the link's own: connected, and no answer at all (a proxy holding an upgrade it does not know).
   const only1 = protocol === 2 && status >= 400 && status < 500 && status !== 429;
   if (only1 && setting === "auto") return "fallback";
   if (status === 426) return "version";

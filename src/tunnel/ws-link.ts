@@ -31,12 +31,12 @@ export class WsLink extends EventEmitter implements TunnelLink {
   readonly #ws: WebSocket;
 
   /** Connects to `url`; once open, the HTTP/2 connection inside is handed to `server`. */
-  constructor(url: string, apiKey: string, server: http2.Http2Server) {
+  constructor(url: string, apiKey: string, server: http2.Http2Server, handshakeTimeoutMs: number) {
     super();
     const ws = new WebSocket(url, TUNNEL_SUBPROTOCOL, {
       headers: { authorization: `Bearer ${apiKey}` },
       perMessageDeflate: false,
-      handshakeTimeout: 10_000,
+      handshakeTimeout: handshakeTimeoutMs,
       maxPayload: 16 * 1024 * 1024,
       ...(unmaskedIsSafe(url) ? { generateMask: zeroMask } : {}),
     });

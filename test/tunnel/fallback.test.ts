@@ -131,6 +131,33 @@ describe("a new daemon at a relay that speaks only protocol 1", () => {
   });
 });
 
+describe("a new daemon behind something that holds protocol 2's request unanswered", () => {
+  it("falls back to protocol 1 after the handshake timeout", async () => {
+    // Takes WebSocket upgrades to the real relay; swallows `Upgrade: club-tunnel.2`.
+    const holder = new OldRelay(relay.port);
+    holder.server.removeAllListeners("upgrade");
+    const held: Duplex[] = [];
+    holder.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if ((req.headers.upgrade ?? "").toLowerCase() === TUNNEL_UPGRADE_2) {
+        socket.on("error", () => undefined);
+        held.push(socket);
+        return;
+      }
+      old.server.emit("upgrade", req, socket, head);
+    });
+    const url = await holder.start();
+    cleanup.push(() => {
+      for (const s of held) s.destroy();
+      holder.server.closeAllConnections();
+      holder.server.close();
+    });
+    const client = tunnel(url, { handshakeTimeoutMs: 200 });
+    await once(client, "connected");
+    expect(client.protocol).toBe(1);
+    expect(held.length).toBe(1);
+  });
+});
+
 describe("a current relay", () => {
   it("serves a daemon forced to protocol 1 (one of the last release) and one on protocol 2", async () => {
     const url = relay.url.replace("http", "ws");

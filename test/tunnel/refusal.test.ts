@@ -10,7 +10,7 @@ describe("classifyRefusal", () => {
   });
 
   it("falls back from protocol 2 under auto on the 4xx of an older relay or a proxy", () => {
-    for (const status of [400, 404, 405, 426])
+    for (const status of [400, 404, 405, 408, 426])
       expect(classifyRefusal(status, 2, "auto")).toBe("fallback");
   });
 
