@@ -7,6 +7,7 @@
  * interrupted attempt counted.
  */
 import { writeFileSync } from "node:fs";
+import http2 from "node:http2";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -262,6 +263,33 @@ describe.skipIf(!HAVE_PG)("jobs across two relay instances", () => {
         200,
       );
     expect((await draw(b)).status).toBe(200);
+  });
+
+  it("answers a work request on the internal listener only with the cluster secret", async () => {
+    const internal = a.cluster?.internalUrl ?? "";
+    const session = http2.connect(internal);
+    try {
+      const ask = (headers: http2.OutgoingHttpHeaders) =>
+        new Promise<number>((resolve, reject) => {
+          const stream = session.request({ ":path": "/v1/jobs", ...headers }, { endStream: true });
+          stream.on("response", (h) => resolve(Number(h[":status"])));
+          stream.on("error", reject);
+          stream.resume();
+        });
+      // A member's name alone, or with a wrong secret, opens nothing.
+      expect(await ask({ "x-club-work-member": "alice" })).toBe(401);
+      expect(
+        await ask({
+          "x-club-work-member": "alice",
+          "x-club-cluster-secret": "not-the-secret-0123",
+        }),
+      ).toBe(401);
+      expect(await ask({ "x-club-work-member": "alice", "x-club-cluster-secret": SECRET })).toBe(
+        200,
+      );
+    } finally {
+      session.close();
+    }
   });
 
   it("gives a repeated idempotency key the same job at either instance", async () => {
