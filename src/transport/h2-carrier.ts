@@ -65,6 +65,10 @@ export class H2Carrier implements RelayCarrier {
     });
     session.on("close", () => this.#finish(this.#peerReason || "closed (HTTP/2 session ended)"));
     this.#socket.on("error", (err) => events.error(err));
+    // The HTTP server's sockets allow half-open connections, and HTTP/2 does not look at the
+    // socket's end: without this a provider that went away would hold its slot until the
+    // silence check.
+    this.#socket.on("end", () => this.#finish(this.#peerReason || "closed (the provider hung up)"));
     this.#socket.on("close", () => this.#finish(this.#peerReason || "closed (socket closed)"));
     const control = this.#control;
     control.on("error", (err) => events.error(err));

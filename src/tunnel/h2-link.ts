@@ -106,6 +106,8 @@ export class H2Link extends EventEmitter implements TunnelLink {
     socket.setNoDelay(true);
     if (head.length > 0) socket.unshift(head);
     socket.on("error", (err) => this.emit("error", err));
+    // HTTP/2 does not look at the socket's end; a relay that hung up is gone.
+    socket.on("end", () => this.#finish(this.#code, this.#reason || "the relay hung up"));
     socket.on("close", () => this.#finish(this.#code, this.#reason || "the socket closed"));
     const session = http2.performServerHandshake(socket, { settings: tunnelSettings(maxStreams) });
     this.#session = session;

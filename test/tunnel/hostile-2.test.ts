@@ -228,6 +228,46 @@ describe("the relay, with a provider that breaks protocol 2", () => {
   });
   afterAll(() => relay.close());
 
+  it("counts protocol 2 tunnels against the member's limit, and frees a slot on close", async () => {
+    const small = await createRelay({
+      port: 0,
+      keys: new KeyRing({ [KEY]: "alice" }),
+      log: silentLogger,
+      providerLimits: { maxTunnelsPerMember: 2 },
+    });
+    cleanup.push(() => small.close());
+    const upgrade = async (): Promise<Socket | number> => {
+      const req = http.request(`${small.url}${CONNECT_PATH}`, {
+        headers: {
+          connection: "Upgrade",
+          upgrade: TUNNEL_UPGRADE_2,
+          authorization: `Bearer ${KEY}`,
+        },
+      });
+      req.end();
+      const got = await Promise.race([
+        once(req, "upgrade").then(([, socket]) => socket as Socket),
+        once(req, "response").then(([res]) => (res as IncomingMessage).statusCode ?? 0),
+      ]);
+      if (typeof got !== "number") got.on("error", () => undefined).resume();
+      return got;
+    };
+    const first = await upgrade();
+    const second = await upgrade();
+    expect(typeof first).not.toBe("number");
+    expect(typeof second).not.toBe("number");
+    expect(await upgrade()).toBe(429);
+    (first as Socket).destroy();
+    await expect
+      .poll(async () => {
+        const next = await upgrade();
+        if (typeof next !== "number") next.destroy();
+        return typeof next;
+      })
+      .toBe("object");
+    (second as Socket).destroy();
+  });
+
   it("closes with 1009 on a control line longer than its limit", async () => {
     const p = await provider(relay);
     p.control.write("x".repeat(5000));
