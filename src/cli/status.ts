@@ -13,6 +13,7 @@ import type { GpuLoad, ModelCard } from "../protocol/index.ts";
 import type { MemberUsageRow } from "../daemon/member-usage.ts";
 import { print, table } from "./output.ts";
 import type { EngineView } from "../engines/manager.ts";
+import type { ServiceState } from "../ui/browser/rig-types.ts";
 
 /** The parts of `/status` this command prints. */
 export interface DaemonStatus {
@@ -25,15 +26,8 @@ export interface DaemonStatus {
   tunnels: { state: string; connects: number; connection_id: string | null }[];
   in_flight: number;
   queued?: number;
-  services: {
-    name: string;
-    engine: string;
-    url: string;
-    status: string;
-    reason: string;
-    in_flight: number;
-    max_concurrent: number;
-  }[];
+  /** `queued` is absent from daemons older than it. */
+  services: (Omit<ServiceState, "queued"> & { queued?: number })[];
   gpu_load?: GpuLoad[];
   models: ModelCard[];
   recent_errors?: RecentError[];

@@ -42,6 +42,7 @@ import type { Service } from "../discovery/catalog.ts";
 import { HourUsage } from "./hour-usage.ts";
 import type { LogRing } from "./log-ring.ts";
 import { RigView } from "./rig-view.ts";
+import type { ServiceState } from "../ui/browser/rig-types.ts";
 import { RigPage } from "./status-ui.ts";
 
 export interface DaemonOptions {
@@ -570,15 +571,7 @@ export class Daemon extends EventEmitter {
       queued: this.heartbeat().queued,
       // Each request in flight, with its engine's progress on long jobs (images, video, music).
       jobs: this.gateway.progress.list(),
-      services: this.catalog.services.map((s) => ({
-        name: s.name,
-        engine: s.adapter.name,
-        url: s.upstream.url,
-        status: s.status,
-        reason: s.reason,
-        in_flight: this.gateway.load.inFlight(s.name),
-        max_concurrent: s.maxConcurrent,
-      })),
+      services: this.#services(),
       hardware: this.#hardware,
       gpu_load: this.#gpuMonitor?.current() ?? [],
       models: this.cards(),
@@ -587,6 +580,20 @@ export class Daemon extends EventEmitter {
       // What other members used here since the start (the relay's GET /v1/usage keeps it all).
       member_usage: this.memberUsage.list(),
     };
+  }
+
+  /** Each service and its load: `/status` and the rig page show the same rows. */
+  #services(): ServiceState[] {
+    return this.catalog.services.map((s) => ({
+      name: s.name,
+      engine: s.adapter.name,
+      url: s.upstream.url,
+      status: s.status,
+      reason: s.reason,
+      in_flight: this.gateway.load.inFlight(s.name),
+      queued: this.gateway.load.queued(s.name),
+      max_concurrent: s.maxConcurrent,
+    }));
   }
 
   /** What the rig page reads. */
@@ -609,17 +616,7 @@ export class Daemon extends EventEmitter {
       gpus: () => this.#hardware?.gpus ?? [],
       gpuLoad: () => this.#gpuMonitor?.current() ?? [],
       manifest: () => this.manifest(),
-      services: () =>
-        this.catalog.services.map((s) => ({
-          name: s.name,
-          engine: s.adapter.name,
-          url: s.upstream.url,
-          status: s.status,
-          reason: s.reason,
-          in_flight: this.gateway.load.inFlight(s.name),
-          queued: this.gateway.load.queued(s.name),
-          max_concurrent: s.maxConcurrent,
-        })),
+      services: () => this.#services(),
       jobs: () => this.gateway.progress.list(),
       errors: () => this.recentErrors.list(),
       hourUsage: this.hourUsage,

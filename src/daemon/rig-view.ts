@@ -8,7 +8,7 @@ import { describeAccess } from "../protocol/index.ts";
 import type { GpuLoad } from "../protocol/index.ts";
 import type { Gpu } from "../hardware/index.ts";
 import type { JobStatus } from "../gateway/progress.ts";
-import type { RigSnapshot } from "../ui/browser/rig-types.ts";
+import type { RigSnapshot, ServiceState } from "../ui/browser/rig-types.ts";
 import type { HourUsage } from "./hour-usage.ts";
 import type { LogRing } from "./log-ring.ts";
 import type { PauseView } from "./pause.ts";
@@ -30,16 +30,7 @@ export interface RigViewSource {
   gpus(): Gpu[];
   gpuLoad(): GpuLoad[];
   manifest(): Manifest;
-  services(): {
-    name: string;
-    engine: string;
-    url: string;
-    status: string;
-    reason: string;
-    in_flight: number;
-    queued: number;
-    max_concurrent: number;
-  }[];
+  services(): ServiceState[];
   jobs(): JobStatus[];
   errors(): RecentError[];
   readonly hourUsage: HourUsage;

@@ -28,7 +28,8 @@ export interface RigModel {
   tokens_hour: number;
 }
 
-export interface RigService {
+/** A service and its load, as the daemon reports it: in `/status` and on the rig's page. */
+export interface ServiceState {
   name: string;
   engine: string;
   url: string;
@@ -37,6 +38,9 @@ export interface RigService {
   in_flight: number;
   queued: number;
   max_concurrent: number;
+}
+
+export interface RigService extends ServiceState {
   models: RigModel[];
 }
 
