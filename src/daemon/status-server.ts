@@ -152,6 +152,14 @@ export async function startStatusServer(
     };
     const fail = (status: number, message: string, type = "invalid_request_error"): void =>
       reply(status, JSON.stringify({ error: { message, type } }));
+    /** A control POST: 405 to another method, else `then` with its JSON object (or undefined). */
+    const posted = (then: (body: Record<string, unknown> | undefined) => void): void => {
+      if (method !== "POST") {
+        res.setHeader("allow", "POST");
+        return fail(405, `${path} takes POST, not ${method}`);
+      }
+      void readJson(req).then(then);
+    };
     const refused = refusal(req, (server.address() as AddressInfo).port, source.page);
     const engines = source.engineControl;
     const enginePath = ENGINE_PATH.exec(path);
@@ -183,12 +191,8 @@ export async function startStatusServer(
         .stop(name)
         .then((view) => (view ? reply(200, JSON.stringify({ engine: view })) : unknown()));
     } else if (POSTS.has(path) && source.pausing) {
-      if (method !== "POST") {
-        res.setHeader("allow", "POST");
-        return fail(405, `${path} takes POST, not ${method}`);
-      }
       const pausing = source.pausing;
-      void readJson(req).then((body) => {
+      posted((body) => {
         const reason = body?.reason;
         if (!body || (reason !== undefined && typeof reason !== "string"))
           return fail(400, 'the body must be a JSON object, e.g. {"reason": "gaming tonight"}');
@@ -196,12 +200,8 @@ export async function startStatusServer(
         reply(200, JSON.stringify(state));
       });
     } else if (SHARE_POSTS.has(path) && source.sharingControl) {
-      if (method !== "POST") {
-        res.setHeader("allow", "POST");
-        return fail(405, `${path} takes POST, not ${method}`);
-      }
       const sharing = source.sharingControl;
-      void readJson(req).then((body) => {
+      posted((body) => {
         const asked = shareRequest(path, body);
         if ("problem" in asked) return fail(400, asked.problem);
         const state = sharing.set(asked.name, asked.access);
