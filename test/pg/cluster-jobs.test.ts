@@ -292,6 +292,32 @@ describe.skipIf(!HAVE_PG)("jobs across two relay instances", () => {
     }
   });
 
+  it("counts the member's stored jobs at every instance against maxStoredPerMember", async () => {
+    const stored = async (relay: Relay) =>
+      (await call<ListView<JobView>>(relay, "GET", "/v1/jobs?limit=100")).body.data.length;
+    const before = await stored(a);
+    // A's store has room for 2 more finished jobs of alice's, counting B's; B the same.
+    const limits = { ...FAST, maxStoredPerMember: before + 2 };
+    const db = database;
+    const c = await clusterInstance("inst-c", db, keys(), { jobLimits: limits });
+    try {
+      const first = await music(c, "s1");
+      expect(first.status).toBe(202);
+      await waitJob(c, first.body.id, "PROCESSED");
+      const second = await music(c, "s2");
+      expect(second.status).toBe(202);
+      await waitJob(c, second.body.id, "PROCESSED");
+      // Full: C makes room from its own oldest finished job, and the total stays at the limit.
+      const third = await music(c, "s3");
+      expect(third.status).toBe(202);
+      await waitJob(c, third.body.id, "PROCESSED");
+      expect(await stored(c)).toBe(before + 2);
+      expect((await call(c, "GET", `/v1/jobs/${first.body.id}`)).status).toBe(404);
+    } finally {
+      await c.close();
+    }
+  });
+
   it("gives a repeated idempotency key the same job at either instance", async () => {
     const headers = { "idempotency-key": "cross-instance-1" };
     const first = await music(a, "once", headers);

@@ -38,6 +38,12 @@ export const MAX_ELSEWHERE = 10_000;
 /** The header that names the member an internal work request is for. */
 export const HEADER_WORK_MEMBER = "x-club-work-member";
 
+/** How many of a member's jobs other instances keep: queued or running, and in all. */
+export interface JobsElsewhere {
+  active: number;
+  stored: number;
+}
+
 /** Where a record is kept: its owner, and the owner's internal URL while it is a live instance. */
 export interface Location {
   owner: string | null;
@@ -102,14 +108,18 @@ export class SharedWork {
     return new Set(rows.map((r) => r.id));
   }
 
-  /** The member's jobs queued or running on other instances (their room is the club's). */
-  async activeElsewhere(member: string): Promise<number> {
-    const { rows } = await this.#query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM jobs
-        WHERE member = $1 AND status IN ('QUEUED', 'PROCESSING') AND owner IS DISTINCT FROM $2`,
+  /**
+   * The member's jobs on other instances: queued or running, and stored at all (their room and
+   * their store are the club's).
+   */
+  async elsewhere(member: string): Promise<JobsElsewhere> {
+    const { rows } = await this.#query<JobsElsewhere>(
+      `SELECT count(*) FILTER (WHERE status IN ('QUEUED', 'PROCESSING'))::int AS active,
+              count(*)::int AS stored
+         FROM jobs WHERE member = $1 AND owner IS DISTINCT FROM $2`,
       [member, this.instanceId],
     );
-    return rows[0]?.n ?? 0;
+    return rows[0] ?? { active: 0, stored: 0 };
   }
 
   /**

@@ -66,8 +66,8 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
    * are not dispatched, so a submission the store refuses never reaches a provider.
    */
   readonly #unacked = new WeakSet<JobRecord>();
-  /** Each member's jobs queued or running on other instances, as last counted. */
-  readonly #elsewhere = new Map<string, number>();
+  /** Each member's jobs on other instances (queued or running, and in all), as last counted. */
+  readonly #elsewhere = new Map<string, { active: number; stored: number }>();
   readonly #dispatcher: Dispatcher;
 
   constructor(options: JobSystemOptions) {
@@ -154,10 +154,15 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
     return id === undefined ? undefined : this.#jobs.get(id);
   }
 
-  /** Notes how many of the member's jobs other instances of the club hold queued or running. */
-  noteElsewhere(member: string, active: number): void {
-    if (active > 0) this.#elsewhere.set(member, active);
+  /** Notes how many of the member's jobs other instances of the club hold: active, and in all. */
+  noteElsewhere(member: string, counts: { active: number; stored: number }): void {
+    if (counts.stored > 0) this.#elsewhere.set(member, counts);
     else this.#elsewhere.delete(member);
+  }
+
+  /** The member's jobs other instances store, as last noted (0 on a lone relay). */
+  storedElsewhere(member: string): number {
+    return this.#elsewhere.get(member)?.stored ?? 0;
   }
 
   /**
@@ -166,7 +171,7 @@ export class JobSystem extends EventEmitter<{ settled: [JobRecord] }> {
    */
   checkRoom(member: string, count: number): void {
     const { maxActivePerMember: max } = this.#o.limits;
-    let active = this.#elsewhere.get(member) ?? 0;
+    let active = this.#elsewhere.get(member)?.active ?? 0;
     for (const job of this.#queue) if (job.member === member) active++;
     active += this.#dispatcher.running.count(member);
     if (active + count > max)

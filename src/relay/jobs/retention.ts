@@ -37,7 +37,9 @@ export async function makeRoom(
 ): Promise<void> {
   const mine = [...jobs.ofMember(member)];
   const held = mine.reduce((sum, j) => sum + storedBytes(j), 0);
-  let extraJobs = mine.length + count - limits.maxStoredPerMember;
+  // Jobs other instances of a club store count too; only this instance's can make room.
+  const theirs = jobs.storedElsewhere(member);
+  let extraJobs = theirs + mine.length + count - limits.maxStoredPerMember;
   let extraBytes = held + bytes - limits.maxStoredBytesPerMember;
   if (extraJobs <= 0 && extraBytes <= 0) return;
   const oldest: JobRecord[] = [];
@@ -52,7 +54,7 @@ export async function makeRoom(
     throw new HttpError(
       429,
       "rate_limit_error",
-      `you have ${mine.length} stored jobs; the limit is ${limits.maxStoredPerMember} (maxStoredPerMember): wait for batches and runs to finish`,
+      `you have ${mine.length + theirs} stored jobs; the limit is ${limits.maxStoredPerMember} (maxStoredPerMember): wait for batches and runs to finish`,
     );
   if (extraBytes > 0)
     throw new HttpError(

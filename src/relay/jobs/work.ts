@@ -368,8 +368,7 @@ export async function createWork(o: WorkOptions): Promise<Work> {
     record: { kind: WorkKind; id: string } | undefined,
   ): Promise<boolean> => {
     if (!shared) return false;
-    if (req.method === "POST")
-      jobs.noteElsewhere(member, await shared.work.activeElsewhere(member));
+    if (req.method === "POST") jobs.noteElsewhere(member, await shared.work.elsewhere(member));
     if (!record || held(record.kind, member, record.id)) return false;
     const where = await shared.work.locate(record.kind, record.id, member);
     if (!where?.owner || where.owner === shared.work.instanceId) return false;
