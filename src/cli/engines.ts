@@ -103,6 +103,28 @@ const portOption = [
   "status port of the daemon (default 8790, or CLUB_STATUS_PORT)",
 ] as const;
 
+/**
+ * A verb of `engines`, with the options every verb takes: the status port and `--json`. Its
+ * action reads them with the parent's: commander gives an option the parent also has to the
+ * parent, so `engines stop x --status-port 8791` sets it there, not on `stop`.
+ */
+function verb(
+  cmd: Command,
+  usage: string,
+  description: string,
+  run: (name: string, flags: Flags) => Promise<void>,
+): Command {
+  return cmd
+    .command(usage)
+    .description(description)
+    .option(...portOption)
+    .option("--json", "print JSON")
+    .action((...args: unknown[]) => {
+      const self = args.at(-1) as Command;
+      return run(self.args[0] ?? "", self.optsWithGlobals<Flags>());
+    });
+}
+
 /** The `engines` command and its verbs. */
 export function enginesCommand(): Command {
   const cmd = new Command("engines")
@@ -112,30 +134,24 @@ export function enginesCommand(): Command {
     .option(...portOption)
     .option("--json", "print the daemon's answer as JSON")
     .action((flags: Flags) => list(flags));
-  cmd
-    .command("list")
-    .description("list the managed engines with their state")
-    .option(...portOption)
-    .option("--json", "print JSON")
-    .action((flags: Flags) => list(flags));
-  cmd
-    .command("start <name>")
-    .description("start an engine now (also retries one withdrawn after failures)")
-    .option(...portOption)
-    .option("--json", "print JSON")
-    .action((name: string, flags: Flags) => control("start", name, flags));
-  cmd
-    .command("stop <name>")
-    .description("stop an engine gracefully (requests in flight are cut)")
-    .option(...portOption)
-    .option("--json", "print JSON")
-    .action((name: string, flags: Flags) => control("stop", name, flags));
-  cmd
-    .command("logs <name>")
-    .description("the engine's recent output (the last engineLogLines lines)")
-    .option(...portOption)
-    .option("--lines <n>", "only the last n lines")
-    .option("--json", "print JSON")
-    .action((name: string, flags: Flags) => logs(name, flags));
+  verb(cmd, "list", "list the managed engines with their state", (_, flags) => list(flags));
+  verb(
+    cmd,
+    "start <name>",
+    "start an engine now (also retries one withdrawn after failures)",
+    (name, flags) => control("start", name, flags),
+  );
+  verb(
+    cmd,
+    "stop <name>",
+    "stop an engine gracefully (requests in flight are cut)",
+    (name, flags) => control("stop", name, flags),
+  );
+  verb(
+    cmd,
+    "logs <name>",
+    "the engine's recent output (the last engineLogLines lines)",
+    logs,
+  ).option("--lines <n>", "only the last n lines");
   return cmd;
 }
