@@ -158,7 +158,8 @@ export async function startStatusServer(
         res.setHeader("allow", "POST");
         return fail(405, `${path} takes POST, not ${method}`);
       }
-      void readJson(req).then(then);
+      // A client that hangs up mid-body rejects the read: drop the answer, keep the daemon up.
+      readJson(req).then(then, () => res.destroy());
     };
     const refused = refusal(req, (server.address() as AddressInfo).port, source.page);
     const engines = source.engineControl;

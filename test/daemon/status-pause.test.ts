@@ -1,5 +1,6 @@
 /** `POST /pause` and `POST /resume` on the status server, over a real loopback socket. */
 import http from "node:http";
+import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PauseState, manualReason } from "../../src/daemon/pause.ts";
@@ -90,6 +91,23 @@ describe("status server pause", () => {
     expect(
       (await raw("POST", "/status", { host, "content-type": "application/json" })).status,
     ).toBe(405);
+    expect(state.rig()).toBe(undefined);
+  });
+
+  it("stays up when a client hangs up in the middle of a body", async () => {
+    const arrived = new Promise<http.IncomingMessage>((resolve) => server.once("request", resolve));
+    const socket = net.connect(port, "127.0.0.1");
+    socket.on("error", () => undefined);
+    socket.write(
+      `POST /pause HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n` +
+        'Content-Length: 1000\r\n\r\n{"reason":',
+    );
+    // Hang up once the server reads the body (its handler runs before this listener).
+    const req = await arrived;
+    const closed = new Promise((resolve) => req.once("close", resolve));
+    socket.destroy();
+    await closed;
+    expect(await postStatus(port, "/resume", {})).toMatchObject({ status: 200 });
     expect(state.rig()).toBe(undefined);
   });
 
