@@ -12,7 +12,7 @@ import type { Logger } from "../../log.ts";
 import { importJsonLog } from "./jsonl-import.ts";
 import { checkRecord } from "./record-shape.ts";
 import { SQLITE, loadSqlite, openDatabase, sqliteCode } from "./sqlite-open.ts";
-import { StoreError, type JobStore } from "./store.ts";
+import { StoreError, queueWrite, type JobStore, type PendingWrite } from "./store.ts";
 import { usageStatements, type UsageOp } from "../usage-sqlite.ts";
 import type { JobRecord, StoredRecord } from "./types.ts";
 
@@ -25,10 +25,7 @@ type Op =
   | { kind: "remove"; id: string }
   | UsageOp;
 
-interface Pending {
-  op: Op;
-  done: (err?: Error) => void;
-}
+type Pending = PendingWrite<Op>;
 
 /** What `openSqliteStore` takes besides the directory. */
 export interface SqliteStoreOptions {
@@ -104,7 +101,7 @@ export async function openSqliteStore(dir: string, o: SqliteStoreOptions): Promi
   const st = statements(db);
   const usage = usageStatements(db);
   const max = Math.max(1, o.maxWritesPerCommit ?? 1024);
-  let pending: Pending[] = [];
+  const pending: Pending[] = [];
   /** Bodies saved but not committed yet: an attempt may ask for one before its commit. */
   const unsaved = new Map<string, Buffer>();
   let scheduled = false;
@@ -178,19 +175,13 @@ export async function openSqliteStore(dir: string, o: SqliteStoreOptions): Promi
   const flush = (): void => {
     scheduled = false;
     while (pending.length > 0) {
-      const group = pending.slice(0, max);
-      pending = pending.slice(group.length);
+      const group = pending.splice(0, max);
       commitGroup(group);
     }
   };
 
   const enqueue = (op: Op): Promise<void> =>
-    new Promise((resolve, reject) => {
-      if (closed) {
-        reject(new StoreError("store_failed", "the job store is closed"));
-        return;
-      }
-      pending.push({ op, done: (err) => (err ? reject(err) : resolve()) });
+    queueWrite(pending, closed, op, () => {
       if (!scheduled) {
         scheduled = true;
         setImmediate(flush);

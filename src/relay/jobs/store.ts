@@ -106,3 +106,29 @@ export class StoreError extends ClubError {
     super(code, message, options);
   }
 }
+
+/** A write waiting for its store's next transaction; `done` once that commits or fails. */
+export interface PendingWrite<Op> {
+  op: Op;
+  done: (err?: Error) => void;
+}
+
+/**
+ * Queues `op` for a driver's next group commit and calls `wake` to have one scheduled; settles
+ * with that commit. A closed store refuses at once. Both drivers (SQLite, PostgreSQL) queue so.
+ */
+export function queueWrite<Op>(
+  pending: PendingWrite<Op>[],
+  closed: boolean,
+  op: Op,
+  wake: () => unknown,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (closed) {
+      reject(new StoreError("store_failed", "the job store is closed"));
+      return;
+    }
+    pending.push({ op, done: (err) => (err ? reject(err) : resolve()) });
+    wake();
+  });
+}

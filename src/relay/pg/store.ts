@@ -28,7 +28,9 @@ import { checkRecord } from "../jobs/record-shape.ts";
 import {
   StoreError,
   USAGE_COUNTERS,
+  queueWrite,
   type JobStore,
+  type PendingWrite,
   type UsageQuery,
   type UsageRow,
 } from "../jobs/store.ts";
@@ -51,10 +53,7 @@ type Op =
   | { kind: "usage"; rows: readonly UsageRow[] }
   | { kind: "pruneUsage"; beforeDay: string };
 
-interface Pending {
-  op: Op;
-  done: (err?: Error) => void;
-}
+type Pending = PendingWrite<Op>;
 
 /** What `openPgStore` takes besides the pool. */
 export interface PgStoreOptions {
@@ -207,7 +206,7 @@ export async function openPgStore(pool: pg.Pool, o: PgStoreOptions): Promise<Job
   const epoch = owner === null ? await takeHolder(pool, instance, leaseMs, log) : "";
   if (owner === null) log.info({ instance, epoch }, "holding the database as relay %s", instance);
 
-  let pending: Pending[] = [];
+  const pending: Pending[] = [];
   let writing: Promise<void> | undefined;
   let closed = false;
   let fenced = false;
@@ -349,22 +348,14 @@ export async function openPgStore(pool: pg.Pool, o: PgStoreOptions): Promise<Job
   const drain = async (): Promise<void> => {
     await new Promise((resolve) => setImmediate(resolve));
     while (pending.length > 0) {
-      const group = pending.slice(0, max);
-      pending = pending.slice(group.length);
+      const group = pending.splice(0, max);
       await commitGroup(group);
     }
     writing = undefined;
   };
 
   const enqueue = (op: Op): Promise<void> =>
-    new Promise((resolve, reject) => {
-      if (closed) {
-        reject(new StoreError("store_failed", "the job store is closed"));
-        return;
-      }
-      pending.push({ op, done: (err) => (err ? reject(err) : resolve()) });
-      writing ??= drain();
-    });
+    queueWrite(pending, closed, op, () => (writing ??= drain()));
 
   // The lease is renewed by every commit and, when there are none, by this timer.
   const renew = setInterval(
