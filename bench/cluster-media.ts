@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { silentLogger } from "../src/log.ts";
 import { KeyRing } from "../src/relay/keys.ts";
 import { createRelay, type Relay } from "../src/relay/server.ts";
-import { findPostgresBin, startCluster, type Cluster } from "../test/pg/cluster.ts";
+import { benchPostgres } from "./postgres.ts";
 import { MediaRig } from "../test/relay/jobs/media-rig.ts";
 import { median } from "./common.ts";
 
@@ -89,14 +89,8 @@ async function fetchRate(from: Relay, path: string, digest: string): Promise<num
 }
 
 async function main(): Promise<void> {
-  let db: Cluster | undefined;
-  let url = process.env.CLUB_BENCH_PG_URL;
-  if (!url) {
-    const bin = findPostgresBin();
-    if (!bin) throw new Error("no PostgreSQL found (apt-get install postgresql)");
-    db = await startCluster(bin);
-    url = db.url;
-  }
+  const db = await benchPostgres();
+  const url = db.url;
   const dir = mkdtempSync(join(tmpdir(), "club-bench-media-"));
   // Every byte value, so a copy that changes any shows.
   const video = Buffer.alloc(SIZE);
@@ -148,7 +142,7 @@ async function main(): Promise<void> {
   } finally {
     for (const rig of rigs) rig.stop();
     await Promise.all([lone.close(), a.close(), b.close()]);
-    db?.stop();
+    db.stop();
   }
 }
 

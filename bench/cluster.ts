@@ -12,7 +12,8 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { findPostgresBin, freePort, startCluster, type Cluster } from "../test/pg/cluster.ts";
+import { freePort } from "../test/pg/cluster.ts";
+import { benchPostgres } from "./postgres.ts";
 import { MediaRig } from "../test/relay/jobs/media-rig.ts";
 import { MODEL, median, quantile } from "./common.ts";
 import { load, startCli, startServer, until, type Proc } from "./procs.ts";
@@ -45,16 +46,11 @@ async function listed(url: string, model: string, present: boolean): Promise<num
 
 async function main(): Promise<void> {
   const procs: Proc[] = [];
-  let db: Cluster | undefined;
+  let db: { url: string; stop(): void } | undefined;
   const dir = mkdtempSync(join(tmpdir(), "club-bench-cluster-"));
   try {
-    let url = process.env.CLUB_BENCH_PG_URL;
-    if (!url) {
-      const bin = findPostgresBin();
-      if (!bin) throw new Error("no PostgreSQL found (apt-get install postgresql)");
-      db = await startCluster(bin);
-      url = db.url;
-    }
+    db = await benchPostgres();
+    const url = db.url;
     const upstream = await startServer("upstream.ts");
     procs.push(upstream);
     writeFileSync(join(dir, "keys.json"), JSON.stringify({ [KEY]: "bench" }));
