@@ -110,9 +110,11 @@ describe("club-provider pause and resume", () => {
     await stack.daemon.stop();
     stack.daemon = await stack.startDaemon();
     await stack.daemon.waitFor(/starting paused: paused by its owner/);
-    expect((await providers(stack.relayUrl, ALICE_KEY)).data[0]?.paused).toBe(
-      "paused by its owner",
-    );
+    // The pause reaches the relay with the new tunnel's first messages: polled, not read once
+    // (a CI run on Node 24 read the new connection before its pause had arrived).
+    await expect
+      .poll(async () => (await providers(stack.relayUrl, ALICE_KEY)).data[0]?.paused, patiently)
+      .toBe("paused by its owner");
     expect(await ids(stack.client)).toEqual([]);
     expect((await cli("resume")).code).toBe(0);
     await expect.poll(() => ids(stack.client), patiently).toEqual([MODEL]);
