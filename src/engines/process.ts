@@ -73,6 +73,31 @@ function lines(onLine: (line: string) => void): (chunk: Buffer) => void {
   };
 }
 
+/**
+ * How long the end of an engine waits for its group to be gone after the SIGKILL. A killed
+ * process leaves quickly; this bounds the wait where nothing reaps the orphans (a container
+ * whose first process is not an init).
+ */
+const GROUP_GONE_MS = 2000;
+
+/** Whether a process group still has members (zombies count until they are reaped). */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves once the group `pgid` has no members, or after `ms`. */
+async function groupGone(pgid: number, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (groupAlive(pgid) && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** What a watchdog exit code means for the engine under it. */
 function decode(code: number | null, signal: NodeJS.Signals | null): ExitInfo {
   if (signal) return { code: null, signal };
@@ -115,10 +140,15 @@ export class EngineProcess {
     this.#child.stdin?.on("error", () => {});
     this.exited = new Promise((resolve) => {
       this.#child.once("exit", (code, signal) => {
-        this.#exit = decode(code, signal);
-        // Anything the engine left in its group (workers, a shell's children) goes with it.
+        const exit = decode(code, signal);
+        // Anything the engine left in its group (workers, a shell's children) goes with it, and
+        // the engine counts as ended once the kernel has taken the group away (its memory, its
+        // GPU context), not when the leader alone is gone.
         this.#signalGroup("SIGKILL");
-        resolve(this.#exit);
+        void groupGone(this.pid, GROUP_GONE_MS).then(() => {
+          this.#exit = exit;
+          resolve(exit);
+        });
       });
     });
   }
