@@ -325,6 +325,12 @@ export async function createWork(o: WorkOptions): Promise<Work> {
     }
   };
 
+  /** A work path's area (`jobs`, `batches`, `workflows`) and its decoded segments after it. */
+  const workPath = (url: URL): { area: string; parts: string[] } => {
+    const [, , area = "", ...rest] = url.pathname.split("/");
+    // A malformed escape stays as it is, and matches nothing.
+    return { area, parts: rest.filter((p) => p !== "").map((p) => decodePart(p) ?? p) };
+  };
   /** Whether a work path is one of the three lists. */
   const isList = (area: string, parts: string[]): boolean =>
     area === "jobs" || area === "batches"
@@ -383,19 +389,15 @@ export async function createWork(o: WorkOptions): Promise<Work> {
   return {
     ...(database ? { database } : {}),
     handle(req, res, member, url, how = {}) {
-      const [, , area = "", ...rest] = url.pathname.split("/");
-      // A malformed escape stays as it is, and matches nothing.
-      const parts = rest.filter((p) => p !== "").map((p) => decodePart(p) ?? p);
       return answer(async () => {
-        if (!how.fromPeer && (await elsewhere(req, res, member, recordOf(area, parts)))) return;
-        const list = shared && req.method === "GET" && isList(area, parts);
-        await routes({
-          req,
-          res,
-          member,
-          url,
-          ...(list ? { elsewhere: await theirs(member) } : {}),
-        });
+        // Only an instance of a club reads the path here (the route table reads it again).
+        if (shared) {
+          const { area, parts } = workPath(url);
+          if (!how.fromPeer && (await elsewhere(req, res, member, recordOf(area, parts)))) return;
+          if (req.method === "GET" && isList(area, parts))
+            return routes({ req, res, member, url, elsewhere: await theirs(member) });
+        }
+        await routes({ req, res, member, url });
       });
     },
     submit(req, res, member, endpoint, json) {
