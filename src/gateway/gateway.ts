@@ -202,21 +202,23 @@ export function createGateway(options: GatewayOptions): Gateway {
     res.once("close", admitted.release);
     let json: Record<string, unknown> | undefined;
     if (endpoint.body === "json") {
-      const overloaded = new HttpError(
-        503,
-        "overloaded",
-        `${options.providerName} is holding as many request bodies as it may (${buffered.limit} bytes): retry shortly`,
-        { headers: { "retry-after": "1" } },
-      );
+      // Made when thrown: an Error's stack costs more than the rest of a small request's checks.
+      const overloaded = (): HttpError =>
+        new HttpError(
+          503,
+          "overloaded",
+          `${options.providerName} is holding as many request bodies as it may (${buffered.limit} bytes): retry shortly`,
+          { headers: { "retry-after": "1" } },
+        );
       const declared = Number(req.headers["content-length"] ?? NaN);
       if (declared > maxJson) throw tooLarge(maxJson);
-      if (declared > 0 && buffered.used + declared > buffered.limit) throw overloaded;
+      if (declared > 0 && buffered.used + declared > buffered.limit) throw overloaded();
       // What is read stays charged until the response closes: the parsed body lives as long.
       let taken = 0;
       res.once("close", () => buffered.give(taken));
       attachMeter(req, {
         hold: (bytes) => {
-          if (!buffered.take(bytes)) throw overloaded;
+          if (!buffered.take(bytes)) throw overloaded();
           taken += bytes;
         },
         release: () => undefined,

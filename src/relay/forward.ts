@@ -151,7 +151,10 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
     const pipeOn = (type: string): void => {
       through = meter?.through(type);
       if (through) stream.pipe(through).pipe(res, { end: false });
-      else stream.pipe(res, { end: false });
+      else {
+        if (meter) stream.on("data", (chunk: Buffer) => meter.seen(chunk));
+        stream.pipe(res, { end: false });
+      }
     };
     const finish = (): void => {
       if (!retry && !ending) book();

@@ -41,10 +41,13 @@ export interface UsageTap {
 const isJson = (type: string): boolean => /^application\/([\w.+-]*\+)?json\b/i.test(type);
 
 /**
- * One answer's meter: `through(...)` at the answer's headers, `record(...)` once it is over.
+ * One answer's meter: `through(...)` or `seen(...)` while the answer passes, `record(...)` once
+ * it is over.
  * @example
  * const meter = new UsageMeter(tap);
- * stream.pipe(meter.through(200, "application/json")).pipe(res);
+ * const through = meter.through(type);
+ * if (through) stream.pipe(through).pipe(res);
+ * else stream.on("data", (c) => meter.seen(c)).pipe(res);
  */
 export class UsageMeter {
   #bytes = 0;
@@ -54,26 +57,37 @@ export class UsageMeter {
 
   constructor(readonly tap: UsageTap) {}
 
-  /** The stream the answer goes through to the consumer, for an answer of this type. */
-  through(contentType: string): Transform {
-    if (contentType.startsWith("text/event-stream"))
-      this.#sse = new SseUsage({ strip: this.tap.strip === true });
-    else if (isJson(contentType)) this.#json = new JsonScanner();
+  /**
+   * The stream an SSE answer goes through to the consumer (it may take the usage-only chunk
+   * out). Any other answer passes unchanged: undefined, and each of its chunks is given to
+   * {@link seen} instead, which saves a stream per answer.
+   */
+  through(contentType: string): Transform | undefined {
+    if (!contentType.startsWith("text/event-stream")) {
+      if (isJson(contentType)) this.#json = new JsonScanner();
+      return undefined;
+    }
+    const sse = (this.#sse = new SseUsage({ strip: this.tap.strip === true }));
     return new Transform({
       transform: (chunk: Buffer, _enc, done) => {
-        const out = this.#sse ? this.#sse.push(chunk) : chunk;
-        this.#json?.feed(chunk);
+        const out = sse.push(chunk);
         this.#bytes += out.length;
         done(null, out.length > 0 ? out : undefined);
       },
       flush: (done) => {
-        const rest = this.#sse?.end();
-        if (rest && rest.length > 0) {
+        const rest = sse.end();
+        if (rest.length > 0) {
           this.#bytes += rest.length;
           done(null, rest);
         } else done();
       },
     });
+  }
+
+  /** A chunk of an answer that passes unchanged (no {@link through} stream), as it is sent on. */
+  seen(chunk: Buffer): void {
+    this.#json?.feed(chunk);
+    this.#bytes += chunk.length;
   }
 
   /** Books the answer once: `status` is what the consumer got (502 when nothing came). */

@@ -55,7 +55,7 @@ export class JsonScanner {
   #out: Scanned = {};
 
   feed(buf: Uint8Array): void {
-    for (const c of buf) this.byte(c);
+    for (let i = 0; i < buf.length; i++) this.byte(buf[i] as number);
   }
 
   /** What was read so far (a value still open is not in it). */
