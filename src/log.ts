@@ -2,8 +2,9 @@
  * Logging: pino, JSON when stdout is not a terminal (systemd, files), readable lines when it is.
  * Secrets are redacted by path wherever they could appear.
  */
+import { createRequire } from "node:module";
 import { pino, type Logger } from "pino";
-import pretty from "pino-pretty";
+import type prettyFactory from "pino-pretty";
 
 export type { Logger };
 
@@ -44,6 +45,8 @@ export function createLogger(options: LogOptions = {}): Logger {
         : "json");
   const redact = { paths: REDACT_PATHS, censor: "[redacted]" };
   if (format === "pretty") {
+    // Loaded only for a terminal: a service logging JSON never holds pino-pretty's code.
+    const pretty = createRequire(import.meta.url)("pino-pretty") as typeof prettyFactory;
     const stream = pretty({
       colorize: process.stdout.isTTY,
       translateTime: "HH:MM:ss.l",

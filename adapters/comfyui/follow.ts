@@ -7,7 +7,7 @@
  * `execution_interrupted`; `status`, `execution_cached`, `progress_state` and `executed` are
  * not needed here. Binary frames are previews, ignored.
  */
-import WebSocket from "ws";
+import type WebSocket from "ws";
 import { UpstreamError } from "../../src/errors.ts";
 import type { Upstream } from "../adapter.ts";
 import { obj, str } from "../kit/fields.ts";
@@ -54,10 +54,12 @@ function parse(raw: WebSocket.RawData): Record<string, unknown> | undefined {
  * open before the prompt is sent, and keeps every message: ComfyUI may start (even finish) a
  * prompt before its `POST /prompt` answer arrives.
  */
-export function openSocket(
+export async function openSocket(
   upstream: Upstream,
   clientId: string,
 ): Promise<PromptSocket | undefined> {
+  // Loaded on first use: a rig without ComfyUI never holds ws's code.
+  const { default: WebSocket } = await import("ws");
   return new Promise((resolve) => {
     const headers: Record<string, string> = {};
     if (upstream.apiKey) headers.authorization = `Bearer ${upstream.apiKey}`;

@@ -11,7 +11,7 @@ import { DEFAULT_LIMITS, type JobLimits } from "../relay/jobs/types.ts";
 import { DEFAULT_PROVIDER_LIMITS } from "../relay/provider-link.ts";
 import { DEFAULT_UPLOAD_LIMITS } from "../relay/uploads.ts";
 import { DEFAULT_MEDIA_LIMITS } from "../relay/media/types.ts";
-import { createRelay, type Relay } from "../relay/server.ts";
+import type { Relay } from "../relay/server.ts";
 import { DEFAULT_UI_STREAMS } from "../relay/ui-events.ts";
 import type { ClusterJoin } from "../relay/cluster/index.ts";
 import { exitOnFault, onShutdown } from "./signals.ts";
@@ -271,6 +271,8 @@ export function relayCommand(): Command {
       String(DEFAULT_MEDIA_LIMITS.voiceMaxPerMember),
     )
     .action(async (opts: RelayFlags) => {
+      // Imported here, not above: `club-provider start` reads this file for its options only.
+      const { createRelay } = await import("../relay/server.ts");
       const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
       const keys = loadKeys({
         ...(opts.keys ? { file: opts.keys } : {}),

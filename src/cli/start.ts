@@ -10,8 +10,7 @@ import { Daemon } from "../daemon/daemon.ts";
 import { LogRing } from "../daemon/log-ring.ts";
 import { UserError } from "../errors.ts";
 import { createLogger } from "../log.ts";
-import { KeyRing } from "../relay/keys.ts";
-import { createRelay, type Relay } from "../relay/server.ts";
+import type { Relay } from "../relay/server.ts";
 import { printError } from "./output.ts";
 import { exitOnFault, onShutdown } from "./signals.ts";
 
@@ -153,6 +152,11 @@ async function startLocalRelay(
   key: string,
   log: ReturnType<typeof createLogger>,
 ): Promise<Relay> {
+  // Imported here, not above: a rig that is not its own club never loads the relay's code.
+  const [{ KeyRing }, { createRelay }] = await Promise.all([
+    import("../relay/keys.ts"),
+    import("../relay/server.ts"),
+  ]);
   const keys = new KeyRing({ [key]: "local" });
   try {
     return await createRelay({ host: "127.0.0.1", port, keys, log });

@@ -1,7 +1,7 @@
 /** Tunnel protocol 1 at the daemon: HTTP/2 inside a WebSocket (`club-tunnel.1`). */
 import { EventEmitter } from "node:events";
 import type http2 from "node:http2";
-import WebSocket from "ws";
+import type WebSocket from "ws";
 import { TUNNEL_SUBPROTOCOL } from "../protocol/index.ts";
 import { WsDuplex } from "../transport/ws-duplex.ts";
 import type { TunnelLink } from "./link.ts";
@@ -26,14 +26,40 @@ function zeroMask(mask: Buffer): void {
   mask.fill(0);
 }
 
+/** ws, loaded when a daemon first speaks protocol 1: a daemon on protocol 2 never holds its code. */
+let wsModule: Promise<typeof WebSocket> | undefined;
+function loadWs(): Promise<typeof WebSocket> {
+  return (wsModule ??= import("ws").then((m) => m.default));
+}
+
 export class WsLink extends EventEmitter implements TunnelLink {
   readonly protocol = 1;
-  readonly #ws: WebSocket;
+  #ws: WebSocket | undefined;
+  #ended = false;
 
   /** Connects to `url`; once open, the HTTP/2 connection inside is handed to `server`. */
   constructor(url: string, apiKey: string, server: http2.Http2Server, handshakeTimeoutMs: number) {
     super();
-    const ws = new WebSocket(url, TUNNEL_SUBPROTOCOL, {
+    loadWs().then(
+      (ws) => {
+        if (this.#ended) this.emit("close", 1006, "");
+        else this.#connect(ws, url, apiKey, server, handshakeTimeoutMs);
+      },
+      (err: unknown) => {
+        this.emit("error", err);
+        this.emit("close", 1006, "");
+      },
+    );
+  }
+
+  #connect(
+    WebSocketClass: typeof WebSocket,
+    url: string,
+    apiKey: string,
+    server: http2.Http2Server,
+    handshakeTimeoutMs: number,
+  ): void {
+    const ws = new WebSocketClass(url, TUNNEL_SUBPROTOCOL, {
       headers: { authorization: `Bearer ${apiKey}` },
       perMessageDeflate: false,
       handshakeTimeout: handshakeTimeoutMs,
@@ -68,23 +94,27 @@ export class WsLink extends EventEmitter implements TunnelLink {
   }
 
   get open(): boolean {
-    return this.#ws.readyState === WebSocket.OPEN;
+    return this.#ws !== undefined && this.#ws.readyState === this.#ws.OPEN;
   }
 
   send(text: string): void {
-    if (this.open) this.#ws.send(text);
+    if (this.open) this.#ws?.send(text);
   }
 
   ping(): void {
-    if (this.open) this.#ws.ping();
+    if (this.open) this.#ws?.ping();
   }
 
   close(code: number, reason: string): void {
-    if (this.open) this.#ws.close(code, Buffer.from(reason).subarray(0, 120).toString());
-    setTimeout(() => this.#ws.terminate(), 1000).unref();
+    this.#ended = true;
+    const ws = this.#ws;
+    if (!ws) return;
+    if (this.open) ws.close(code, Buffer.from(reason).subarray(0, 120).toString());
+    setTimeout(() => ws.terminate(), 1000).unref();
   }
 
   terminate(): void {
-    this.#ws.terminate();
+    this.#ended = true;
+    this.#ws?.terminate();
   }
 }
