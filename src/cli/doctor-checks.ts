@@ -2,12 +2,21 @@
  * The checks of `club-provider doctor`. Each says what it found and, when something is wrong,
  * how to fix it. They never throw: every failure becomes a result.
  */
-import WebSocket from "ws";
-import type { Config } from "../config.ts";
+import http2 from "node:http2";
+import type { Config, TunnelProtocolSetting } from "../config.ts";
 import { discover } from "../discovery/catalog.ts";
 import { describeError } from "../errors.ts";
 import { silentLogger } from "../log.ts";
-import { CONNECT_PATH, TUNNEL_SUBPROTOCOL } from "../protocol/index.ts";
+import {
+  CONNECT_PATH,
+  CloseCode,
+  TUNNEL_SUBPROTOCOL,
+  TUNNEL_UPGRADE_2,
+} from "../protocol/index.ts";
+import { H2Link } from "../tunnel/h2-link.ts";
+import type { TunnelLink } from "../tunnel/link.ts";
+import { WsLink } from "../tunnel/ws-link.ts";
+import { classifyRefusal } from "../tunnel/refusal.ts";
 
 /** One check's outcome. `fail` makes doctor exit 1; `warn` does not. */
 export interface CheckResult {
@@ -76,65 +85,101 @@ export async function checkRelayReachable(
   }
 }
 
+/** How one connect request ended: the relay switched protocols, answered a status, or failed. */
+type Handshake = { accepted: true } | { status: number } | { error: string };
+
 /**
- * Opens the tunnel's WebSocket with the key and closes it as soon as the relay accepts, before
- * `hello`: the relay checks the key and the protocol, and nothing gets registered.
+ * Makes the daemon's own connect request for `protocol` (the same link classes the tunnel
+ * uses) and closes the connection as soon as the relay accepts, before `hello`: the relay
+ * checks the key and the protocol, and nothing gets registered.
  */
-export function checkKey(
+function handshake(
+  url: string,
+  apiKey: string,
+  timeoutMs: number,
+  protocol: 1 | 2,
+): Promise<Handshake> {
+  // Protocol 1 hands the HTTP/2 connection inside to a server; doctor never serves it.
+  const server = protocol === 1 ? http2.createServer() : undefined;
+  const link: TunnelLink = server
+    ? new WsLink(url, apiKey, server, timeoutMs)
+    : new H2Link(url, apiKey, 1, timeoutMs);
+  return new Promise((resolve) => {
+    const done = (r: Handshake): void => {
+      link.removeAllListeners();
+      link.on("error", () => undefined);
+      // A turn later: Node's HTTP/2 hands the socket's first bytes to a new session on the
+      // next tick, and a session destroyed before that throws in Node's own code.
+      setImmediate(() => {
+        if ("accepted" in r) link.close(CloseCode.normal, "doctor");
+        else link.terminate();
+        server?.close();
+      });
+      resolve(r);
+    };
+    link.on("open", () => done({ accepted: true }));
+    link.on("unexpected", (status: number) => done({ status }));
+    link.on("error", (err: unknown) => done({ error: describeError(err) }));
+    link.on("close", () => done({ error: "the connection closed during the handshake" }));
+  });
+}
+
+/**
+ * Checks the key with the protocol the daemon would speak (`tunnelProtocol`): under `auto`,
+ * protocol 2, and protocol 1 when the relay or a proxy before it refuses protocol 2 the way
+ * the daemon falls back on.
+ */
+export async function checkKey(
   relayUrl: string,
   apiKey: string,
   timeoutMs: number,
+  setting: TunnelProtocolSetting = "auto",
 ): Promise<CheckResult> {
-  const name = "API key accepted";
-  return new Promise((resolve) => {
-    const ws = new WebSocket(relayUrl.replace(/\/+$/, "") + CONNECT_PATH, TUNNEL_SUBPROTOCOL, {
-      headers: { authorization: `Bearer ${apiKey}` },
-      perMessageDeflate: false,
-      handshakeTimeout: timeoutMs,
-    });
-    const done = (r: CheckResult): void => {
-      ws.removeAllListeners();
-      ws.on("error", () => undefined);
-      ws.terminate();
-      resolve(r);
+  const url = relayUrl.replace(/\/+$/, "") + CONNECT_PATH;
+  const first = setting === 1 ? 1 : 2;
+  const r = await handshake(url, apiKey, timeoutMs, first);
+  if ("status" in r && classifyRefusal(r.status, first, setting) === "fallback") {
+    const again = await handshake(url, apiKey, timeoutMs, 1);
+    const why = `the relay, or a proxy before it, answered ${TUNNEL_UPGRADE_2} with HTTP ${r.status}`;
+    const result = keyResult(again, 1, relayUrl);
+    if (result.status !== "ok") return { ...result, detail: `${result.detail} (${why})` };
+    return {
+      ...result,
+      status: "warn",
+      detail: `${result.detail}; ${why}, so the daemon falls back to ${TUNNEL_SUBPROTOCOL}`,
+      fix: `${TUNNEL_SUBPROTOCOL} works; for the cheaper ${TUNNEL_UPGRADE_2}, update the relay, or have the proxy pass the Upgrade header as it comes on ${CONNECT_PATH} (README, "Behind a TLS proxy")`,
     };
-    ws.on("open", () => {
-      ws.close(1000, "doctor");
-      done({
-        name,
-        status: "ok",
-        detail: `the relay accepted the key (${TUNNEL_SUBPROTOCOL} handshake)`,
-      });
-    });
-    ws.on("unexpected-response", (_req, res) => {
-      const status = res.statusCode ?? 0;
-      res.resume();
-      if (status === 401 || status === 403)
-        done({
-          name,
-          status: "fail",
-          detail: `the relay refused the API key (HTTP ${status})`,
-          fix: "use the key the club gave you: CLUB_API_KEY, --api-key-file FILE, or `club-provider config set apiKey <key>`",
-        });
-      else if (status === 426)
-        done({
-          name,
-          status: "fail",
-          detail: `the relay does not speak ${TUNNEL_SUBPROTOCOL}`,
-          fix: "update club-provider (or the relay) so both speak the same tunnel version",
-        });
-      else
-        done({
-          name,
-          status: "fail",
-          detail: `the relay answered the tunnel handshake with HTTP ${status}`,
-          fix: `is ${relayUrl} a club relay? A proxy in front of it must pass WebSocket upgrades on ${CONNECT_PATH}`,
-        });
-    });
-    ws.on("error", (err) =>
-      done({ name, status: "fail", detail: `tunnel handshake failed: ${describeError(err)}` }),
-    );
-  });
+  }
+  return keyResult(r, first, relayUrl);
+}
+
+function keyResult(r: Handshake, protocol: 1 | 2, relayUrl: string): CheckResult {
+  const name = "API key accepted";
+  const version = protocol === 2 ? TUNNEL_UPGRADE_2 : TUNNEL_SUBPROTOCOL;
+  if ("accepted" in r)
+    return { name, status: "ok", detail: `the relay accepted the key (${version} handshake)` };
+  if ("error" in r) return { name, status: "fail", detail: `tunnel handshake failed: ${r.error}` };
+  const { status } = r;
+  if (status === 401 || status === 403)
+    return {
+      name,
+      status: "fail",
+      detail: `the relay refused the API key (HTTP ${status})`,
+      fix: "use the key the club gave you: CLUB_API_KEY, --api-key-file FILE, or `club-provider config set apiKey <key>`",
+    };
+  if (status === 426)
+    return {
+      name,
+      status: "fail",
+      detail: `the relay does not speak ${version}`,
+      fix: "update club-provider (or the relay) so both speak the same tunnel version",
+    };
+  return {
+    name,
+    status: "fail",
+    detail: `the relay answered the tunnel handshake with HTTP ${status}`,
+    fix: `is ${relayUrl} a club relay? A proxy in front of it must pass upgrades on ${CONNECT_PATH}`,
+  };
 }
 
 /**

@@ -111,7 +111,10 @@ export async function runChecks(flags: ConfigFlags, timeoutMs: number): Promise<
         status: "skip",
         detail: "the relay is unreachable",
       });
-    else results.push(await checkKey(config.relayUrl, config.apiKey, timeoutMs));
+    else
+      results.push(
+        await checkKey(config.relayUrl, config.apiKey, timeoutMs, config.tunnelProtocol),
+      );
   } else
     results.push({ name: "relay", status: "skip", detail: "no relay URL: see the config check" });
   if (config) results.push(...(await checkEngines(config)));

@@ -64,7 +64,7 @@ describe("club-provider doctor", () => {
         expect.stringMatching(
           new RegExp(`^ok {4}relay reachable: ${stack.relayUrl} answered in \\d+ ms$`),
         ),
-        "ok    API key accepted: the relay accepted the key (club-tunnel.1 handshake)",
+        "ok    API key accepted: the relay accepted the key (club-tunnel.2 handshake)",
         expect.stringMatching(
           new RegExp(`^ok {4}engine llamacpp-\\d+: ${fake.url}: 1 model\\(s\\): tiny-qwen2-chat$`),
         ),

@@ -8,6 +8,7 @@ import http, { type IncomingMessage } from "node:http";
 import net, { type AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkKey } from "../../src/cli/doctor-checks.ts";
 import { silentLogger } from "../../src/log.ts";
 import { TUNNEL_UPGRADE_2 } from "../../src/protocol/index.ts";
 import { KeyRing } from "../../src/relay/keys.ts";
@@ -175,5 +176,50 @@ describe("a current relay", () => {
     const [err] = (await once(bad, "refused")) as [Error];
     expect(err.message).toContain("refused the API key (HTTP 401)");
     expect(bad.protocol).toBe(2);
+  });
+});
+
+describe("doctor's key check", () => {
+  // The same connect request the daemon makes, so doctor says what the daemon will speak.
+  it("speaks protocol 2 to a current relay, and nothing stays registered", async () => {
+    const url = relay.url.replace("http", "ws");
+    const before = relay.registry.all().length;
+    const r = await checkKey(url, KEY, 3000);
+    expect(r).toEqual({
+      name: "API key accepted",
+      status: "ok",
+      detail: "the relay accepted the key (club-tunnel.2 handshake)",
+    });
+    expect((await checkKey(url, KEY, 3000, 1)).detail).toContain("club-tunnel.1 handshake");
+    expect(relay.registry.all().length).toBe(before);
+  });
+
+  it("warns that a relay of the last release gets protocol 1, and why", async () => {
+    const asked = old.asked2;
+    const r = await checkKey(oldUrl, KEY, 3000);
+    expect(r.status).toBe("warn");
+    expect(r.detail).toBe(
+      "the relay accepted the key (club-tunnel.1 handshake); the relay, or a proxy before it, " +
+        "answered club-tunnel.2 with HTTP 426, so the daemon falls back to club-tunnel.1",
+    );
+    expect(old.asked2).toBe(asked + 1);
+  });
+
+  it("fails where the daemon would stop: forced to protocol 2 there, or a wrong key", async () => {
+    const forced = await checkKey(oldUrl, KEY, 3000, 2);
+    expect([forced.status, forced.detail]).toEqual([
+      "fail",
+      "the relay does not speak club-tunnel.2",
+    ]);
+    const wrong = await checkKey(oldUrl, "sk-wrong-key-000000", 3000);
+    expect([wrong.status, wrong.detail]).toEqual([
+      "fail",
+      "the relay refused the API key (HTTP 401) (the relay, or a proxy before it, answered club-tunnel.2 with HTTP 426)",
+    ]);
+    const current = await checkKey(relay.url.replace("http", "ws"), "sk-wrong-key-000000", 3000);
+    expect([current.status, current.detail]).toEqual([
+      "fail",
+      "the relay refused the API key (HTTP 401)",
+    ]);
   });
 });
