@@ -222,7 +222,8 @@ export class Daemon extends EventEmitter {
         log: this.log.child({ tunnel: i }),
       });
       tunnel.on("connected", () => {
-        // The hello carries no pause: a paused rig says so at once, not a heartbeat later.
+        // The hello carried the pause; a relay of the last release dropped it, so say it again
+        // at once rather than a heartbeat later.
         const fields = this.pause.fields();
         if (fields.paused || fields.paused_models) tunnel.sendHeartbeat();
         this.log.info(

@@ -46,6 +46,9 @@ export interface HelloMessage {
   v: number;
   provider: { name: string; version: string };
   manifest: Manifest;
+  /** As in a heartbeat: a rig that starts paused is never routable, not even for one beat. */
+  paused?: string;
+  paused_models?: Record<string, string>;
 }
 
 /** daemon → relay, every heartbeat interval. `manifest` rides along only when it changed. */
@@ -196,12 +199,15 @@ const gpuLoad = obj({
 });
 const serviceLoad = obj({ in_flight: count, queued: count, up: bool });
 
-const hello = obj({ provider: obj({ name, version: str({ max: 64 }) }) });
 const reason = str({ min: 1, max: 256 });
 const pausedModels: Check<Record<string, string>> = record(reason, {
   max: DEFAULT_CONTROL_LIMITS.maxModels,
   key: str({ min: 1, max: 256 }),
 });
+const hello = obj(
+  { provider: obj({ name, version: str({ max: 64 }) }) },
+  { paused: reason, paused_models: pausedModels },
+);
 const heartbeat = obj(
   {
     seq: count,

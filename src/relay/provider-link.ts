@@ -17,7 +17,7 @@ import {
 } from "../protocol/index.ts";
 import type { RelayCarrier } from "../transport/carrier.ts";
 import { CONNECTION_WINDOW } from "../transport/h2-settings.ts";
-import { ProviderState } from "./provider-state.ts";
+import { ProviderState, pauseOf } from "./provider-state.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import type { Registry } from "./registry.ts";
 
@@ -57,7 +57,8 @@ export class ProviderLink extends ProviderState {
   readonly id = `conn_${randomBytes(6).toString("hex")}`;
   readonly member: string;
   readonly connectedAt = Date.now();
-  override lastHeartbeat: HeartbeatMessage | null = null;
+  /** The provider's last heartbeat, whole (loads, GPUs). */
+  lastHeartbeat: HeartbeatMessage | null = null;
   readonly session: ClientHttp2Session;
   /** The tunnel protocol this provider speaks (1: WebSocket; 2: HTTP/2 on the socket). */
   readonly protocol: 1 | 2;
@@ -195,6 +196,8 @@ export class ProviderLink extends ProviderState {
         this.name = msg.provider.name;
         this.version = msg.provider.version;
         this.setManifest(msg.manifest);
+        // A rig that starts paused says so here, so it is never routable before its heartbeat.
+        this.pause = pauseOf(msg);
         this.#opts.registry.add(this);
         this.#carrier.send(
           encodeControl({
@@ -210,6 +213,7 @@ export class ProviderLink extends ProviderState {
             version: this.version,
             protocol: this.protocol,
             models: this.cards.map((c) => c.id),
+            ...(msg.paused === undefined ? {} : { paused: msg.paused }),
           },
           "provider %s connected with %d model(s)",
           this.name,
@@ -219,7 +223,7 @@ export class ProviderLink extends ProviderState {
       }
       case "heartbeat":
         if (!this.manifest) return; // before hello: nothing to attach it to
-        if (msg.paused !== this.lastHeartbeat?.paused)
+        if (msg.paused !== this.pause?.paused)
           this.#log.info(
             { provider: this.name, paused: msg.paused ?? null },
             msg.paused ? "provider %s paused: %s" : "provider %s serves again",
@@ -227,8 +231,9 @@ export class ProviderLink extends ProviderState {
             msg.paused,
           );
         {
-          const before = this.lastHeartbeat;
+          const before = this.pause;
           this.lastHeartbeat = msg;
+          this.pause = pauseOf(msg);
           if (msg.manifest) this.setManifest(msg.manifest);
           if (
             msg.manifest ||

@@ -15,8 +15,16 @@ import {
   type ModelCard,
 } from "../protocol/index.ts";
 
-/** The part of a heartbeat that decides routing: the rig's and each model's pause. */
+/** The part of a hello or heartbeat that decides routing: the rig's and each model's pause. */
 export type PauseState = Pick<HeartbeatMessage, "paused" | "paused_models">;
+
+/** Only the pause fields of `msg`, those it has. */
+export function pauseOf(msg: PauseState): PauseState {
+  return {
+    ...(msg.paused === undefined ? {} : { paused: msg.paused }),
+    ...(msg.paused_models === undefined ? {} : { paused_models: msg.paused_models }),
+  };
+}
 
 export abstract class ProviderState {
   abstract readonly id: string;
@@ -31,7 +39,8 @@ export abstract class ProviderState {
   draining = false;
   /** Streams this relay has open to the provider now. */
   inFlight = 0;
-  lastHeartbeat: PauseState | null = null;
+  /** The rig's and its models' pauses, from its hello and then each heartbeat. */
+  pause: PauseState | null = null;
 
   /** Whether new requests may be routed here. */
   abstract get routable(): boolean;
@@ -49,12 +58,12 @@ export abstract class ProviderState {
 
   /** Why the owner paused the whole rig, from its last heartbeat; undefined while it serves. */
   get paused(): string | undefined {
-    return this.lastHeartbeat?.paused;
+    return this.pause?.paused;
   }
 
   /** Why `model` is paused here (the rig's or the model's own pause); undefined when it serves. */
   pausedWhy(model: string): string | undefined {
-    return this.paused ?? this.lastHeartbeat?.paused_models?.[model];
+    return this.paused ?? this.pause?.paused_models?.[model];
   }
 
   /** The card of a model this rig advertises and serves now (not paused). */

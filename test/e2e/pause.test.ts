@@ -110,11 +110,12 @@ describe("club-provider pause and resume", () => {
     await stack.daemon.stop();
     stack.daemon = await stack.startDaemon();
     await stack.daemon.waitFor(/starting paused: paused by its owner/);
-    // The pause reaches the relay with the new tunnel's first messages: polled, not read once
-    // (a CI run on Node 24 read the new connection before its pause had arrived).
-    await expect
-      .poll(async () => (await providers(stack.relayUrl, ALICE_KEY)).data[0]?.paused, patiently)
-      .toBe("paused by its owner");
+    // The pause rides in the hello, which the relay reads before it answers welcome: so once
+    // the daemon says it is connected, one read must see the rig paused and its model unlisted.
+    await stack.daemon.waitFor(/connected to the relay/);
+    expect((await providers(stack.relayUrl, ALICE_KEY)).data[0]?.paused).toBe(
+      "paused by its owner",
+    );
     expect(await ids(stack.client)).toEqual([]);
     expect((await cli("resume")).code).toBe(0);
     await expect.poll(() => ids(stack.client), patiently).toEqual([MODEL]);

@@ -99,7 +99,11 @@ async function models(): Promise<string[]> {
   return ((await res.json()) as { data: { id: string }[] }).data.map((m) => m.id);
 }
 
-async function hello(ws: WebSocket, m = manifest("m1")): Promise<Record<string, unknown>> {
+async function hello(
+  ws: WebSocket,
+  m = manifest("m1"),
+  extra: Record<string, unknown> = {},
+): Promise<Record<string, unknown>> {
   await once(ws, "open");
   const reply = nextText(ws);
   ws.send(
@@ -108,9 +112,17 @@ async function hello(ws: WebSocket, m = manifest("m1")): Promise<Record<string, 
       v: 1,
       provider: { name: "rig", version: "test" },
       manifest: m,
+      ...extra,
     }),
   );
   return reply;
+}
+
+async function providers(): Promise<{ name: string; paused: string | null }[]> {
+  const res = await fetch(`${relay.url}/v1/providers`, {
+    headers: { authorization: `Bearer ${KEY}` },
+  });
+  return ((await res.json()) as { data: { name: string; paused: string | null }[] }).data;
 }
 
 describe("relay: the provider handshake", () => {
@@ -128,6 +140,41 @@ describe("relay: the provider handshake", () => {
     expect(await models()).toEqual(["m1"]);
     ws.close();
     await once(ws, "close");
+  });
+
+  it("takes the pause from the hello: a rig that starts paused is never listed or routed", async () => {
+    // This provider never sends a heartbeat: only the hello can have told the relay.
+    const ws = connect();
+    await hello(ws, manifest("asleep"), { paused: "paused by its owner" });
+    expect(await models()).not.toContain("asleep");
+    expect(await providers()).toContainEqual(
+      expect.objectContaining({ name: "rig", paused: "paused by its owner" }),
+    );
+    const res = await fetch(`${relay.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "asleep", messages: [] }),
+    });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ error: { type: "no_provider" } });
+    ws.close();
+    await once(ws, "close");
+
+    const one = connect();
+    await hello(one, manifest("busy", "free"), { paused_models: { busy: "the GPU is in use" } });
+    expect(await models()).toEqual(expect.arrayContaining(["free"]));
+    expect(await models()).not.toContain("busy");
+    one.close();
+    await once(one, "close");
+  });
+
+  it("refuses a hello whose pause is malformed, naming the field", async () => {
+    const ws = connect();
+    const reply = await hello(ws, manifest("m1"), { paused: "" });
+    expect(reply).toMatchObject({ type: "error", code: "bad_message", fatal: true });
+    expect(String(reply.message)).toContain("hello.paused");
+    const [code] = (await once(ws, "close")) as [number];
+    expect(code).toBe(4400);
   });
 
   it("closes a connection that never says hello with 4400", async () => {

@@ -171,7 +171,7 @@ export class ClusterDirectory {
               link.version,
               link.connectedAt,
               JSON.stringify(link.manifest),
-              JSON.stringify(pauseOf(link)),
+              JSON.stringify(link.pause ?? {}),
               link.draining,
               link.inFlight,
               CHANNEL,
@@ -348,12 +348,4 @@ export class ClusterDirectory {
     await listener?.end().catch(() => undefined);
     this.peers.close();
   }
-}
-
-function pauseOf(link: ProviderLink): { paused?: string; paused_models?: Record<string, string> } {
-  const h = link.lastHeartbeat;
-  return {
-    ...(h?.paused === undefined ? {} : { paused: h.paused }),
-    ...(h?.paused_models ? { paused_models: h.paused_models } : {}),
-  };
 }

@@ -138,7 +138,7 @@ export class RemoteProvider extends ProviderState {
     this.instanceId = row.instance_id;
     this.instanceUrl = row.instance_url;
     this.draining = row.draining;
-    this.lastHeartbeat = row.pause;
+    this.pause = row.pause;
     this.published = row.load;
     this.setManifest(row.manifest);
   }
