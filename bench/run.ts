@@ -8,6 +8,8 @@
  * `BENCH_QUICK=1`: short runs, printed only (BENCHMARKS.md is left alone), for iterating.
  * `BENCH_ONLY=rps,bulk`: only those sections (rps, ttfb, bulk, chunks, memory, reconnect).
  * `BENCH_WRK=0`: the Node load generator even where wrk is installed.
+ * `BENCH_ROUNDS=7`: more rounds of the requests/s runs (3 by default), to compare paths whose
+ * difference is within one round's noise.
  */
 import { existsSync } from "node:fs";
 import { cpus } from "node:os";
@@ -33,10 +35,14 @@ const CYCLES = QUICK ? 1 : 5;
 /**
  * Requests/s runs go in rounds, every path once per round, and each figure is the median over
  * the rounds: a burst of other work on a shared machine then spoils one run of each path
- * instead of all of one path's. Seconds of each run, and of the warm-up before a path's first.
+ * instead of all of one path's. The two tunnels swap places every other round, so that
+ * neither always runs right after the other. Seconds of each run, and of the warm-up before a
+ * path's first.
  */
-const ROUNDS = QUICK ? 1 : 3;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
 const RPS_SECONDS = 1;
+const swapTunnels = (p: Path): Path =>
+  p === "tunnel" ? "tunnel1" : p === "tunnel1" ? "tunnel" : p;
 const WARMUP_SECONDS = 1;
 
 interface Rps {
@@ -155,7 +161,7 @@ async function main(): Promise<void> {
           ...{ tunnelRequests: 0, proxyRequests: 0, tunnel1Requests: 0 },
         };
         for (let round = 0; round < ROUNDS; round++)
-          for (const path of paths) {
+          for (const path of round % 2 === 0 ? paths : paths.map(swapTunnels)) {
             log(
               `requests/s, ${path}, concurrency ${concurrency}, round ${round + 1}/${ROUNDS} (${r.loader})`,
             );
