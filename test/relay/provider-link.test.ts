@@ -118,6 +118,17 @@ async function hello(
   return reply;
 }
 
+/** A chat for `model` finds no provider to route to: 404 `no_provider`. */
+async function expectNoProvider(model: string): Promise<void> {
+  const res = await fetch(`${relay.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ model, messages: [] }),
+  });
+  expect(res.status).toBe(404);
+  expect(await res.json()).toMatchObject({ error: { type: "no_provider" } });
+}
+
 async function providers(): Promise<{ name: string; paused: string | null }[]> {
   const res = await fetch(`${relay.url}/v1/providers`, {
     headers: { authorization: `Bearer ${KEY}` },
@@ -150,13 +161,7 @@ describe("relay: the provider handshake", () => {
     expect(await providers()).toContainEqual(
       expect.objectContaining({ name: "rig", paused: "paused by its owner" }),
     );
-    const res = await fetch(`${relay.url}/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ model: "asleep", messages: [] }),
-    });
-    expect(res.status).toBe(404);
-    expect(await res.json()).toMatchObject({ error: { type: "no_provider" } });
+    await expectNoProvider("asleep");
     ws.close();
     await once(ws, "close");
 
@@ -248,13 +253,7 @@ describe("relay: a connected provider", () => {
     expect(await models()).toContain("drainme");
     ws.send(JSON.stringify({ type: "drain", v: 1 }));
     await expect.poll(models).not.toContain("drainme");
-    const res = await fetch(`${relay.url}/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ model: "drainme", messages: [] }),
-    });
-    expect(res.status).toBe(404);
-    expect(await res.json()).toMatchObject({ error: { type: "no_provider" } });
+    await expectNoProvider("drainme");
     ws.close();
     await once(ws, "close");
   });
