@@ -8,6 +8,8 @@ import type prettyFactory from "pino-pretty";
 
 export type { Logger };
 
+const require = createRequire(import.meta.url);
+
 /** Paths pino blanks out; keys and bearer headers never reach a log line. */
 export const REDACT_PATHS = [
   "apiKey",
@@ -46,7 +48,7 @@ export function createLogger(options: LogOptions = {}): Logger {
   const redact = { paths: REDACT_PATHS, censor: "[redacted]" };
   if (format === "pretty") {
     // Loaded only for a terminal: a service logging JSON never holds pino-pretty's code.
-    const pretty = createRequire(import.meta.url)("pino-pretty") as typeof prettyFactory;
+    const pretty = require("pino-pretty") as typeof prettyFactory;
     const stream = pretty({
       colorize: process.stdout.isTTY,
       translateTime: "HH:MM:ss.l",
