@@ -1,16 +1,43 @@
 /** Small helpers for tests that talk to fakes over real sockets. */
+import { readFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { findEndpoint } from "../../src/protocol/index.ts";
 import type { DiscoveredModel, EngineCall, Upstream } from "../../adapters/adapter.ts";
 
-/** A port nothing listens on (bound once, then released). */
+/**
+ * Where `freePort` picks from: below the kernel's range for `listen(0)`, so that a port handed
+ * out here and not yet bound (a daemon still starting, told `--status-port`) cannot be given
+ * to another test's `listen(0)` meanwhile, which once had a CLI's `pause` reach a relay.
+ */
+function pickRange(): [number, number] {
+  try {
+    const low = Number(
+      readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").split(/\s+/)[0],
+    );
+    if (low > 12_000) return [10_000, Math.min(low, 32_768) - 1];
+  } catch {
+    // Not Linux, or no procfs: the range below is the usual one's complement.
+  }
+  return [20_000, 32_767];
+}
+
+function listensOn(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port nothing listens on (bound once, then released), outside the kernel's own range. */
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  const [low, high] = pickRange();
+  for (let tries = 0; tries < 100; tries++) {
+    const port = low + Math.floor(Math.random() * (high - low + 1));
+    if (await listensOn(port)) return port;
+  }
+  throw new Error(`no free port between ${low} and ${high} after 100 tries`);
 }
 
 /** A TCP server that accepts connections and never answers (like vLLM while it loads). */
