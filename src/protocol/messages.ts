@@ -67,6 +67,17 @@ export interface HeartbeatMessage {
   paused_models?: Record<string, string>;
 }
 
+/** The pause a hello or heartbeat carries: the rig's, and each model's alone. */
+export type PauseFields = Pick<HeartbeatMessage, "paused" | "paused_models">;
+
+/** Only the pause fields of `msg`, those it has (what both ends copy into a hello or a state). */
+export function pauseOf(msg: PauseFields): PauseFields {
+  return {
+    ...(msg.paused === undefined ? {} : { paused: msg.paused }),
+    ...(msg.paused_models === undefined ? {} : { paused_models: msg.paused_models }),
+  };
+}
+
 /** daemon → relay: stop routing new work here; in-flight work still finishes. */
 export interface DrainMessage {
   type: "drain";

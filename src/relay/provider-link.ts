@@ -13,11 +13,12 @@ import {
   DEFAULT_CONTROL_LIMITS,
   encodeControl,
   parseControl,
+  pauseOf,
   type HeartbeatMessage,
 } from "../protocol/index.ts";
 import type { RelayCarrier } from "../transport/carrier.ts";
 import { CONNECTION_WINDOW } from "../transport/h2-settings.ts";
-import { ProviderState, pauseOf } from "./provider-state.ts";
+import { ProviderState } from "./provider-state.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import type { Registry } from "./registry.ts";
 

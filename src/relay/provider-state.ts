@@ -10,21 +10,13 @@ import {
   manifestAccess,
   manifestCards,
   type Access,
-  type HeartbeatMessage,
+  type PauseFields,
   type Manifest,
   type ModelCard,
 } from "../protocol/index.ts";
 
 /** The part of a hello or heartbeat that decides routing: the rig's and each model's pause. */
-export type PauseState = Pick<HeartbeatMessage, "paused" | "paused_models">;
-
-/** Only the pause fields of `msg`, those it has. */
-export function pauseOf(msg: PauseState): PauseState {
-  return {
-    ...(msg.paused === undefined ? {} : { paused: msg.paused }),
-    ...(msg.paused_models === undefined ? {} : { paused_models: msg.paused_models }),
-  };
-}
+export type PauseState = PauseFields;
 
 export abstract class ProviderState {
   abstract readonly id: string;

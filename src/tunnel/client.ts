@@ -23,6 +23,7 @@ import {
   TUNNEL_UPGRADE_2,
   encodeControl,
   parseControl,
+  pauseOf,
   type HeartbeatMessage,
   type HelloMessage,
   type Manifest,
@@ -232,13 +233,11 @@ export class TunnelClient extends EventEmitter {
       this.#connectedAt = Date.now();
       this.#lastSeen = Date.now();
       this.#sentManifest = JSON.stringify(this.#opts.manifest());
-      const { paused, paused_models } = this.#opts.heartbeat();
       const hello: Unversioned<HelloMessage> = {
         type: "hello",
         provider: this.#opts.provider,
         manifest: JSON.parse(this.#sentManifest) as Manifest,
-        ...(paused === undefined ? {} : { paused }),
-        ...(paused_models === undefined ? {} : { paused_models }),
+        ...pauseOf(this.#opts.heartbeat()),
       };
       this.#send(hello);
       const waitMs = this.#opts.welcomeTimeoutMs ?? DEFAULT_WELCOME_TIMEOUT_MS;
