@@ -59,12 +59,93 @@ export function createLogger(options: LogOptions = {}): Logger {
     });
     return pino({ level, redact }, withTee(stream, options.tee));
   }
-  // Synchronous writes: an asynchronous one goes through libuv's thread pool, which costs the
-  // event loop several times what the write itself does (a line per request adds up).
   return pino(
     { level, redact },
-    withTee(options.destination ?? pino.destination({ dest: 1, sync: true }), options.tee),
+    withTee(
+      options.destination ?? new BatchedLines(logFlushMs(process.env.CLUB_LOG_FLUSH_MS)),
+      options.tee,
+    ),
   );
+}
+
+/** How long a JSON line may wait to be written with the lines after it, unless set. */
+export const DEFAULT_LOG_FLUSH_MS = 100;
+/** Lines are written once this many bytes wait, whatever the time. */
+const LOG_BATCH_BYTES = 4096;
+
+/** `CLUB_LOG_FLUSH_MS`: milliseconds from 0 (each line at once) to 10 000. */
+export function logFlushMs(value: string | undefined): number {
+  if (value === undefined || value.trim() === "") return DEFAULT_LOG_FLUSH_MS;
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms < 0 || ms > 10_000)
+    throw new Error(
+      `CLUB_LOG_FLUSH_MS must be a whole number of milliseconds from 0 to 10000, not ${JSON.stringify(value)}`,
+    );
+  return ms;
+}
+
+/** Standard output, as pino writes it (sonic-boom). */
+type Out = ReturnType<typeof pino.destination>;
+
+/** Every batching destination of this process, written out when it exits, however it exits. */
+const unwritten = new Set<Out>();
+let exitHooked = false;
+
+/**
+ * Standard output in batches: a line waits until 4 KiB of lines wait or `flushMs` passed since
+ * the first of them, so a busy relay makes one `write` for many requests instead of one each
+ * (the syscall was about 3 % of each process's CPU per small request; BENCHMARKS.md). As
+ * nginx's `access_log … buffer= flush=`. What waits is written on exit, even an exit by an
+ * uncaught exception; only a process killed outright (SIGKILL, the OOM killer) loses it.
+ * Writes stay synchronous: an asynchronous one goes through libuv's thread pool, which costs
+ * the event loop several times what the write itself does.
+ */
+class BatchedLines implements pino.DestinationStream {
+  readonly #out: Out;
+  readonly #flushMs: number;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(flushMs: number) {
+    this.#flushMs = flushMs;
+    this.#out = pino.destination({
+      dest: 1,
+      sync: true,
+      minLength: flushMs === 0 ? 0 : LOG_BATCH_BYTES,
+    });
+    if (flushMs === 0) return;
+    unwritten.add(this.#out);
+    if (!exitHooked) {
+      exitHooked = true;
+      process.on("exit", () => {
+        for (const out of unwritten) writeOut(out);
+      });
+    }
+  }
+
+  write(line: string): void {
+    this.#out.write(line);
+    if (this.#flushMs === 0 || this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      writeOut(this.#out);
+    }, this.#flushMs);
+    // A quiet process is not kept alive by a line waiting: the exit hook writes it.
+    this.#timer.unref();
+  }
+
+  /** Writes what waits now (pino's `logger.flush()`). */
+  flush(callback?: (err?: Error) => void): void {
+    writeOut(this.#out);
+    callback?.();
+  }
+}
+
+function writeOut(out: Out): void {
+  try {
+    out.flushSync();
+  } catch {
+    // Standard output is gone (a closed pipe): there is nowhere to write the lines.
+  }
 }
 
 function withTee(

@@ -12,8 +12,16 @@ import type { UsageSink, UsageTarget } from "./usage-meter.ts";
 const DAY_MS = 86_400_000;
 const PRUNE_EVERY_MS = 3_600_000;
 
-/** The UTC day of a time, `YYYY-MM-DD`. */
-export const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+/** The last day `utcDay` named, and when it starts: every answer of a day asks for the same. */
+let lastDay = { start: NaN, name: "" };
+
+/** The UTC day of a time, `YYYY-MM-DD` (a JavaScript day is always 86 400 000 ms). */
+export function utcDay(ms: number): string {
+  const start = Math.floor(ms / DAY_MS) * DAY_MS;
+  if (start !== lastDay.start)
+    lastDay = { start, name: new Date(start).toISOString().slice(0, 10) };
+  return lastDay.name;
+}
 
 /** What `UsageBook` takes. */
 export interface UsageBookOptions {

@@ -41,6 +41,9 @@ export function runCli(
       HOME: options.home,
       XDG_CONFIG_HOME: join(options.home, "config"),
       CLUB_LOG_FORMAT: "json",
+      // Each line at once: tests read a running process's log as it goes, and check what it
+      // did not say. The batching a service gets by default is tested in test/log.
+      CLUB_LOG_FLUSH_MS: "0",
       ...options.env,
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -8,7 +8,7 @@ import { silentLogger } from "../../src/log.ts";
 import { createMemoryStore } from "../../src/relay/jobs/memory-store.ts";
 import type { UsageRow } from "../../src/relay/jobs/store.ts";
 import { DEFAULT_LIMITS } from "../../src/relay/jobs/types.ts";
-import { UsageBook } from "../../src/relay/usage-book.ts";
+import { UsageBook, utcDay } from "../../src/relay/usage-book.ts";
 
 const row = (extra: Partial<UsageRow>): UsageRow => ({
   member: "bob",
@@ -25,6 +25,22 @@ const row = (extra: Partial<UsageRow>): UsageRow => ({
   videos: 0,
   bytes_out: 100,
   ...extra,
+});
+
+describe("utcDay", () => {
+  it("names the UTC day of each time, across midnight and back, before 1970 too", () => {
+    const midnight = Date.UTC(2026, 11, 6);
+    const times = [
+      midnight - 1,
+      midnight,
+      midnight + 1,
+      midnight - 1,
+      0,
+      -1,
+      midnight + 86_399_999,
+    ];
+    for (const ms of times) expect(utcDay(ms)).toBe(new Date(ms).toISOString().slice(0, 10));
+  });
 });
 
 describe("the usage book", () => {
