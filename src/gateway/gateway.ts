@@ -4,7 +4,7 @@
  * Nothing in a request can name a URL, a header or a service to reach.
  */
 import { pipeline } from "node:stream";
-import type { Logger } from "../log.ts";
+import { requestLines, type Logger } from "../log.ts";
 import { UpstreamError, describeError } from "../errors.ts";
 import type { Catalog } from "../discovery/catalog.ts";
 import {
@@ -125,6 +125,7 @@ const PAUSED_RETRY_SECONDS = 60;
 
 export function createGateway(options: GatewayOptions): Gateway {
   const { log } = options;
+  const logRequest = requestLines(log);
   const load = options.load ?? new Capacity();
   const maxUpload = options.maxUploadBytes ?? 1024 * 1024 * 1024;
   const progress = options.progress ?? new ProgressRegistry();
@@ -308,7 +309,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       guarded("releasing its engine", () => engineLease?.());
       let tokens: number | null = null;
       guarded("counting its tokens", () => (tokens = job.end()));
-      log.info(
+      logRequest(
         {
           requestId,
           model: model.id,
@@ -319,10 +320,7 @@ export function createGateway(options: GatewayOptions): Gateway {
           bytes,
           ...(cut ? { aborted: true, sent: res.headersSent ? res.statusCode : null } : {}),
         },
-        "%s %s %d",
         endpoint.method,
-        endpoint.path,
-        status,
       );
       const done: RequestDoneInfo = {
         requestId,

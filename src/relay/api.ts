@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
-import type { Logger } from "../log.ts";
+import { requestLines, type Logger } from "../log.ts";
 import { describeError } from "../errors.ts";
 import {
   ENDPOINTS,
@@ -103,6 +103,7 @@ export function createApi(
   options: ApiOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const { keys, registry, log, work } = options;
+  const logRequest = requestLines(log);
   const maxJson = options.maxJsonBytes ?? DEFAULT_MAX_JSON_BYTES;
   const keepAliveMs = options.keepAliveMs ?? 15_000;
 
@@ -367,7 +368,7 @@ export function createApi(
       link = next;
     }
     await plan?.finish();
-    log.info(
+    logRequest(
       {
         requestId,
         member,
@@ -377,10 +378,7 @@ export function createApi(
         status: res.statusCode,
         ms: Date.now() - started,
       },
-      "%s %s %d",
       endpoint.method,
-      endpoint.path,
-      res.statusCode,
     );
   }
 

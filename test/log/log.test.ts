@@ -7,7 +7,7 @@ import { once } from "node:events";
 import { resolve } from "node:path";
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createLogger, logFlushMs } from "../../src/log.ts";
+import { createLogger, logFlushMs, requestLines } from "../../src/log.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const LOG = JSON.stringify(resolve(ROOT, "src/log.ts"));
@@ -62,6 +62,33 @@ describe("createLogger", () => {
     const line = JSON.parse(out.text()) as Record<string, unknown>;
     expect(line).toMatchObject({ level: 40, msg: "refused" });
     expect(line.headers).toEqual({ authorization: "[redacted]" });
+  });
+});
+
+describe("the line per request", () => {
+  it("says the method, path and status with the fields, and leaves the logger's redaction be", () => {
+    const out = collect();
+    const log = createLogger({ format: "json", destination: out.stream });
+    const logRequest = requestLines(log);
+    logRequest(
+      { requestId: "req_1", model: "m", endpoint: "/v1/chat/completions", status: 200, ms: 3 },
+      "POST",
+    );
+    log.warn({ apiKey: "sk-secret-0123456789" }, "after");
+    const [line, after] = out
+      .text()
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(line).toMatchObject({
+      level: 30,
+      msg: "POST /v1/chat/completions 200",
+      requestId: "req_1",
+      model: "m",
+      status: 200,
+      ms: 3,
+    });
+    expect(after).toMatchObject({ msg: "after", apiKey: "[redacted]" });
   });
 });
 
