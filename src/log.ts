@@ -5,6 +5,7 @@
 import { createRequire } from "node:module";
 import { pino, type Logger } from "pino";
 import type prettyFactory from "pino-pretty";
+import { UserError } from "./errors.ts";
 
 export type { Logger };
 
@@ -78,7 +79,8 @@ export function logFlushMs(value: string | undefined): number {
   if (value === undefined || value.trim() === "") return DEFAULT_LOG_FLUSH_MS;
   const ms = Number(value);
   if (!Number.isInteger(ms) || ms < 0 || ms > 10_000)
-    throw new Error(
+    throw new UserError(
+      "log_flush_invalid",
       `CLUB_LOG_FLUSH_MS must be a whole number of milliseconds from 0 to 10000, not ${JSON.stringify(value)}`,
     );
   return ms;

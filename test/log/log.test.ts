@@ -143,6 +143,22 @@ describe("standard output in batches", () => {
     }
   });
 
+  it("stops the relay and the daemon at start on a bad CLUB_LOG_FLUSH_MS, saying why, no stack", () => {
+    for (const command of [["relay", "--port", "0"], ["start"]]) {
+      const run = spawnSync(resolve(ROOT, "bin/club-provider"), command, {
+        cwd: ROOT,
+        encoding: "utf8",
+        env: { ...process.env, CLUB_LOG_FORMAT: "json", CLUB_LOG_FLUSH_MS: "soon" },
+        timeout: 30_000,
+      });
+      expect(run.status).toBe(1);
+      expect(run.stderr).toContain(
+        'CLUB_LOG_FLUSH_MS must be a whole number of milliseconds from 0 to 10000, not "soon"',
+      );
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
   it("takes CLUB_LOG_FLUSH_MS from 0 to 10000 ms, and says what is wrong otherwise", () => {
     expect(logFlushMs(undefined)).toBe(100);
     expect(logFlushMs("")).toBe(100);
