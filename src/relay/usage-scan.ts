@@ -55,7 +55,22 @@ export class JsonScanner {
   #out: Scanned = {};
 
   feed(buf: Uint8Array): void {
-    for (let i = 0; i < buf.length; i++) this.byte(buf[i] as number);
+    /** Where the next backslash at or after `i` is: -1 none left in `buf`, -2 not looked yet. */
+    let backslash = -2;
+    for (let i = 0; i < buf.length; i++) {
+      // Inside a string that is neither captured nor a key, only its end and escapes matter:
+      // jump to the next quote or backslash instead of reading each byte (a base64 image is
+      // megabytes of one string; byte by byte the scan ran at about 200 MiB/s).
+      if (this.#inString && !this.#escape && !this.#capture && !this.#key) {
+        if (backslash !== -1 && backslash < i) backslash = buf.indexOf(BACKSLASH, i);
+        const quote = buf.indexOf(QUOTE, i);
+        const next =
+          quote === -1 ? backslash : backslash === -1 ? quote : Math.min(quote, backslash);
+        if (next === -1) return;
+        i = next;
+      }
+      this.byte(buf[i] as number);
+    }
   }
 
   /** What was read so far (a value still open is not in it). */

@@ -49,6 +49,18 @@ describe("the JSON scanner", () => {
       });
   });
 
+  it("follows escapes at any cut: a backslash before a quote, a string ending in one", () => {
+    const tricky = JSON.stringify({
+      id: "ends in a backslash \\",
+      choices: [{ message: { content: '\\"quoted\\" \\\\" } "usage":{' } }],
+      x: ["\\", '"', "\\\\"],
+      usage: { total_tokens: 7 },
+    });
+    for (let step = 1; step <= tricky.length; step++)
+      expect(scan(tricky, step), String(step)).toEqual({ usage: { total_tokens: 7 } });
+    expect(scan(Buffer.from(tricky), tricky.length)).toEqual({ usage: { total_tokens: 7 } });
+  });
+
   it("counts the items of a big image answer and reads the usage after them", () => {
     const b64 = Buffer.alloc(700 * 1024, 1).toString("base64");
     const big = JSON.stringify({
