@@ -29,6 +29,10 @@ interface Capture {
   length: number;
 }
 
+/** The bytes that can change what the scan reads below the second level: `"`, `{`, `[`, `}`, `]`. */
+const STRUCTURE = new Uint8Array(256);
+for (const c of [QUOTE, 0x7b, 0x5b, 0x7d, 0x5d]) STRUCTURE[c] = 1;
+
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /**
@@ -68,6 +72,13 @@ export class JsonScanner {
           quote === -1 ? backslash : backslash === -1 ? quote : Math.min(quote, backslash);
         if (next === -1) return;
         i = next;
+      } else if (this.#depth > 2 && !this.#inString && !this.#capture) {
+        // Deeper than any key, usage or item the scan reads (an embedding's numbers), only a
+        // string's start and the nesting matter: skip to the next of those.
+        let at = i;
+        while (at < buf.length && !STRUCTURE[buf[at] as number]) at++;
+        if (at === buf.length) return;
+        i = at;
       }
       this.byte(buf[i] as number);
     }

@@ -61,6 +61,24 @@ describe("the JSON scanner", () => {
     expect(scan(Buffer.from(tricky), tricky.length)).toEqual({ usage: { total_tokens: 7 } });
   });
 
+  it("reads past deep values (an embeddings answer) at any cut, counting the items", () => {
+    const embeddings = JSON.stringify({
+      object: "list",
+      data: [
+        { object: "embedding", index: 0, embedding: [0.1, -2e-3, 3] },
+        { object: "embedding", index: 1, embedding: [[1, 2], [3]], note: { s: "]} x", usage: 1 } },
+        { object: "embedding", index: 2, embedding: [] },
+      ],
+      model: "e",
+      usage: { prompt_tokens: 4, total_tokens: 4 },
+    });
+    for (let step = 1; step <= embeddings.length; step++)
+      expect(scan(embeddings, step), String(step)).toEqual({
+        dataItems: 3,
+        usage: { prompt_tokens: 4, total_tokens: 4 },
+      });
+  });
+
   it("counts the items of a big image answer and reads the usage after them", () => {
     const b64 = Buffer.alloc(700 * 1024, 1).toString("base64");
     const big = JSON.stringify({
