@@ -98,8 +98,13 @@ export class SseUsage {
         }
         continue;
       }
-      this.#lineLength++;
-      if (this.#data) this.#scan.byte(c);
+      // Past a line's first bytes only its end matters here: the rest of a `data:` line goes to
+      // the scanner in one piece (which jumps over strings), any other line is skipped.
+      const lf = chunk.indexOf(LF, i);
+      const end = lf === -1 ? chunk.length : lf;
+      if (this.#data) this.#scan.feed(chunk.subarray(i, end));
+      this.#lineLength += end - i;
+      i = end - 1;
     }
     if (!this.#strip) return chunk;
     this.#hold(chunk.subarray(from), out);
