@@ -5,6 +5,16 @@ export const MODEL = "bench-model";
 /** The path every benchmark request goes to. */
 export const PATH = "/v1/chat/completions";
 
+/** The small chat completion the fake upstream answers (and in-process benches stand in for). */
+export const SMALL_ANSWER = JSON.stringify({
+  id: "chatcmpl-bench",
+  object: "chat.completion",
+  created: 1700000000,
+  model: MODEL,
+  choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }],
+  usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 },
+});
+
 /** Wall-clock milliseconds with sub-millisecond precision, comparable across processes. */
 export function wallMs(): number {
   return performance.timeOrigin + performance.now();

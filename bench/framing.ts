@@ -17,24 +17,13 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import { body, median } from "./common.ts";
+import { SMALL_ANSWER, body, median } from "./common.ts";
 import { cpuSeconds, startServer, type Proc } from "./procs.ts";
 import { wrk, wrkAvailable } from "./wrk.ts";
 
 type Mode = "h2" | "lean";
 
-const ANSWER = Buffer.from(
-  JSON.stringify({
-    id: "chatcmpl-bench",
-    object: "chat.completion",
-    created: 1,
-    model: "bench-model",
-    choices: [
-      { index: 0, message: { role: "assistant", content: "hello there" }, finish_reason: "stop" },
-    ],
-    usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },
-  }),
-);
+const ANSWER = Buffer.from(SMALL_ANSWER);
 const ANSWER_HEADERS = {
   "content-type": "application/json",
   "content-length": String(ANSWER.length),

@@ -9,7 +9,7 @@
  */
 import http from "node:http";
 import { once } from "node:events";
-import { MODEL, wallMs } from "./common.ts";
+import { MODEL, SMALL_ANSWER, wallMs } from "./common.ts";
 
 interface BenchBody {
   stream?: boolean;
@@ -17,14 +17,6 @@ interface BenchBody {
 }
 
 const BLOCK = Buffer.alloc(64 * 1024, 97);
-const SMALL = JSON.stringify({
-  id: "chatcmpl-bench",
-  object: "chat.completion",
-  created: 1700000000,
-  model: MODEL,
-  choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }],
-  usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 },
-});
 
 async function bulk(res: http.ServerResponse, bytes: number): Promise<void> {
   res.writeHead(200, { "content-type": "application/octet-stream", "content-length": bytes });
@@ -74,9 +66,9 @@ const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
       res
         .writeHead(200, {
           "content-type": "application/json",
-          "content-length": Buffer.byteLength(SMALL),
+          "content-length": Buffer.byteLength(SMALL_ANSWER),
         })
-        .end(SMALL);
+        .end(SMALL_ANSWER);
   });
 });
 server.headersTimeout = 0;

@@ -4,7 +4,7 @@
  * images) and an embeddings answer, and µs per event of a chat stream and per small answer.
  * Usage: node --import tsx bench/usage-scan.ts   (`BENCH_ROUNDS`, default 5; prints medians)
  */
-import { median } from "./common.ts";
+import { SMALL_ANSWER, median } from "./common.ts";
 import { JsonScanner } from "../src/relay/usage-scan.ts";
 import { SseUsage } from "../src/relay/usage-sse.ts";
 
@@ -28,18 +28,7 @@ const embeddings = Buffer.from(
     usage: { prompt_tokens: 9, total_tokens: 9 },
   }),
 );
-const small = Buffer.from(
-  JSON.stringify({
-    id: "chatcmpl-bench",
-    object: "chat.completion",
-    created: 1,
-    model: "bench-model",
-    choices: [
-      { index: 0, message: { role: "assistant", content: "hello there" }, finish_reason: "stop" },
-    ],
-    usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },
-  }),
-);
+const small = Buffer.from(SMALL_ANSWER);
 const event = (v: unknown): Buffer => Buffer.from(`data: ${JSON.stringify(v)}\n\n`);
 const events = Array.from({ length: 2000 }, (_, i) =>
   event({
