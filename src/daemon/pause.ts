@@ -3,16 +3,11 @@
  * serving schedule, and models paused alone because their GPU is busy with something of the
  * owner's. A paused rig drains: running requests finish, new ones get 429, the tunnel stays.
  */
+import type { PauseFields } from "../protocol/index.ts";
 import { scheduleReason, type ScheduleWindow } from "./schedule.ts";
 
 /** The longest reason the heartbeat carries (the protocol's limit). */
 export const MAX_REASON = 256;
-
-/** What a pause says in the heartbeat: the rig's reason, and models paused alone. */
-export interface PauseFields {
-  paused?: string;
-  paused_models?: Record<string, string>;
-}
 
 /** What `POST /pause`, `POST /resume` and `/status` report. */
 export interface PauseView {

@@ -15,9 +15,6 @@ import {
   type ModelCard,
 } from "../protocol/index.ts";
 
-/** The part of a hello or heartbeat that decides routing: the rig's and each model's pause. */
-export type PauseState = PauseFields;
-
 export abstract class ProviderState {
   abstract readonly id: string;
   abstract readonly member: string;
@@ -32,7 +29,7 @@ export abstract class ProviderState {
   /** Streams this relay has open to the provider now. */
   inFlight = 0;
   /** The rig's and its models' pauses, from its hello and then each heartbeat. */
-  pause: PauseState | null = null;
+  pause: PauseFields | null = null;
 
   /** Whether new requests may be routed here. */
   abstract get routable(): boolean;

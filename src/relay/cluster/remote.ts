@@ -11,9 +11,9 @@ import http2, {
 } from "node:http2";
 import type { Logger } from "../../log.ts";
 import { describeError } from "../../errors.ts";
-import type { Manifest } from "../../protocol/index.ts";
+import type { Manifest, PauseFields } from "../../protocol/index.ts";
 import { CONNECTION_WINDOW, tunnelSettings } from "../../transport/h2-settings.ts";
-import { ProviderState, type PauseState } from "../provider-state.ts";
+import { ProviderState } from "../provider-state.ts";
 
 /** The header that carries the operator's cluster secret on internal streams. */
 export const HEADER_CLUSTER_SECRET = "x-club-cluster-secret";
@@ -30,7 +30,7 @@ export interface ProviderRow {
   version: string;
   connected_at: string | number;
   manifest: Manifest;
-  pause: PauseState | null;
+  pause: PauseFields | null;
   draining: boolean;
   load: number;
 }
