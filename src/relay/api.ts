@@ -3,7 +3,6 @@
  * inference endpoint of the endpoint table, routed to a provider that serves the model.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import { requestLines, type Logger } from "../log.ts";
 import { describeError } from "../errors.ts";
@@ -19,6 +18,7 @@ import { parseJsonObject, readBody } from "../http/body.ts";
 import { forward } from "./forward.ts";
 import { SSE_ENDPOINTS } from "./keepalive.ts";
 import type { Work } from "./jobs/work.ts";
+import { newId } from "./jobs/ids.ts";
 import type { AuthThrottle } from "./auth-throttle.ts";
 import { anthropicErrors, apiKeyHeader, speaksAnthropic } from "./anthropic.ts";
 import { KeyRing } from "./keys.ts";
@@ -385,7 +385,7 @@ export function createApi(
   // The last line of defence: whatever escapes a request's handling is answered 500 (or the
   // response cut, if it had begun) and logged with the request id; the relay goes on serving.
   return (req, res) => {
-    const requestId = `req_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
+    const requestId = newId("req");
     handle(req, res, requestId).catch((err: unknown) => {
       if (answerError(res, err, "the relay failed to handle this request")) return;
       log.error(

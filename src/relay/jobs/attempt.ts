@@ -3,7 +3,6 @@
  * one does (`forward`), but the answer lands in a file. The outcome says whether the job is
  * done, failed for good, or worth another attempt.
  */
-import { randomUUID } from "node:crypto";
 import type { Logger } from "../../log.ts";
 import { describeError } from "../../errors.ts";
 import { forward } from "../forward.ts";
@@ -12,6 +11,7 @@ import type { UsageSink } from "../usage-meter.ts";
 import { ResultSink, closed } from "./result-sink.ts";
 import { commitResult, dropResult, readPartHead, readPartJson, resultPaths } from "./results.ts";
 import type { JobError, JobLimits, JobRecord, JobResult } from "./types.ts";
+import { newId } from "./ids.ts";
 
 /** How an attempt ended: the result, a failure (worth retrying or not), or an abort. */
 export type Outcome =
@@ -126,7 +126,7 @@ async function settle(o: AttemptOptions, sink: ResultSink): Promise<Outcome> {
  */
 export function startAttempt(o: AttemptOptions): Attempt {
   const { job, link } = o;
-  const requestId = `req_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
+  const requestId = newId("req");
   const sink = new ResultSink(resultPaths(o.resultsDir, job.id).part, o.limits.maxResultBytes);
   const state = { aborted: false };
   // Read through a call: TypeScript would keep `state.aborted` narrowed across the awaits.
