@@ -102,6 +102,15 @@ describe("the JSON scanner", () => {
     // Deeper than that is not an answer's usage.
     expect(scan('{"a":{"b":{"usage":{"input_tokens":3}}}}', 1).usage).toBeUndefined();
   });
+
+  it("acts on a key only when it is the whole key, however it is cut", () => {
+    // Keys that begin as one of its keys, or that one of them begins with, or differ at the end.
+    const near =
+      '{"use":{"a":1},"usages":{"a":2},"dat":[1],"database":[1,2],"datA":[3],' +
+      '"durations":4,"duratio":5,"usagE":{"a":6},"data":[7,8],"usage":{"a":9}}';
+    for (const step of [1, 2, 3, 7, near.length])
+      expect(scan(near, step)).toEqual({ dataItems: 2, usage: { a: 9 } });
+  });
 });
 
 const chunk = (v: unknown): string => `data: ${JSON.stringify(v)}\n\n`;
