@@ -4,6 +4,8 @@
  * is slow but moving is fine; one that sends nothing for `idleMs` is answered 408 and closed.
  * `admit` is called once per request after the key is known; `readBody` charges what it buffers
  * to the request's meter (`attachMeter`), so every buffered body counts, whichever route reads it.
+ * A small body that came whole with its headers is no upload: it is already in memory and read
+ * at once, so it is neither counted, charged nor watched (most API calls are such).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { attachMeter, type Meter } from "../http/body.ts";
@@ -36,6 +38,20 @@ export const DEFAULT_UPLOAD_LIMITS: UploadLimits = {
 };
 
 const MiB = (n: number): string => `${Math.round(n / (1024 * 1024))} MiB`;
+
+/** A body this size or less that came with its headers came in the same read of the socket. */
+const WHOLE_BODY_BYTES = 64 * 1024;
+
+/**
+ * The request's body is all here already: a declared length, small, and every byte of it in
+ * the request's buffer. Setting up the accounting (a meter, a stall timer, listeners) cost more
+ * than a small request's key check and rate limit together.
+ */
+function arrivedWhole(req: IncomingMessage): boolean {
+  if (req.headers["transfer-encoding"] !== undefined) return false;
+  const length = Number(req.headers["content-length"]);
+  return length <= WHOLE_BODY_BYTES && req.readableLength >= length;
+}
 
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers["content-length"];
@@ -76,6 +92,7 @@ export class Uploads {
       res.on("finish", () => req.destroy());
       return false;
     }
+    if (arrivedWhole(req)) return true;
     this.#open.set(member, open + 1);
     let held = 0;
     const meter: Meter = {
