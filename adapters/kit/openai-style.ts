@@ -68,17 +68,31 @@ export async function closeUpstreamPools(): Promise<void> {
   await Promise.all(all.map((pool) => pool.destroy()));
 }
 
+/**
+ * Each upstream base URL split once: its origin, and its path prefix without trailing slashes.
+ * The URLs are the engines' (configured, or found by a scan), never a request's; past
+ * `MAX_BASES` of them the map starts over, so a scan of many ports cannot grow it for good.
+ */
+const bases = new Map<string, { origin: string; prefix: string }>();
+const MAX_BASES = 256;
+
 /** Splits an upstream base URL (which may carry a path prefix) into origin and full path. */
 function target(upstream: Upstream, path: string): { origin: string; path: string } {
-  let base: URL;
-  try {
-    base = new URL(upstream.url);
-  } catch (err) {
-    throw new UpstreamError("upstream_bad_url", `invalid upstream URL ${upstream.url}`, {
-      cause: err,
-    });
+  let base = bases.get(upstream.url);
+  if (!base) {
+    let url: URL;
+    try {
+      url = new URL(upstream.url);
+    } catch (err) {
+      throw new UpstreamError("upstream_bad_url", `invalid upstream URL ${upstream.url}`, {
+        cause: err,
+      });
+    }
+    base = { origin: url.origin, prefix: url.pathname.replace(/\/+$/, "") };
+    if (bases.size >= MAX_BASES) bases.clear();
+    bases.set(upstream.url, base);
   }
-  return { origin: base.origin, path: base.pathname.replace(/\/+$/, "") + path };
+  return { origin: base.origin, path: base.prefix + path };
 }
 
 /** The errno-style code of a connection failure (looking inside happy-eyeballs aggregates). */
@@ -111,7 +125,8 @@ type RawHeaders = Record<string, string | string[] | undefined>;
 
 function flatten(headers: RawHeaders, keep?: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     const key = name.toLowerCase();
     if (value === undefined || HOP_BY_HOP.has(key) || (keep && !keep.includes(key))) continue;
     out[key] = Array.isArray(value) ? value.join(", ") : value;

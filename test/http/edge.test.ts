@@ -111,4 +111,21 @@ describe("the HTTP edge", () => {
     expect(await readCapped(long, 3)).toBeUndefined();
     expect(long.destroyed).toBe(true);
   });
+
+  it("rejects a reply that fails or closes before its end, and reads one that already ended", async () => {
+    const failing = new Readable({ read() {} });
+    const read = readCapped(failing, 100);
+    failing.push("ab");
+    failing.destroy(new Error("engine reset"));
+    await expect(read).rejects.toThrow("engine reset");
+    const cut = new Readable({ read() {} });
+    const early = readCapped(cut, 100);
+    cut.push("ab");
+    cut.destroy();
+    await expect(early).rejects.toThrow(/premature close/i);
+    const empty = Readable.from([]);
+    empty.resume();
+    await new Promise((r) => empty.once("end", r));
+    expect((await readCapped(empty, 100))?.length).toBe(0);
+  });
 });
