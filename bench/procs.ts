@@ -55,10 +55,11 @@ function wrap(child: ChildProcess, name: string): Proc {
 export async function startServer(
   file: string,
   args: string[] = [],
+  nodeArgs: string[] = [],
 ): Promise<Proc & { port: number }> {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", resolve(ROOT, "bench", file), ...args],
+    [...nodeArgs, "--import", "tsx", resolve(ROOT, "bench", file), ...args],
     {
       stdio: ["ignore", "pipe", "pipe"],
     },
@@ -76,11 +77,15 @@ export async function startServer(
   return { ...proc, port };
 }
 
+/** BENCH_NODE_ARGS: Node options for the measured processes (the relay, the daemon, the hop). */
+export function benchNodeArgs(): string[] {
+  return (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+}
+
 /** Runs the real CLI (built); its log lines go to /dev/null, as a quiet terminal would take them. */
 export function startCli(args: string[], env: Record<string, string>): Proc {
-  // BENCH_NODE_ARGS reaches the relay and the daemon only, e.g. "--cpu-prof" to profile them.
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, "-e", RUN_DIST, "--", ...args], {
+  // e.g. BENCH_NODE_ARGS="--cpu-prof" to profile them.
+  const child = spawn(process.execPath, [...benchNodeArgs(), "-e", RUN_DIST, "--", ...args], {
     env: { PATH: process.env.PATH ?? "", CLUB_LOG_FORMAT: "json", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MODEL } from "./common.ts";
 import { nginxBinary, startNginx } from "./nginx.ts";
-import { startCli, startServer, until, type Proc } from "./procs.ts";
+import { benchNodeArgs, startCli, startServer, until, type Proc } from "./procs.ts";
 
 export const KEY = "sk-bench-0123456789abcdef";
 
@@ -129,7 +129,7 @@ export class BenchStack {
     this.upstream = await startServer("upstream.ts");
     this.#procs.push(this.upstream);
     const upstreamUrl = `http://127.0.0.1:${this.upstream.port}`;
-    this.proxy = await startServer("proxy.ts", [upstreamUrl]);
+    this.proxy = await startServer("proxy.ts", [upstreamUrl], benchNodeArgs());
     this.#procs.push(this.proxy);
     const nginx = nginxBinary();
     if (nginx) {
