@@ -97,6 +97,7 @@ export async function unsafeRequestUrl(
 ): Promise<string | undefined> {
   const urls = fetchedUrls(body);
   if (typeof urls === "string") return urls;
+  if (urls.size === 0) return undefined;
   if (urls.size > MAX_FETCHED_URLS)
     return `the request names ${urls.size} URLs to fetch; at most ${MAX_FETCHED_URLS} are accepted`;
   const reasons = await Promise.all(

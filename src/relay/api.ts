@@ -98,6 +98,8 @@ function providerView(link: ProviderState) {
 /** Paths of the relay's long-running work, handed to `work` (answered `async_disabled` without). */
 const ASYNC_PREFIXES = ["/v1/jobs", "/v1/batches", "/v1/workflows"];
 const KNOWN_PATHS = new Set(ENDPOINTS.map((e) => e.path));
+/** The consumer's headers a provider gets. */
+const PASSED_HEADERS = ["content-type", "accept"] as const;
 
 export function createApi(
   options: ApiOptions,
@@ -250,7 +252,7 @@ export function createApi(
     requestId: string,
   ) {
     const headers: Record<string, string> = {};
-    for (const name of ["content-type", "accept"] as const) {
+    for (const name of PASSED_HEADERS) {
       const v = req.headers[name];
       if (typeof v === "string") headers[name] = v;
     }

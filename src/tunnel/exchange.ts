@@ -41,7 +41,8 @@ function writeHead(this: TunnelExchange, status: number, headers: OutgoingHttpHe
   if (this.headersSent || this.destroyed || this.closed) return this;
   this.statusCode = status;
   const out: OutgoingHttpHeaders = { ":status": status };
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     const lower = name.toLowerCase();
     if (value === undefined || lower.startsWith(":") || CONNECTION_HEADERS.has(lower)) continue;
     if (lower === "te" && value !== "trailers") continue;

@@ -35,10 +35,10 @@ export function jobRequest(
   const size = Buffer.byteLength(JSON.stringify(json));
   if (size > maxBodyBytes)
     return `the request body is ${size} bytes; a job takes at most ${maxBodyBytes}`;
-  const stripped = stripClubFields(json);
+  let stripped = stripClubFields(json);
   if (endpoint.serviceType === "llm") {
-    delete stripped.stream;
-    delete stripped.stream_options;
+    const { stream: _stream, stream_options: _options, ...rest } = stripped;
+    stripped = rest;
   }
   return { endpoint, model: json.model, body: Buffer.from(JSON.stringify(stripped)) };
 }
