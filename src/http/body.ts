@@ -15,11 +15,17 @@ export interface Meter {
   release(): void;
 }
 
-const meters = new WeakMap<Readable, Meter>();
+/**
+ * Where a request keeps its meter: a property of its own. A WeakMap entry per request cost 0.8 %
+ * of the daemon's busy CPU on small requests (the set alone, in a profile), and an ephemeron
+ * for each GC to trace.
+ */
+const METER = Symbol("club.meter");
+type Metered = Readable & { [METER]?: Meter };
 
 /** Charges what {@link readBody} buffers of `req` to `meter` from now on. */
 export function attachMeter(req: Readable, meter: Meter): void {
-  meters.set(req, meter);
+  (req as Metered)[METER] = meter;
 }
 
 /**
@@ -30,7 +36,7 @@ export function attachMeter(req: Readable, meter: Meter): void {
  * const json = parseJsonObject(await readBody(req, 16 * 1024 * 1024));
  */
 export function readBody(req: HttpRequest, limit: number): Promise<Buffer> {
-  const meter = meters.get(req);
+  const meter = (req as Metered)[METER];
   return new Promise<Buffer>((resolve, reject) => {
     const declared = Number(req.headers["content-length"]);
     if (declared > limit) {
