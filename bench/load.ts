@@ -9,6 +9,7 @@ import { PATH, body, headers, quantile, sleep, wallMs } from "./common.ts";
 /** One benchmark job. `url` is an origin; `key` is sent as a bearer token when given. */
 export type Job = { url: string; key?: string } & (
   | { kind: "rps"; concurrency: number; warmupMs: number; durationMs: number }
+  | { kind: "rate"; rate: number; connections: number; durationMs: number }
   | { kind: "ttfb"; count: number }
   | { kind: "chunks"; chunks: number; intervalMs: number }
   | { kind: "bulk"; bytes: number; count?: number; untilMs?: number }
@@ -44,6 +45,44 @@ async function rps(pool: Pool, job: Extract<Job, { kind: "rps" }>, h: Record<str
     errors,
     measured: latencies.length,
     rps: latencies.length / seconds,
+    p50: quantile(latencies, 0.5),
+    p99: quantile(latencies, 0.99),
+  };
+}
+
+/**
+ * Open loop: `rate` requests a second for `durationMs`, each sent on time whether or not the
+ * ones before it have been answered (undici queues it while all `connections` are busy), so
+ * two paths measured at one rate do the same work per second.
+ */
+async function rate(pool: Pool, job: Extract<Job, { kind: "rate" }>, h: Record<string, string>) {
+  const payload = body();
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  let errors = 0;
+  const one = async (): Promise<void> => {
+    const t0 = performance.now();
+    try {
+      const res = await pool.request({ path: PATH, method: "POST", headers: h, body: payload });
+      await res.body.text();
+      if (res.statusCode !== 200) errors++;
+    } catch {
+      errors++;
+    }
+    latencies.push(performance.now() - t0);
+  };
+  const start = performance.now();
+  const total = Math.round((job.rate * job.durationMs) / 1000);
+  for (let sent = 0; sent < total;) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) * job.rate) / 1000) + 1);
+    for (; sent < due; sent++) pending.push(one());
+    await sleep(1);
+  }
+  await Promise.all(pending);
+  return {
+    total,
+    errors,
+    rps: total / ((performance.now() - start) / 1000),
     p50: quantile(latencies, 0.5),
     p99: quantile(latencies, 0.99),
   };
@@ -130,11 +169,13 @@ async function slow(pool: Pool, job: Extract<Job, { kind: "slow" }>, h: Record<s
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? "{}") as Job;
-  const connections = job.kind === "rps" ? job.concurrency : 1;
+  const connections =
+    job.kind === "rps" ? job.concurrency : job.kind === "rate" ? job.connections : 1;
   const pool = new Pool(job.url, { connections, headersTimeout: 0, bodyTimeout: 0 });
   const h = headers(job.key);
   let result: unknown;
   if (job.kind === "rps") result = await rps(pool, job, h);
+  else if (job.kind === "rate") result = await rate(pool, job, h);
   else if (job.kind === "ttfb") result = await ttfb(pool, job.count, h);
   else if (job.kind === "chunks") result = await chunks(pool, job, h);
   else if (job.kind === "bulk") result = await bulk(pool, job, h);

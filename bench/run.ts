@@ -6,7 +6,8 @@
  * Bounded in time: about three minutes on a 2-core machine.
  *
  * `BENCH_QUICK=1`: short runs, printed only (BENCHMARKS.md is left alone), for iterating.
- * `BENCH_ONLY=rps,bulk`: only those sections (rps, ttfb, bulk, chunks, memory, reconnect).
+ * `BENCH_ONLY=rps,bulk`: only those sections (rps, rate, ttfb, bulk, chunks, memory, reconnect).
+ * `BENCH_RATE=2000`: the offered requests/s at which each path's CPU per request is measured.
  * `BENCH_WRK=0`: the Node load generator even where wrk is installed.
  * `BENCH_ALONE_CHUNKS=200`: fewer events in the paced stream measured alone (1000 by default).
  * `BENCH_ROUNDS=7`: more rounds of the requests/s runs (3 by default), to compare paths whose
@@ -33,6 +34,8 @@ const ONLY = new Set((process.env.BENCH_ONLY ?? "").split(",").filter(Boolean));
 const want = (section: string): boolean => ONLY.size === 0 || ONLY.has(section);
 const BULK = 100 * 1024 * 1024;
 const CYCLES = QUICK ? 1 : 5;
+/** The offered rate at which every path's CPU per request is also measured (`BENCH_RATE`). */
+const RATE = Number(process.env.BENCH_RATE ?? 2000);
 /** Chunks of the paced stream measured alone (`BENCH_ALONE_CHUNKS`). */
 const ALONE_CHUNKS = Number(process.env.BENCH_ALONE_CHUNKS ?? 1000);
 /**
@@ -202,6 +205,44 @@ async function main(): Promise<void> {
           }
         }
       }
+
+    // CPU per request at one offered rate for every path: closed loop, a faster path batches
+    // more requests per wake-up and so pays less per request; here each does the same work.
+    if (want("rate")) {
+      const measured = paths.filter((p) => p === "proxy" || tunnelPath(p));
+      const spent = { relay: 0, daemon: 0, proxy: 0, relay1: 0, daemon1: 0 };
+      type Proc = keyof typeof spent;
+      const PROCS_OF: Partial<Record<Path, Proc[]>> = {
+        proxy: ["proxy"],
+        tunnel: ["relay", "daemon"],
+        tunnel1: ["relay1", "daemon1"],
+      };
+      const requests: Partial<Record<Path, number>> = {};
+      const at = (path: Path, durationMs: number) =>
+        load<{ total: number; errors: number }>({
+          ...job(path),
+          kind: "rate",
+          rate: RATE,
+          connections: 16,
+          durationMs,
+        });
+      // A second unmeasured first, so that the JIT has compiled the path when this runs alone.
+      for (const path of measured) await at(path, 1000);
+      for (let round = 0; round < ROUNDS; round++)
+        for (const path of round % 2 === 0 ? measured : [...measured].reverse()) {
+          log(`CPU at ${RATE} requests/s, ${path}, round ${round + 1}/${ROUNDS}`);
+          const before = cpu();
+          const result = await at(path, QUICK ? 1000 : 3000);
+          if (result.errors > 0) throw new Error(`${path}: ${result.errors} errors at ${RATE}/s`);
+          const ms = perUnit(before, 1);
+          requests[path] = (requests[path] ?? 0) + result.total;
+          for (const proc of PROCS_OF[path] ?? []) spent[proc] += ms[proc];
+        }
+      r.rate = RATE;
+      for (const path of measured)
+        for (const proc of PROCS_OF[path] ?? [])
+          (r.cpu[proc] ??= {}).msAtRate = spent[proc] / (requests[path] ?? NaN);
+    }
 
     if (want("ttfb"))
       for (const path of paths) {
