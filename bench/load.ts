@@ -16,6 +16,17 @@ export type Job = { url: string; key?: string } & (
   | { kind: "slow"; bytes: number; bytesPerSecond: number; durationMs: number }
 );
 
+/** One small chat request, its answer read whole; false when it failed or was not a 200. */
+async function ask(pool: Pool, h: Record<string, string>, payload: string): Promise<boolean> {
+  try {
+    const res = await pool.request({ path: PATH, method: "POST", headers: h, body: payload });
+    await res.body.text();
+    return res.statusCode === 200;
+  } catch {
+    return false;
+  }
+}
+
 async function rps(pool: Pool, job: Extract<Job, { kind: "rps" }>, h: Record<string, string>) {
   const latencies: number[] = [];
   let total = 0;
@@ -27,13 +38,7 @@ async function rps(pool: Pool, job: Extract<Job, { kind: "rps" }>, h: Record<str
   const worker = async (): Promise<void> => {
     while (performance.now() < end) {
       const t0 = performance.now();
-      try {
-        const res = await pool.request({ path: PATH, method: "POST", headers: h, body: payload });
-        await res.body.text();
-        if (res.statusCode !== 200) errors++;
-      } catch {
-        errors++;
-      }
+      if (!(await ask(pool, h, payload))) errors++;
       total++;
       if (t0 >= measureFrom) latencies.push(performance.now() - t0);
     }
@@ -62,13 +67,7 @@ async function rate(pool: Pool, job: Extract<Job, { kind: "rate" }>, h: Record<s
   let errors = 0;
   const one = async (): Promise<void> => {
     const t0 = performance.now();
-    try {
-      const res = await pool.request({ path: PATH, method: "POST", headers: h, body: payload });
-      await res.body.text();
-      if (res.statusCode !== 200) errors++;
-    } catch {
-      errors++;
-    }
+    if (!(await ask(pool, h, payload))) errors++;
     latencies.push(performance.now() - t0);
   };
   const start = performance.now();
