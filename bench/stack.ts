@@ -59,6 +59,10 @@ class TunnelPair {
       HOME: this.#dir,
       XDG_CONFIG_HOME: join(this.#dir, "config"),
       ...(process.env.CLUB_LOG_LEVEL ? { CLUB_LOG_LEVEL: process.env.CLUB_LOG_LEVEL } : {}),
+      // CLUB_HEAP_GROWTH_PERCENT=0 measures the relay and the daemon with V8's own heap growth.
+      ...(process.env.CLUB_HEAP_GROWTH_PERCENT
+        ? { CLUB_HEAP_GROWTH_PERCENT: process.env.CLUB_HEAP_GROWTH_PERCENT }
+        : {}),
     };
   }
 

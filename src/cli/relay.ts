@@ -15,6 +15,7 @@ import type { Relay } from "../relay/server.ts";
 import { DEFAULT_UI_STREAMS } from "../relay/ui-events.ts";
 import type { ClusterJoin } from "../relay/cluster/index.ts";
 import { exitOnFault, onShutdown } from "./signals.ts";
+import { tuneHeapGrowth } from "../process/heap.ts";
 
 interface RelayFlags {
   host: string;
@@ -271,6 +272,7 @@ export function relayCommand(): Command {
       String(DEFAULT_MEDIA_LIMITS.voiceMaxPerMember),
     )
     .action(async (opts: RelayFlags) => {
+      tuneHeapGrowth();
       // Imported here, not above: `club-provider start` reads this file for its options only.
       const { createRelay } = await import("../relay/server.ts");
       const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});

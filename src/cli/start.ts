@@ -10,6 +10,7 @@ import { Daemon } from "../daemon/daemon.ts";
 import { LogRing } from "../daemon/log-ring.ts";
 import { UserError } from "../errors.ts";
 import { createLogger } from "../log.ts";
+import { tuneHeapGrowth } from "../process/heap.ts";
 import type { Relay } from "../relay/server.ts";
 import { printError } from "./output.ts";
 import { exitOnFault, onShutdown } from "./signals.ts";
@@ -72,6 +73,7 @@ export function startCommand(): Command {
     .option("--grace <seconds>", "on SIGTERM, how long in-flight requests may finish", "30")
     .option("--log-level <level>", "trace, debug, info, warn or error")
     .action(async (flags: StartFlags) => {
+      tuneHeapGrowth();
       // The rig page's log tail reads the last lines (redacted, as every destination is).
       const logTail = new LogRing();
       const log = createLogger({
