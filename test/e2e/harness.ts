@@ -2,10 +2,11 @@
  * Runs the real CLI as users start it (`bin/club-provider …`, on the Node running the tests),
  * in a throwaway config directory, and reads its JSON log lines.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { expect } from "vitest";
 
 export const BIN = resolve(import.meta.dirname, "../../bin/club-provider");
 
@@ -29,6 +30,23 @@ export function writeSecret(dir: string, name: string, content: string): string 
   const path = join(dir, name);
   writeFileSync(path, content, { mode: 0o600 });
   return path;
+}
+
+/**
+ * Runs `relay` and `start` with `env` and expects each to stop at start with exit status 1 and
+ * `message` on standard error, as the CLI's one-line error (no stack).
+ */
+export function expectRefusedAtStart(env: Record<string, string>, message: string): void {
+  for (const command of [["relay", "--port", "0"], ["start"]]) {
+    const run = spawnSync(BIN, command, {
+      encoding: "utf8",
+      env: { ...process.env, CLUB_LOG_FORMAT: "json", ...env },
+      timeout: 30_000,
+    });
+    expect(run.status, command[0]).toBe(1);
+    expect(run.stderr).toContain(message);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+  }
 }
 
 export function runCli(

@@ -1,9 +1,6 @@
-import { spawnSync } from "node:child_process";
-import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_HEAP_GROWTH_PERCENT, tuneHeapGrowth } from "../../src/process/heap.ts";
-
-const ROOT = resolve(import.meta.dirname, "../..");
+import { expectRefusedAtStart } from "../e2e/harness.ts";
 
 /** What `tuneHeapGrowth` hands to V8, for an environment and Node's own arguments. */
 function applied(env: NodeJS.ProcessEnv, execArgv: string[] = []) {
@@ -42,18 +39,9 @@ describe("the heap growth of the relay and the daemon", () => {
   });
 
   it("is set by the relay and the daemon at start: a bad value stops both, saying why, no stack", () => {
-    for (const command of [["relay", "--port", "0"], ["start"]]) {
-      const run = spawnSync(resolve(ROOT, "bin/club-provider"), command, {
-        cwd: ROOT,
-        encoding: "utf8",
-        env: { ...process.env, CLUB_LOG_FORMAT: "json", CLUB_HEAP_GROWTH_PERCENT: "lots" },
-        timeout: 30_000,
-      });
-      expect(run.status).toBe(1);
-      expect(run.stderr).toContain(
-        'CLUB_HEAP_GROWTH_PERCENT must be a whole number from 0 (V8\'s own) to 1000, not "lots"',
-      );
-      expect(run.stderr).not.toMatch(/\n\s+at /);
-    }
+    expectRefusedAtStart(
+      { CLUB_HEAP_GROWTH_PERCENT: "lots" },
+      'CLUB_HEAP_GROWTH_PERCENT must be a whole number from 0 (V8\'s own) to 1000, not "lots"',
+    );
   });
 });
