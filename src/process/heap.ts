@@ -7,8 +7,9 @@
  * live) while it moves hundreds of MiB a second through fresh 64 KiB socket buffers, so during a
  * long transfer V8 marks the whole heap every 25-40 ms: a third of the daemon's CPU in a bulk
  * transfer went to marking and sweeping (`perf`). At 4× (`--heap-growing-percent=300`) a full GC comes
- * every few seconds instead (BENCHMARKS.md, "Long transfers and V8's heap growth"). What stays
- * alive is the same; the heap may grow further before it is collected.
+ * every few seconds instead on Node 22; Node 24's and 26's V8 also collects on external memory
+ * pressure, so there it helps less (BENCHMARKS.md, "Long transfers and V8's heap growth").
+ * What stays alive is the same; the heap may grow further before it is collected.
  */
 import v8 from "node:v8";
 import { UserError } from "../errors.ts";
