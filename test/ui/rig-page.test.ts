@@ -98,7 +98,7 @@ describe.skipIf(!HAVE_CHROMIUM)("the rig's page", () => {
       .poll(() => gpus.locator("tbody tr").nth(2).innerText(), patiently)
       .toMatch(/2: NVIDIA GeForce RTX 3090[\s\S]*41 %[\s\S]*45 °C[\s\S]*187\.3 W/);
     await expect
-      .poll(() => gpus.getByRole("img", { name: /utilisation over the last/ }).count())
+      .poll(() => gpus.getByRole("img", { name: /utilisation over the last/ }).count(), patiently)
       .toBe(4);
 
     const running = tab.locator("section", {
@@ -149,7 +149,10 @@ describe.skipIf(!HAVE_CHROMIUM)("the rig's page", () => {
     await expect
       .poll(async () => (await client.models.list()).data.map((m) => m.id), patiently)
       .toEqual([MODEL]);
-    await expect.poll(() => tab.getByRole("button", { name: "Pause serving" }).count()).toBe(1);
+    // The page learns of the resume on its next live update, not at once.
+    await expect
+      .poll(() => tab.getByRole("button", { name: "Pause serving" }).count(), patiently)
+      .toBe(1);
     expect(errors).toEqual([]);
     await tab.close();
   });
@@ -282,7 +285,9 @@ describe.skipIf(!HAVE_CHROMIUM)("the rig's page", () => {
     await expect
       .poll(async () => (await client.models.list()).data.map((m) => m.id), patiently)
       .toEqual([]);
-    await expect.poll(() => tab.getByRole("button", { name: "Resume serving" }).count()).toBe(1);
+    await expect
+      .poll(() => tab.getByRole("button", { name: "Resume serving" }).count(), patiently)
+      .toBe(1);
     expect(await axeViolations(tab)).toEqual([]);
     await tabTo(tab, focused("Resume serving"));
     await tab.keyboard.press("Enter");
