@@ -27,6 +27,21 @@ export interface Targets {
 }
 
 /** A relay and a daemon on their own ports and home, speaking one tunnel protocol. */
+/**
+ * The settings a bench run passes on to its relays and daemons when set, e.g.
+ * `CLUB_HEAP_GROWTH_PERCENT=0` to measure them with V8's own heap growth.
+ */
+const PASSED_ENV = ["CLUB_LOG_LEVEL", "CLUB_HEAP_GROWTH_PERCENT"];
+
+function passed(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of PASSED_ENV) {
+    const value = process.env[name];
+    if (value) out[name] = value;
+  }
+  return out;
+}
+
 class TunnelPair {
   relay!: Proc;
   daemon!: Proc;
@@ -58,11 +73,7 @@ class TunnelPair {
     return {
       HOME: this.#dir,
       XDG_CONFIG_HOME: join(this.#dir, "config"),
-      ...(process.env.CLUB_LOG_LEVEL ? { CLUB_LOG_LEVEL: process.env.CLUB_LOG_LEVEL } : {}),
-      // CLUB_HEAP_GROWTH_PERCENT=0 measures the relay and the daemon with V8's own heap growth.
-      ...(process.env.CLUB_HEAP_GROWTH_PERCENT
-        ? { CLUB_HEAP_GROWTH_PERCENT: process.env.CLUB_HEAP_GROWTH_PERCENT }
-        : {}),
+      ...passed(),
     };
   }
 

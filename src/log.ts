@@ -5,7 +5,7 @@
 import { createRequire } from "node:module";
 import { pino, type Logger } from "pino";
 import type prettyFactory from "pino-pretty";
-import { UserError } from "./errors.ts";
+import { wholeNumberSetting } from "./env-number.ts";
 
 export type { Logger };
 
@@ -76,14 +76,14 @@ const LOG_BATCH_BYTES = 4096;
 
 /** `CLUB_LOG_FLUSH_MS`: milliseconds from 0 (each line at once) to 10 000. */
 export function logFlushMs(value: string | undefined): number {
-  if (value === undefined || value.trim() === "") return DEFAULT_LOG_FLUSH_MS;
-  const ms = Number(value);
-  if (!Number.isInteger(ms) || ms < 0 || ms > 10_000)
-    throw new UserError(
-      "log_flush_invalid",
-      `CLUB_LOG_FLUSH_MS must be a whole number of milliseconds from 0 to 10000, not ${JSON.stringify(value)}`,
-    );
-  return ms;
+  return wholeNumberSetting(value, {
+    name: "CLUB_LOG_FLUSH_MS",
+    code: "log_flush_invalid",
+    fallback: DEFAULT_LOG_FLUSH_MS,
+    min: 0,
+    max: 10_000,
+    range: "of milliseconds from 0 to 10000",
+  });
 }
 
 /** Standard output, as pino writes it (sonic-boom). */

@@ -12,7 +12,7 @@
  * What stays alive is the same; the heap may grow further before it is collected.
  */
 import v8 from "node:v8";
-import { UserError } from "../errors.ts";
+import { wholeNumberSetting } from "../env-number.ts";
 
 /** The old generation may grow to (1 + this / 100) × what the last full GC left, unless set. */
 export const DEFAULT_HEAP_GROWTH_PERCENT = 300;
@@ -38,12 +38,12 @@ export function tuneHeapGrowth(
 }
 
 function heapGrowthPercent(value: string | undefined): number {
-  if (value === undefined || value.trim() === "") return DEFAULT_HEAP_GROWTH_PERCENT;
-  const percent = Number(value);
-  if (!Number.isInteger(percent) || percent < 0 || percent > 1000)
-    throw new UserError(
-      "heap_growth_invalid",
-      `CLUB_HEAP_GROWTH_PERCENT must be a whole number from 0 (V8's own) to 1000, not ${JSON.stringify(value)}`,
-    );
-  return percent;
+  return wholeNumberSetting(value, {
+    name: "CLUB_HEAP_GROWTH_PERCENT",
+    code: "heap_growth_invalid",
+    fallback: DEFAULT_HEAP_GROWTH_PERCENT,
+    min: 0,
+    max: 1000,
+    range: "from 0 (V8's own) to 1000",
+  });
 }
