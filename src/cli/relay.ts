@@ -218,7 +218,11 @@ export function relayCommand(): Command {
       "a request body that sends nothing this long is cut with 408",
       String(DEFAULT_UPLOAD_LIMITS.idleMs / 1000),
     )
-    .option("--headers-timeout <seconds>", "time a client has to send its request headers", "60")
+    .option(
+      "--headers-timeout <seconds>",
+      "time a client has to send its request headers, and to hang up after a refused upgrade or a malformed request",
+      "60",
+    )
     .option(
       "--job-limit <name=value>",
       "a bound on async jobs, e.g. maxStoredPerMember=20000 (repeatable; names and defaults in docs/jobs.md)",

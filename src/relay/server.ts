@@ -101,19 +101,26 @@ export interface Relay {
   close(): Promise<void>;
 }
 
-const UPGRADE_ERROR_TYPES: Record<number, string> = {
+const REFUSAL_TYPES: Record<number, string> = {
   401: "authentication_error",
   429: "rate_limit_error",
 };
 
-function refuseUpgrade(
+/**
+ * Answers on a raw socket (a refused upgrade, a request Node's parser refused, CONNECT) in the
+ * club's envelope and closes it. The socket is the server's no longer, so none of its timeouts
+ * hold it: a peer that keeps its half open after the answer is cut after `graceMs`, or each such
+ * connection, a stranger's included, would hold a file descriptor for as long as it liked.
+ */
+function refuseOnSocket(
   socket: Duplex,
+  graceMs: number,
   status: number,
   message: string,
   headers: Record<string, string> = {},
 ): void {
   const body = JSON.stringify({
-    error: { message, type: UPGRADE_ERROR_TYPES[status] ?? "invalid_request_error" },
+    error: { message, type: REFUSAL_TYPES[status] ?? "invalid_request_error" },
   });
   const extra = Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}\r\n`)
@@ -122,6 +129,40 @@ function refuseUpgrade(
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
   );
+  const cut = setTimeout(() => socket.destroy(), graceMs);
+  cut.unref();
+  socket.once("close", () => clearTimeout(cut));
+}
+
+/** What Node's HTTP parser says of a request it refused, as the status and message answered. */
+const CLIENT_ERRORS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, "the request's headers are larger than this relay takes"],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, "the request's chunk extensions are too large"],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, "the request's headers did not all arrive in time"],
+};
+
+/**
+ * A request Node's HTTP parser refused (a malformed request line or header, two or a negative
+ * Content-Length, headers too large or too slow) is answered in the club's envelope like every
+ * other refusal, where Node would send a bare status line. As Node does, only on a connection
+ * that has had nothing written to it yet (so no answer can be cut into); otherwise it is closed.
+ */
+function answerClientError(
+  err: Error & { code?: string; reason?: unknown },
+  socket: Duplex,
+  graceMs: number,
+): void {
+  const written = (socket as Duplex & { bytesWritten?: number }).bytesWritten ?? 0;
+  if (!socket.writable || written > 0 || err.code === "ECONNRESET") {
+    socket.destroy();
+    return;
+  }
+  const reason = typeof err.reason === "string" ? `: ${err.reason.slice(0, 200)}` : "";
+  const [status, message] = CLIENT_ERRORS[err.code ?? ""] ?? [
+    400,
+    `malformed HTTP request${reason}`,
+  ];
+  refuseOnSocket(socket, graceMs, status, message);
 }
 
 export async function createRelay(options: RelayOptions): Promise<Relay> {
@@ -262,6 +303,22 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     },
     api,
   );
+
+  /** A refused socket's answer, the peer given the headers timeout to take it and hang up. */
+  const refuseUpgrade = (
+    socket: Duplex,
+    status: number,
+    message: string,
+    headers?: Record<string, string>,
+  ): void => refuseOnSocket(socket, headersTimeout, status, message, headers);
+  server.on("clientError", (err: Error, socket: Duplex) =>
+    answerClientError(err, socket, headersTimeout),
+  );
+  // CONNECT is a proxy's method; nothing here tunnels to a host a request names.
+  server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
+    socket.on("error", () => socket.destroy());
+    refuseUpgrade(socket, 405, "CONNECT is not served by this relay");
+  });
 
   const wss = new WebSocketServer({
     noServer: true,

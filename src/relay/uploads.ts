@@ -134,11 +134,16 @@ export class Uploads {
       if (left > 0) this.#open.set(member, left);
       else this.#open.delete(member);
     };
-    req.once("end", finish);
-    req.once("close", () => {
+    const over = (): void => {
       finish();
       meter.release();
-    });
+    };
+    req.once("end", finish);
+    req.once("close", over);
+    // Answered before the body was all in (405, 413, an error): the relay does nothing more
+    // with it, and Node stops tracking a request once its response is out, so a client that
+    // then hangs up closes no request, and its place would wait for the stall timer.
+    res.once("close", over);
     return true;
   }
 

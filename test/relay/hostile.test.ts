@@ -230,11 +230,11 @@ describe("a member's provider", () => {
 });
 
 /** Opens a request whose body stops after `sent` of its `length` bytes; resolves with its answer. */
-async function stalled(length: number, sent: string) {
+async function stalled(length: number, sent: string, path = "/v1/chat/completions") {
   const socket = tcpConnect(Number(new URL(base).port), "127.0.0.1");
   await once(socket, "connect");
   socket.write(
-    `POST /v1/chat/completions HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer ${KEY}\r\n` +
+    `POST ${path} HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer ${KEY}\r\n` +
       `Content-Type: application/json\r\nContent-Length: ${length}\r\n\r\n${sent}`,
   );
   let out = "";
@@ -288,6 +288,20 @@ describe("a member's uploads", () => {
     await expect.poll(async () => (await post('{"model":"m","messages":[]}')).status).toBe(404);
   });
 
+  it("free their place as soon as they are answered, though the body never came whole", async () => {
+    // Answered at once (no route takes POST /v1/files), each body 1 of its 1000 bytes in.
+    for (let i = 0; i < 3; i++) {
+      const { socket, closed } = await stalled(1000, "{", "/v1/files");
+      await expect.poll(() => socket.bytesRead).toBeGreaterThan(0);
+      socket.destroy();
+      await closed;
+    }
+    // At once, well inside the stall timer's second: the places are free.
+    const res = await post('{"model":"m","messages":[]}');
+    expect(res.status).toBe(404);
+    await stillServing();
+  });
+
   it("hold at most --upload-buffer MiB per member in memory", async () => {
     const res = await post(`{"model":"m","pad":"${"x".repeat(1_500_000)}"}`);
     expect(res.status).toBe(429);
@@ -309,7 +323,76 @@ describe("a member's uploads", () => {
   });
 });
 
+/** Sends `text` and keeps this end open after the answer; resolves with the answer and when the relay cut it. */
+async function heldOpen(text: string): Promise<{ answer: string; cutAfterMs: number }> {
+  const socket = tcpConnect({
+    port: Number(new URL(base).port),
+    host: "127.0.0.1",
+    allowHalfOpen: true,
+  });
+  socket.on("error", () => undefined);
+  await once(socket, "connect");
+  socket.write(text);
+  let answer = "";
+  socket.on("data", (d: Buffer) => (answer += d.toString("latin1")));
+  await once(socket, "end");
+  const since = Date.now();
+  // A byte now and then: once the relay has closed its side, one of them is refused (RST).
+  const poke = setInterval(() => socket.write("x"), 100);
+  // Not `once`: that rejects on the refused write's EPIPE, which is the point.
+  await new Promise((resolve) => socket.once("close", resolve));
+  clearInterval(poke);
+  return { answer, cutAfterMs: Date.now() - since };
+}
+
 describe("a stranger", () => {
+  it("gets the club's envelope for a request Node's parser refuses, and the connection closed", async () => {
+    const cases: [string, RegExp, string][] = [
+      [
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+        /^HTTP\/1\.1 400 /,
+        "malformed HTTP request",
+      ],
+      ["FOO /v1/models HTTP/1.1\r\nHost: x\r\n\r\n", /^HTTP\/1\.1 400 /, "malformed HTTP request"],
+      [
+        `GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Pad: ${"p".repeat(20_000)}\r\n\r\n`,
+        /^HTTP\/1\.1 431 /,
+        "headers are larger than this relay takes",
+      ],
+      [
+        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        /^HTTP\/1\.1 405 /,
+        "CONNECT is not served",
+      ],
+    ];
+    for (const [request, status, message] of cases) {
+      const answer = await raw(request);
+      expect(answer).toMatch(status);
+      const body = JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)) as {
+        error: { message: string; type: string };
+      };
+      expect(body.error.message).toContain(message);
+      expect(body.error.type).toBe("invalid_request_error");
+    }
+    await stillServing();
+  });
+
+  it("cannot keep a refused connection open past --headers-timeout by never hanging up", async () => {
+    const refusals = [
+      `GET ${CONNECT_PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: club-tunnel.2\r\nConnection: Upgrade\r\n` +
+        "Authorization: Bearer wrong\r\n\r\n",
+      "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+      "FOO / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ];
+    for (const text of refusals) {
+      const { answer, cutAfterMs } = await heldOpen(text);
+      expect(answer).toMatch(/^HTTP\/1\.1 4\d\d /);
+      // --headers-timeout is 1 s here; before, a refused upgrade stayed open as long as its peer.
+      expect(cutAfterMs).toBeLessThan(5000);
+    }
+    await stillServing();
+  });
+
   it("may fetch the keyless routes (gallery, media URLs) only at --open-rate per address", async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 10; i++) {
