@@ -10,6 +10,7 @@ import { DEFAULT_MAX_JSON_BYTES } from "../relay/uploads.ts";
 import { DEFAULT_LIMITS, type JobLimits } from "../relay/jobs/types.ts";
 import { DEFAULT_PROVIDER_LIMITS } from "../relay/provider-link.ts";
 import { DEFAULT_UPLOAD_LIMITS } from "../relay/uploads.ts";
+import { DEFAULT_CONNECTION_LIMITS } from "../relay/connection-limit.ts";
 import { DEFAULT_MEDIA_LIMITS } from "../relay/media/types.ts";
 import type { Relay } from "../relay/server.ts";
 import { DEFAULT_UI_STREAMS } from "../relay/ui-events.ts";
@@ -46,6 +47,8 @@ interface RelayFlags {
   uploadIdle: string;
   uploadBufferTotal: string;
   headersTimeout: string;
+  maxConnections: string;
+  maxConnectionsPerAddress: string;
   jobLimit: string[];
   openRate: string;
   uiStreams: string;
@@ -190,6 +193,16 @@ export function relayCommand(): Command {
       "60",
     )
     .option(
+      "--max-connections <n>",
+      "connections open at once in all; beyond it a new one is closed (0: no limit)",
+      String(DEFAULT_CONNECTION_LIMITS.total),
+    )
+    .option(
+      "--max-connections-per-address <n>",
+      "connections one source address (IPv6: one /64) may hold open at once; beyond it a new one is closed (0: no limit; not applied with --trust-proxy)",
+      String(DEFAULT_CONNECTION_LIMITS.perAddress),
+    )
+    .option(
       "--trust-proxy",
       "count refused keys by the last X-Forwarded-For address (behind a reverse proxy)",
     )
@@ -321,6 +334,14 @@ export function relayCommand(): Command {
           idleMs: positive("--upload-idle", opts.uploadIdle) * 1000,
         },
         headersTimeoutMs: positive("--headers-timeout", opts.headersTimeout) * 1000,
+        connectionLimits: {
+          total: positive("--max-connections", opts.maxConnections, true),
+          perAddress: positive(
+            "--max-connections-per-address",
+            opts.maxConnectionsPerAddress,
+            true,
+          ),
+        },
         authThrottle: {
           perMinute: positive("--auth-failures", opts.authFailures, true),
           trustProxy: opts.trustProxy === true,

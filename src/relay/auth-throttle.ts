@@ -47,9 +47,7 @@ export class AuthThrottle {
         .at(-1);
       if (last) address = last.slice(0, 64);
     }
-    if (address.startsWith("::ffff:")) address = address.slice(7);
-    if (isIPv6(address)) address = `${expandIPv6(address).slice(0, 4).join(":")}::/64`;
-    return address;
+    return sourceAddress(address);
   }
 
   /** Seconds `req`'s source must wait before it may try a key again (0: it may). */
@@ -64,6 +62,16 @@ export class AuthThrottle {
     this.#limiter.take(source);
     return this.#limiter.wait(source);
   }
+}
+
+/**
+ * The source an address is counted under: IPv4 as it is (an IPv4-mapped IPv6 address as its
+ * IPv4), IPv6 by its /64, which one host usually holds whole.
+ */
+export function sourceAddress(address: string): string {
+  if (address.startsWith("::ffff:")) address = address.slice(7);
+  if (isIPv6(address)) return `${expandIPv6(address).slice(0, 4).join(":")}::/64`;
+  return address;
 }
 
 /** The eight groups of an IPv6 address, `::` filled in (zone ids dropped). */

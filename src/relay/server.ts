@@ -33,6 +33,11 @@ import { openPool } from "./pg/pool.ts";
 import { SharedRateLimiter } from "./cluster/rate.ts";
 import { joinCluster, type ClusterJoin, type ClusterMember } from "./cluster/index.ts";
 import { Uploads, type UploadLimits } from "./uploads.ts";
+import {
+  DEFAULT_CONNECTION_LIMITS,
+  limitConnections,
+  type ConnectionLimits,
+} from "./connection-limit.ts";
 import { ClubUi } from "./ui-routes.ts";
 
 export interface RelayOptions {
@@ -81,6 +86,8 @@ export interface RelayOptions {
   uploadLimits?: Partial<UploadLimits>;
   /** How long a client may take to send a request's headers (default 60 s). */
   headersTimeoutMs?: number;
+  /** Connections open at once per source address and in all: see `ConnectionLimits`. */
+  connectionLimits?: Partial<ConnectionLimits>;
   /** Keyless requests (media URLs, the gallery) per second per source address (default 50). */
   openRate?: number;
   /** Retention and quota of the media library: see `MediaLimits`. */
@@ -311,6 +318,14 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     message: string,
     headers?: Record<string, string>,
   ): void => refuseOnSocket(socket, headersTimeout, status, message, headers);
+  limitConnections(
+    server,
+    { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits },
+    {
+      trustProxy: options.authThrottle?.trustProxy ?? false,
+      onRefused: (source) => log.debug({ source }, "connection refused: too many from its address"),
+    },
+  );
   server.on("clientError", (err: Error, socket: Duplex) =>
     answerClientError(err, socket, headersTimeout),
   );

@@ -19,8 +19,12 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
 
-async function stackWith(urls: string[], args: string[] = []): Promise<Stack> {
-  const stack = await startStack(urls, args, { CLUB_RESCAN_SECONDS: "1" });
+async function stackWith(
+  urls: string[],
+  args: string[] = [],
+  relayArgs: string[] = [],
+): Promise<Stack> {
+  const stack = await startStack(urls, args, { CLUB_RESCAN_SECONDS: "1" }, relayArgs);
   cleanup.push(() => stack.stop());
   return stack;
 }
@@ -117,7 +121,8 @@ describe("faults", () => {
 
   it("carries 1000 concurrent streams over one tunnel", async () => {
     const engine = await fake({ totalSlots: 1000 });
-    const stack = await stackWith([engine.url]);
+    // One client, 1000 connections: more than one address may hold by default.
+    const stack = await stackWith([engine.url], [], ["--max-connections-per-address", "2000"]);
     const dispatcher = new Agent({ connections: 1000 });
     cleanup.push(() => dispatcher.close());
     const one = async (): Promise<string> => {
