@@ -20,7 +20,13 @@ const GENERIC: EngineLabel = { name: "the model server", hint: "is it running?" 
 /** Connecting is quick on a LAN or loopback; a slow connect means nothing useful is there. */
 const CONNECT_TIMEOUT_MS = 3_000;
 /** Response headers kept from the engine; everything else stays on the rig. */
-const REPLY_HEADERS = ["content-type", "content-length", "cache-control", "x-request-id"];
+const REPLY_HEADERS = [
+  "content-type",
+  "content-length",
+  "cache-control",
+  "x-request-id",
+  "retry-after",
+];
 
 /**
  * undici's `Pool` by itself. The package's entry point also loads fetch, WebSocket and cookies,

@@ -14,6 +14,7 @@ import {
   findEndpoint,
   stripClubFields,
   type Endpoint,
+  type ErrorType,
 } from "../protocol/index.ts";
 import {
   HttpError,
@@ -424,24 +425,38 @@ export function createGateway(options: GatewayOptions): Gateway {
         `${service.adapter.displayName} answered ${reply.status}: ${upstreamMessage(text)}`,
       );
     }
+    const answer = reply;
+    /** The answer read whole, up to `limit` bytes (undefined past it); null once answered. */
+    const readWhole = async (limit: number): Promise<{ body: Buffer | undefined } | null> => {
+      try {
+        const body = await readCapped(answer.body, limit);
+        return abort.signal.aborted ? null : { body };
+      } catch (err) {
+        if (abort.signal.aborted) return null;
+        options.onEngineFailure?.(service.name);
+        sendError(res, 502, "upstream_error", `${service.name} broke off: ${describeError(err)}`);
+        return null;
+      }
+    };
+    if (reply.status >= 400) {
+      const read = await readWhole(ENGINE_ERROR_BYTES);
+      if (!read) return;
+      bytes = read.body?.length ?? 0;
+      return answerRefusal(
+        res,
+        reply.status,
+        reply.headers,
+        read.body,
+        service.adapter.displayName,
+      );
+    }
     const length = Number(reply.headers["content-length"] ?? NaN);
     if (length <= WHOLE_REPLY_BYTES) {
       // A small answer of known size goes out whole: headers, body and end in one write, which
       // over the tunnel is one WebSocket message instead of two or three.
-      let body;
-      try {
-        body = await readCapped(reply.body, WHOLE_REPLY_BYTES);
-      } catch (err) {
-        if (abort.signal.aborted) return;
-        options.onEngineFailure?.(service.name);
-        return sendError(
-          res,
-          502,
-          "upstream_error",
-          `${service.name} broke off: ${describeError(err)}`,
-        );
-      }
-      if (abort.signal.aborted) return;
+      const read = await readWhole(WHOLE_REPLY_BYTES);
+      if (!read) return;
+      const { body } = read;
       if (body === undefined)
         return sendError(res, 502, "upstream_error", `${service.name} sent more than it announced`);
       bytes = body.length;
@@ -492,6 +507,62 @@ function refusedConnection(err: unknown): boolean {
 }
 
 /** The message inside an engine's error body, whatever shape it uses. */
+/** The most of an engine's error answer read (its message is in the first bytes). */
+const ENGINE_ERROR_BYTES = 64 * 1024;
+/** The club's error type for an engine's refusal, by its status; else `invalid_request_error`. */
+const REFUSAL_TYPES: Partial<Record<number, ErrorType>> = {
+  404: "not_found_error",
+  413: "request_too_large",
+  429: "rate_limit_error",
+};
+
+/**
+ * An engine's 4xx reaches the caller in the club's envelope, as every error does: as the engine
+ * sent it when it already is one (OpenAI-style engines), else with the engine's message put in
+ * one (FastAPI's `{"detail": …}` from Kokoro-FastAPI, Ollama's `{"error": "…"}`, plain text),
+ * the status kept. A 401 or 403 is the engine refusing this rig's own credentials, never the
+ * member's key (the relay checked that): 502, which says to retry or pick another provider.
+ */
+function answerRefusal(
+  res: GatewayResponse,
+  status: number,
+  headers: Record<string, string>,
+  body: Buffer | undefined,
+  engine: string,
+): void {
+  const text = body?.toString("utf8") ?? "";
+  if (status === 401 || status === 403)
+    return sendError(
+      res,
+      502,
+      "upstream_error",
+      `${engine} refused this rig's credentials (${status}): ${upstreamMessage(text)}`,
+    );
+  if (body !== undefined && isEnvelope(text)) {
+    res.writeHead(status, headers);
+    res.end(body);
+    return;
+  }
+  const retry = headers["retry-after"];
+  sendError(
+    res,
+    status,
+    REFUSAL_TYPES[status] ?? "invalid_request_error",
+    `${engine} refused the request (${status}): ${body === undefined ? `an answer over ${ENGINE_ERROR_BYTES} bytes` : upstreamMessage(text)}`,
+    retry ? { "retry-after": retry } : {},
+  );
+}
+
+/** Whether `text` is an error in the club's (OpenAI's) envelope: `{"error": {"message": "…"}}`. */
+function isEnvelope(text: string): boolean {
+  try {
+    const body = JSON.parse(text) as { error?: { message?: unknown } } | null;
+    return typeof body?.error?.message === "string";
+  } catch {
+    return false;
+  }
+}
+
 function upstreamMessage(text: string): string {
   try {
     const body = JSON.parse(text) as {
@@ -505,6 +576,18 @@ function upstreamMessage(text: string): string {
     if (typeof body.detail === "string") return body.detail;
     // FastAPI servers (Kokoro-FastAPI) raise HTTPException with an OpenAI-like detail object.
     if (typeof body.detail?.message === "string") return body.detail.message;
+    // and answer a body that fails validation with a list of what is wrong and where.
+    if (Array.isArray(body.detail)) {
+      const items = (body.detail as unknown[]).slice(0, 3).map((item) => {
+        const d = (typeof item === "object" && item !== null ? item : {}) as {
+          loc?: unknown;
+          msg?: unknown;
+        };
+        const where = Array.isArray(d.loc) ? d.loc.filter((p) => p !== "body").join(".") : "";
+        return `${where ? `${where}: ` : ""}${typeof d.msg === "string" ? d.msg : "invalid"}`;
+      });
+      if (items.length > 0) return items.join("; ").slice(0, 500);
+    }
   } catch {
     // not JSON: use the text
   }

@@ -14,6 +14,8 @@ import { silentLogger } from "../../src/log.ts";
 import { FakeLlamaServer } from "../fakes/llama-server.ts";
 import { FakeWhisperCpp } from "../fakes/whispercpp.ts";
 import { FakeKokoro } from "../fakes/kokoro.ts";
+import { FakeOpenAIServer } from "../fakes/openai-server.ts";
+import { json, send, type Body, type RecordedRequest } from "../fakes/fake-server.ts";
 import { recording } from "../fakes/audio.ts";
 
 type Envelope = { error: { message: string; type: string } };
@@ -21,6 +23,37 @@ type Envelope = { error: { message: string; type: string } };
 let llama: FakeLlamaServer;
 let whisper: FakeWhisperCpp;
 let kokoro: FakeKokoro;
+let refuser: RefusingEngine;
+
+/**
+ * A vLLM-like engine that refuses each chat the way its message names, in the shapes engines
+ * answer: an OpenAI envelope, Ollama's `{"error": "…"}`, vLLM's 401 `{"error": "Unauthorized"}`,
+ * a 429 with Retry-After, plain text.
+ */
+class RefusingEngine extends FakeOpenAIServer {
+  protected override async handle(
+    req: RecordedRequest,
+    body: Body,
+    res: http.ServerResponse,
+  ): Promise<void> {
+    if (req.method !== "POST" || !req.path.startsWith("/v1/chat/completions"))
+      return super.handle(req, body, res);
+    const first =
+      body.kind === "json"
+        ? (body.value as { messages?: { content?: unknown }[] }).messages?.[0]?.content
+        : undefined;
+    const content = typeof first === "string" ? first : "";
+    if (content === "envelope")
+      return json(res, 400, {
+        error: { message: "the prompt is too long", type: "invalid_request_error", code: 400 },
+      });
+    if (content === "ollama") return json(res, 404, { error: "model 'refuser' not found" });
+    if (content === "unauthorized") return json(res, 401, { error: "Unauthorized" });
+    if (content === "busy")
+      return json(res, 429, { detail: "too many requests" }, { "retry-after": "7" });
+    return send(res, 400, "bad request", "text/plain");
+  }
+}
 let server: http.Server;
 let base: string;
 let catalog: Catalog;
@@ -29,9 +62,10 @@ beforeAll(async () => {
   llama = new FakeLlamaServer({ totalSlots: 1, tokens: ["ok"] });
   whisper = new FakeWhisperCpp();
   kokoro = new FakeKokoro();
-  await Promise.all([llama.start(), whisper.start(), kokoro.start()]);
+  refuser = new RefusingEngine({ modelId: "refuser" });
+  await Promise.all([llama.start(), whisper.start(), kokoro.start(), refuser.start()]);
   catalog = await discover({
-    services: [{ url: llama.url }, { url: whisper.url }, { url: kokoro.url }],
+    services: [{ url: llama.url }, { url: whisper.url }, { url: kokoro.url }, { url: refuser.url }],
     autodetect: false,
   });
   const gateway = createGateway({
@@ -50,7 +84,13 @@ beforeAll(async () => {
 afterAll(async () => {
   server.closeAllConnections();
   server.close();
-  await Promise.all([llama.stop(), whisper.stop(), kokoro.stop(), closeUpstreamPools()]);
+  await Promise.all([
+    llama.stop(),
+    whisper.stop(),
+    kokoro.stop(),
+    refuser.stop(),
+    closeUpstreamPools(),
+  ]);
 });
 
 async function post(
@@ -67,6 +107,56 @@ async function post(
 }
 
 const chat = { model: "tiny-qwen2-chat", messages: [{ role: "user", content: "hi" }] };
+
+describe("gateway: an engine's refusals, in the club's envelope", () => {
+  const ask = (content: string) =>
+    post("/v1/chat/completions", { model: "refuser", messages: [{ role: "user", content }] });
+
+  it("passes an engine's own OpenAI envelope as it came, status and fields", async () => {
+    const { status, json } = await ask("envelope");
+    expect(status).toBe(400);
+    expect(json).toEqual({
+      error: { message: "the prompt is too long", type: "invalid_request_error", code: 400 },
+    });
+  });
+
+  it("puts any other 4xx in the envelope with the engine's message, its status kept", async () => {
+    const speech = await post("/v1/audio/speech", { model: "kokoro", input: 42 });
+    expect(speech.status).toBe(422);
+    expect(speech.json.error.type).toBe("invalid_request_error");
+    expect(speech.json.error.message).toBe(
+      "Kokoro-FastAPI refused the request (422): input: Field required",
+    );
+    const missing = await ask("ollama");
+    expect([missing.status, missing.json.error.type]).toEqual([404, "not_found_error"]);
+    expect(missing.json.error.message).toContain("model 'refuser' not found");
+    const text = await ask("plain");
+    expect([text.status, text.json.error.message]).toEqual([
+      400,
+      "OpenAI-compatible server refused the request (400): bad request",
+    ]);
+  });
+
+  it("keeps an engine's Retry-After on a 429", async () => {
+    const res = await fetch(`${base}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "refuser", messages: [{ role: "user", content: "busy" }] }),
+    });
+    expect(res.status).toBe(429);
+    expect(res.headers.get("retry-after")).toBe("7");
+    expect(((await res.json()) as Envelope).error.type).toBe("rate_limit_error");
+  });
+
+  it("answers an engine's 401 as 502: the engine refused the rig, not the member", async () => {
+    const { status, json } = await ask("unauthorized");
+    expect(status).toBe(502);
+    expect(json.error).toEqual({
+      type: "upstream_error",
+      message: "OpenAI-compatible server refused this rig's credentials (401): Unauthorized",
+    });
+  });
+});
 
 describe("gateway: what it forwards", () => {
   it("answers unknown paths and models with 404 without touching an engine", async () => {
