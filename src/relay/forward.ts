@@ -7,6 +7,7 @@ import http2, { type ClientHttp2Stream, type IncomingHttpHeaders } from "node:ht
 import { ServerResponse, type IncomingMessage } from "node:http";
 import { pipeline, type Readable } from "node:stream";
 import type { Logger } from "../log.ts";
+import { HttpError } from "../http/error.ts";
 import { HEADER_MEMBER, HEADER_MODEL, HEADER_REQUEST_ID, envelope } from "../protocol/index.ts";
 import { KeepAlive, errorEvent, refusalEvent } from "./keepalive.ts";
 import type { ProviderState } from "./provider-state.ts";
@@ -176,6 +177,8 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
     /** The meter's pass-through, and whether the provider's answer ended cleanly. */
     let through: NodeJS.ReadWriteStream | undefined;
     let ending = false;
+    /** The consumer's body was refused on the way (a form without its closing boundary). */
+    let bodyError: HttpError | undefined;
     const book = (): void =>
       meter?.record(
         { member: f.member, model: f.model, provider: link.name, owner: link.member },
@@ -201,10 +204,20 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
     };
 
     if (buffered) stream.end(f.body);
-    else if (f.body)
-      pipeline(f.body as Readable, stream, (err) => {
+    else if (f.body) {
+      // The consumer's fault, not the provider's (a form without its closing boundary): seen
+      // here, before the pipeline resets the stream, and answered as such once it closes.
+      const body = f.body as Readable;
+      // It may have been refused already, while the request was being routed.
+      if (body.errored instanceof HttpError) bodyError = body.errored;
+      else
+        body.once("error", (err) => {
+          if (err instanceof HttpError) bodyError = err;
+        });
+      pipeline(body, stream, (err) => {
         if (err) cancel(stream);
       });
+    }
 
     stream.on("response", (headers) => {
       responded = true;
@@ -264,7 +277,18 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
       // What the meter still holds is dropped: the answer ends here.
       if (through) stream.unpipe(through);
       through?.unpipe(res);
-      if (!responded && keepAlive?.committed) {
+      if (!responded && bodyError) {
+        status = bodyError.status;
+        if (keepAlive?.committed) res.end(errorEvent(bodyError.envelope));
+        else if (res.headersSent) res.destroy();
+        else {
+          res.writeHead(bodyError.status, {
+            "content-type": "application/json",
+            [HEADER_REQUEST_ID]: f.requestId,
+          });
+          res.end(JSON.stringify(bodyError.envelope));
+        }
+      } else if (!responded && keepAlive?.committed) {
         const why = link.session.destroyed ? "disconnected" : "failed";
         res.end(
           errorEvent(envelope("upstream_error", `provider ${link.name} ${why} before answering`)),

@@ -10,7 +10,7 @@ import { recording, speechPieces, subtitles, timedTranscript } from "../fakes/au
 import { FakeKokoro } from "../fakes/kokoro.ts";
 import { FakeSpeaches, SPEACHES_STT, SPEACHES_TTS } from "../fakes/speaches.ts";
 import { FakeWhisperCpp } from "../fakes/whispercpp.ts";
-import { startStack, type Stack } from "./stack.ts";
+import { ALICE_KEY, startStack, type Stack } from "./stack.ts";
 
 const WAV = recording(2);
 const SAID = "Hello from the rig. Audio works end to end.";
@@ -195,6 +195,35 @@ describe("audio: consumer → relay → tunnel → daemon → audio engines", ()
         { id: "bm_george", name: "bm_george", language: "en-gb", gender: "male" },
       ],
     });
+  });
+
+  it("gives 400 for a malformed form, naming what is wrong, not a provider's 502", async () => {
+    const part = (tail: string) =>
+      '--x\r\ncontent-disposition: form-data; name="model"\r\n\r\nwhisper\r\n' +
+      '--x\r\ncontent-disposition: form-data; name="file"; filename="a.wav"\r\n' +
+      `content-type: audio/wav\r\n\r\nRIFF\r\n${tail}`;
+    const truncated = "body ended before the closing boundary (truncated upload?)";
+    // Cut off, closed with another boundary, and refused before it reached a provider.
+    for (const [body, message] of <[string, string][]>[
+      [part(""), truncated],
+      [part("--y--\r\n"), truncated],
+      [
+        part("--x--\r\n").replace('filename="a.wav"', 'filename=""quoted".wav"'),
+        'junk after quoted "filename"',
+      ],
+    ]) {
+      const res = await fetch(`${stack.relayUrl}/v1/audio/transcriptions`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${ALICE_KEY}`,
+          "content-type": "multipart/form-data; boundary=x",
+        },
+        body,
+      });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({ error: { message, type: "invalid_request_error" } });
+      expect(res.headers.get("x-club-request-id")).toMatch(/^req_/);
+    }
   });
 
   it("gives 502 upstream_error when an audio engine fails", async () => {
