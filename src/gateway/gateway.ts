@@ -297,7 +297,14 @@ export function createGateway(options: GatewayOptions): Gateway {
         log.error({ requestId, err: describeError(err) }, "after a request, %s failed", what);
       }
     };
+    // Set as the caller's response closes. A slot or lease handed over after that is given back
+    // where it arrives: a batch of RST_STREAMs closes its streams in one read, every `close`
+    // running before any await resumes, so a queued request may be granted the slot another
+    // gave back in the turn its own caller left, when its close handler had nothing to release.
+    let left = false;
+    const gone = (): boolean => left;
     res.on("close", () => {
+      left = true;
       // Not `writableFinished`: HTTP/2's compatibility response reports it true for a stream
       // the relay reset, so a consumer who left before the answer began was never noticed. Nor
       // `writableEnded` alone: a tunnel stream (`tunnel/exchange.ts`) the relay resets is ended
@@ -352,10 +359,19 @@ export function createGateway(options: GatewayOptions): Gateway {
     } catch {
       return; // the consumer left while waiting
     }
+    if (gone()) {
+      release();
+      return;
+    }
     // A managed engine starts now if it is stopped; the queue slot stays held meanwhile.
     try {
       const lease = options.engines?.acquire(service.name, abort.signal);
       if (lease) engineLease = await lease;
+      if (gone()) {
+        release();
+        engineLease?.();
+        return;
+      }
     } catch (err) {
       if (abort.signal.aborted) return;
       if (!(err instanceof EngineUnavailable)) throw err;
@@ -389,6 +405,10 @@ export function createGateway(options: GatewayOptions): Gateway {
             ? await options.engines?.afterRefusal?.(service.name, abort.signal)
             : undefined;
         if (!again) throw err;
+        if (gone()) {
+          again();
+          throw err;
+        }
         engineLease?.();
         engineLease = again;
         return execute(service.adapter, call);
