@@ -55,18 +55,29 @@ export interface ForwardRequest {
   usage?: UsageTap;
 }
 
-/** Answers with the club's envelope, or cuts the answer off once headers are out (as `sendError`). */
-function sendUpstreamError(res: ForwardSink, message: string): void {
+/** Answers with an envelope, or cuts the answer off once headers are out (as `sendError`). */
+function sendEnvelope(
+  res: ForwardSink,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const body = JSON.stringify(envelope("upstream_error", message));
-  res.writeHead(502, {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
     "content-type": "application/json",
-    "content-length": String(Buffer.byteLength(body)),
+    "content-length": String(Buffer.byteLength(text)),
+    ...headers,
   });
-  res.end(body);
+  res.end(text);
+}
+
+/** A 502 `upstream_error` in the club's envelope. */
+function sendUpstreamError(res: ForwardSink, message: string): void {
+  sendEnvelope(res, 502, envelope("upstream_error", message));
 }
 
 /**
@@ -280,14 +291,10 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
       if (!responded && bodyError) {
         status = bodyError.status;
         if (keepAlive?.committed) res.end(errorEvent(bodyError.envelope));
-        else if (res.headersSent) res.destroy();
-        else {
-          res.writeHead(bodyError.status, {
-            "content-type": "application/json",
+        else
+          sendEnvelope(res, bodyError.status, bodyError.envelope, {
             [HEADER_REQUEST_ID]: f.requestId,
           });
-          res.end(JSON.stringify(bodyError.envelope));
-        }
       } else if (!responded && keepAlive?.committed) {
         const why = link.session.destroyed ? "disconnected" : "failed";
         res.end(
