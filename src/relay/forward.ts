@@ -3,11 +3,12 @@
  * Bodies stream both ways under HTTP/2 flow control; a consumer who leaves cancels the stream
  * (RST_STREAM), which the daemon turns into an abort of the local request.
  */
-import http2, { type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
+import type { ClientHttp2Stream, IncomingHttpHeaders } from "node:http2";
 import { ServerResponse, type IncomingMessage } from "node:http";
 import { pipeline, type Readable } from "node:stream";
 import type { Logger } from "../log.ts";
 import { HttpError } from "../http/error.ts";
+import { resetStream } from "../transport/h2-stream.ts";
 import { HEADER_MEMBER, HEADER_MODEL, HEADER_REQUEST_ID, envelope } from "../protocol/index.ts";
 import { KeepAlive, errorEvent, refusalEvent } from "./keepalive.ts";
 import type { ProviderState } from "./provider-state.ts";
@@ -114,18 +115,6 @@ export function responseHeaders(
 }
 
 /**
- * Resets a stream and drops what it still holds. A client stream whose answer arrived whole but
- * unread (a refusal's body, there in the same batch as its headers) is destroyed, and says
- * `close`, only once that data is read: reset as it is, it never closes, and a retry waiting
- * for it never starts.
- */
-function cancel(stream: ClientHttp2Stream): void {
-  stream.unpipe();
-  stream.resume();
-  if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
-}
-
-/**
  * An answer of a known length above this is passed on in bursts (below); a shorter one leaves
  * whole anyway, and a stream of unknown length (SSE) chunk by chunk, each as soon as it came.
  */
@@ -226,7 +215,7 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
           if (err instanceof HttpError) bodyError = err;
         });
       pipeline(body, stream, (err) => {
-        if (err) cancel(stream);
+        if (err) resetStream(stream);
       });
     }
 
@@ -251,7 +240,7 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
       }
       if (f.retryOn?.(status)) {
         retry = true;
-        cancel(stream);
+        resetStream(stream);
         return;
       }
       res.writeHead(status, responseHeaders(headers, f.requestId));
@@ -319,11 +308,11 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
       // A consumer who left before the answer is not the provider's error.
       if (!responded) status = 0;
       book();
-      cancel(stream);
+      resetStream(stream);
       finish();
     });
     f.req?.on("error", () => {
-      cancel(stream);
+      resetStream(stream);
     });
   });
 }

@@ -4,6 +4,7 @@
  * a real PCM WAV file made in code.
  */
 import { once } from "node:events";
+import { connect } from "node:net";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recording, speechPieces, subtitles, timedTranscript } from "../fakes/audio.ts";
@@ -224,6 +225,35 @@ describe("audio: consumer → relay → tunnel → daemon → audio engines", ()
       expect(await res.json()).toEqual({ error: { message, type: "invalid_request_error" } });
       expect(res.headers.get("x-club-request-id")).toMatch(/^req_/);
     }
+  });
+
+  it("frees the engine of an upload cut mid-body: the next transcription is answered", async () => {
+    // whisper.cpp takes one request at a time: an upload the daemon never heard was cut would
+    // hold it, and every transcription after it would wait for ever.
+    const form =
+      '--x\r\ncontent-disposition: form-data; name="model"\r\n\r\nwhisper\r\n' +
+      '--x\r\ncontent-disposition: form-data; name="file"; filename="a.wav"\r\n' +
+      "content-type: audio/wav\r\n\r\n";
+    const { hostname, port } = new URL(stack.relayUrl);
+    const socket = connect(Number(port), hostname);
+    socket.on("error", () => undefined);
+    socket.write(
+      "POST /v1/audio/transcriptions HTTP/1.1\r\nhost: relay\r\n" +
+        `authorization: Bearer ${ALICE_KEY}\r\n` +
+        "content-type: multipart/form-data; boundary=x\r\n" +
+        `content-length: ${form.length + 200_000}\r\n\r\n${form}`,
+    );
+    socket.write(WAV.subarray(0, 20_000));
+    // The engine has the request, with its body still coming, when the consumer hangs up.
+    await once(whisper, "started");
+    socket.destroy();
+    await stack.daemon.waitFor(/"endpoint":"\/v1\/audio\/transcriptions".*"status":499/);
+    const text = await stack.client.audio.transcriptions.create({
+      model: "whisper",
+      file: await file(),
+      response_format: "text",
+    });
+    expect(String(text)).toContain("Hello from the rig.");
   });
 
   it("gives 502 upstream_error when an audio engine fails", async () => {

@@ -84,6 +84,8 @@ export interface RecordedRequest {
 }
 
 export interface FakeEvents {
+  /** A request's headers arrived; its body is still to be read. */
+  started: [method: string, path: string];
   /** A request arrived and its body was read. */
   request: [RecordedRequest];
   /** The client closed the connection before a response was complete. */
@@ -206,6 +208,7 @@ export abstract class FakeServer extends EventEmitter<FakeEvents> {
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
+    this.emit("started", req.method ?? "GET", req.url ?? "/");
     try {
       for await (const chunk of req) chunks.push(chunk as Buffer);
     } catch {

@@ -20,6 +20,7 @@ import { pipeline } from "node:stream";
 import type { Logger } from "../../log.ts";
 import { envelope, type ErrorType } from "../../protocol/index.ts";
 import { CONNECTION_WINDOW, tunnelSettings } from "../../transport/h2-settings.ts";
+import { resetStream } from "../../transport/h2-stream.ts";
 import type { Registry } from "../registry.ts";
 import { describeError } from "../../errors.ts";
 import { answerError } from "../../http/respond.ts";
@@ -129,7 +130,7 @@ export async function startInternal(o: InternalOptions): Promise<InternalServer>
     let ended = false;
     if (!stream.endAfterHeaders)
       pipeline(stream, up, (err) => {
-        if (err && !up.destroyed) up.close(http2.constants.NGHTTP2_CANCEL);
+        if (err) resetStream(up);
       });
     up.on("response", (h) => {
       const { ":status": status, ...rest } = h;
@@ -142,11 +143,9 @@ export async function startInternal(o: InternalOptions): Promise<InternalServer>
     up.on("close", () => {
       link.inFlight--;
       if (!stream.destroyed && !ended)
-        stream.close(up.rstCode || http2.constants.NGHTTP2_INTERNAL_ERROR);
+        resetStream(stream, up.rstCode || http2.constants.NGHTTP2_INTERNAL_ERROR);
     });
-    stream.on("close", () => {
-      if (!up.closed && !up.destroyed) up.close(http2.constants.NGHTTP2_CANCEL);
-    });
+    stream.on("close", () => resetStream(up));
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

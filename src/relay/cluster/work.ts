@@ -15,12 +15,13 @@
 import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import http2 from "node:http2";
+import type http2 from "node:http2";
 import { once } from "node:events";
 import type pg from "pg";
 import type { Logger } from "../../log.ts";
 import { describeError } from "../../errors.ts";
 import { HttpError } from "../../http/error.ts";
+import { resetStream } from "../../transport/h2-stream.ts";
 import { checkRecord } from "../jobs/record-shape.ts";
 import type { StoredRecord } from "../jobs/types.ts";
 import { pgStoreError } from "../pg/store.ts";
@@ -269,9 +270,7 @@ export async function forwardWork(
   up.on("error", () => undefined); // seen as no response, or a cut answer
   if (bodyless) req.resume();
   else req.pipe(up);
-  const left = (): void => {
-    if (!up.closed && !up.destroyed) up.close(http2.constants.NGHTTP2_CANCEL);
-  };
+  const left = (): void => resetStream(up);
   res.on("close", left);
   try {
     const answer = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
