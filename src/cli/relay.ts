@@ -233,7 +233,7 @@ export function relayCommand(): Command {
     )
     .option(
       "--headers-timeout <seconds>",
-      "time a client has to send its request headers, and to hang up after a refused upgrade or a malformed request",
+      "time a client has to send its request headers, and to hang up after a refused upgrade, a malformed request, or an answer that came before its body",
       "60",
     )
     .option(

@@ -16,7 +16,6 @@ import {
 import { H2Carrier, SWITCH_TO_2 } from "../transport/h2-carrier.ts";
 import { WsCarrier } from "../transport/ws-carrier.ts";
 import { createApi } from "./api.ts";
-import { DEFAULT_MAX_JSON_BYTES } from "./uploads.ts";
 import { RateLimiter, type KeyLimiter } from "./rate-limit.ts";
 import { createWork, type Work } from "./jobs/work.ts";
 import { SharedWork } from "./cluster/work.ts";
@@ -32,7 +31,7 @@ import { Registry } from "./registry.ts";
 import { openPool } from "./pg/pool.ts";
 import { SharedRateLimiter } from "./cluster/rate.ts";
 import { joinCluster, type ClusterJoin, type ClusterMember } from "./cluster/index.ts";
-import { Uploads, type UploadLimits } from "./uploads.ts";
+import { DEFAULT_MAX_JSON_BYTES, Uploads, bodyToCome, type UploadLimits } from "./uploads.ts";
 import {
   DEFAULT_CONNECTION_LIMITS,
   limitConnections,
@@ -139,6 +138,28 @@ function refuseOnSocket(
   const cut = setTimeout(() => socket.destroy(), graceMs);
   cut.unref();
   socket.once("close", () => clearTimeout(cut));
+}
+
+/**
+ * An answer that left before its request's body had all come (a refusal: no key, too large, no
+ * provider; or a provider's early answer) leaves a connection that can carry no other request
+ * until the rest arrives, and no timeout of Node's covers a request whose headers are in: a
+ * client that sent neither the rest nor its FIN held the connection as long as it liked, and
+ * with it a place under `--max-connections-per-address`. So after such an answer the relay ends
+ * its side, reads and drops whatever still comes, and closes after `graceMs`. Reading on rather
+ * than closing at once: a socket closed with bytes unread sends a reset, which can cost the
+ * client the answer it has not read yet.
+ */
+function closeAfterEarlyAnswer(req: IncomingMessage, res: http.ServerResponse, graceMs: number) {
+  res.once("finish", () => {
+    if (req.complete) return;
+    const socket = req.socket;
+    req.resume();
+    socket.end();
+    const cut = setTimeout(() => socket.destroy(), graceMs);
+    cut.unref();
+    socket.once("close", () => clearTimeout(cut));
+  });
 }
 
 /** What Node's HTTP parser says of a request it refused, as the status and message answered. */
@@ -308,7 +329,10 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       headersTimeout,
       connectionsCheckingInterval: Math.max(100, Math.min(30_000, headersTimeout / 4)),
     },
-    api,
+    (req, res) => {
+      if (bodyToCome(req)) closeAfterEarlyAnswer(req, res, headersTimeout);
+      api(req, res);
+    },
   );
 
   /** A refused socket's answer, the peer given the headers timeout to take it and hang up. */

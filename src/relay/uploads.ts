@@ -58,6 +58,11 @@ function hasBody(req: IncomingMessage): boolean {
   return (length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined;
 }
 
+/** Part of the request's body is still to arrive when its headers are in (an upload). */
+export function bodyToCome(req: IncomingMessage): boolean {
+  return hasBody(req) && !req.complete && !arrivedWhole(req);
+}
+
 /**
  * The relay's accounting of request bodies.
  * @example

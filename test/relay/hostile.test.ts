@@ -393,6 +393,27 @@ describe("a stranger", () => {
     await stillServing();
   });
 
+  it("cannot keep a connection open past --headers-timeout after an answer that came before its body", async () => {
+    const post = (path: string, type: string, key: string, start: string): string =>
+      `POST ${path} HTTP/1.1\r\nHost: x\r\n${key ? `Authorization: Bearer ${key}\r\n` : ""}` +
+      `Content-Type: ${type}\r\nContent-Length: 100000000\r\n\r\n${start}`;
+    const form = '--x\r\ncontent-disposition: form-data; name="model"\r\n\r\nnobody\r\n--x\r\n';
+    // Each answered at once, the body's 100 MB declared and never sent: before, each connection
+    // stayed open for as long as its peer kept it.
+    for (const [text, status] of <[string, number][]>[
+      [post("/v1/chat/completions", "application/json", "", '{"model":'), 401],
+      [post("/v1/chat/completions", "application/json", KEY, '{"model":'), 413],
+      [post("/v1/nothing", "application/json", KEY, "{}"), 404],
+      [post("/v1/audio/transcriptions", "multipart/form-data; boundary=x", KEY, form), 404],
+    ]) {
+      const { answer, cutAfterMs } = await heldOpen(text);
+      expect(answer).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      expect(answer).toMatch(/\r\n\r\n\{"error":\{"message":/);
+      expect(cutAfterMs).toBeLessThan(5000);
+    }
+    await stillServing();
+  });
+
   it("may fetch the keyless routes (gallery, media URLs) only at --open-rate per address", async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 10; i++) {
