@@ -5,10 +5,12 @@
  * Node (22, 24 and 26 alike): it first emits `aborted` and ends the writable side, which sends
  * END_STREAM, and only then submits the RST_STREAM. A `pipeline` (or `finished`) attached to
  * the stream destroys it during that `aborted`, before the RST_STREAM is submitted, and then
- * none is sent at all: the peer waits on a stream that the sender already counts closed. A
- * consumer who left in the middle of an upload held the daemon's engine that way, forever, so
- * the next request for it queued without end. Without a pipeline the RST_STREAM does leave, but
- * after an END_STREAM that makes the cut body look whole for a moment.
+ * none is sent at all: the peer waits on a stream that the sender already counts closed, and
+ * once the peer opens its window again, the sender's C++ makes frames for it without end, its
+ * event loop stopped and its memory growing by hundreds of MB a second. A consumer who left in
+ * the middle of an upload held the daemon's engine that way, and a few hundred froze the relay.
+ * Without a pipeline the RST_STREAM does leave, but after an END_STREAM that makes the cut body
+ * look whole for a moment.
  *
  * Destroying the stream with an error resets it at once, with INTERNAL_ERROR and without
  * END_STREAM, pipeline or not. Once the writable side has ended (a body sent whole, an answer
