@@ -253,7 +253,7 @@ describe("audio: consumer → relay → tunnel → daemon → audio engines", ()
       file: await file(),
       response_format: "text",
     });
-    expect(String(text)).toContain("Hello from the rig.");
+    expect(text).toContain("Hello from the rig.");
   });
 
   it("gives 502 upstream_error when an audio engine fails", async () => {
