@@ -189,6 +189,9 @@ function withTee(
  * may hold a secret: the line is written without redaction (below), so a field added here is
  * added knowing that. A new field is a type error until it is named here.
  */
+/** The status of a request whose response did not end (nginx's "client closed request"). */
+export const ABORTED_STATUS = 499;
+
 export interface RequestLine {
   requestId: string;
   model: string;
@@ -198,9 +201,10 @@ export interface RequestLine {
   /** The relay's: the member whose key asked, and the rig that answered. */
   member?: string;
   provider?: string;
-  /** The daemon's: the local service, the answer's bytes, and how a cut-off request ended. */
+  /** The daemon's: the local service and the answer's bytes. */
   service?: string;
   bytes?: number;
+  /** A request whose caller left first (status {@link ABORTED_STATUS}), and the status it was sent. */
   aborted?: boolean;
   sent?: number | null;
 }

@@ -4,7 +4,8 @@
  * member and model. The relay keeps the durable count, tokens included (`GET /v1/usage`).
  * Bounded: at most `MAX_ROWS` member-model pairs; past it new pairs are counted as `(others)`.
  */
-import { ABORTED_STATUS, type RequestDoneInfo } from "../gateway/gateway.ts";
+import type { RequestDoneInfo } from "../gateway/gateway.ts";
+import { ABORTED_STATUS } from "../log.ts";
 
 /** One member's use of one model here. */
 export interface MemberUsageRow {

@@ -4,7 +4,7 @@
  * Nothing in a request can name a URL, a header or a service to reach.
  */
 import { pipeline } from "node:stream";
-import { requestLines, type Logger } from "../log.ts";
+import { ABORTED_STATUS, requestLines, type Logger } from "../log.ts";
 import { UpstreamError, describeError } from "../errors.ts";
 import type { Catalog } from "../discovery/catalog.ts";
 import {
@@ -113,9 +113,6 @@ export type Gateway = ((req: GatewayRequest, res: GatewayResponse) => void) & {
   /** Request bodies held in memory now, against `maxBufferedBytes`. */
   buffered: BodyBudget;
 };
-
-/** The status of a request whose response did not end (nginx's "client closed request"). */
-export const ABORTED_STATUS = 499;
 
 /** Answers up to this size with a declared length are read whole before they are sent. */
 const WHOLE_REPLY_BYTES = 256 * 1024;

@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
-import { requestLines, type Logger } from "../log.ts";
+import { ABORTED_STATUS, requestLines, type Logger } from "../log.ts";
 import { describeError } from "../errors.ts";
 import {
   ENDPOINTS,
@@ -340,12 +340,13 @@ export function createApi(
     const started = Date.now();
     // A provider at capacity answers 429; a buffered body can go to another one that serves it.
     const tried = new Set<ProviderState>();
+    let outcome: Awaited<ReturnType<typeof forward>>;
     for (;;) {
       tried.add(link);
       const next = Buffer.isBuffer(body)
         ? registry.pick(member, model, endpoint.serviceType, tried)
         : undefined;
-      const outcome = await forward({
+      outcome = await forward({
         link,
         method: endpoint.method,
         path: url.pathname + url.search,
@@ -377,7 +378,10 @@ export function createApi(
         model,
         endpoint: endpoint.path,
         provider: link.name,
-        status: res.statusCode,
+        // As the daemon logs it: what was sent is not how it ended.
+        ...(outcome === "left"
+          ? { status: ABORTED_STATUS, aborted: true, sent: res.headersSent ? res.statusCode : null }
+          : { status: res.statusCode }),
         ms: Date.now() - started,
       },
       endpoint.method,

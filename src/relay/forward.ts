@@ -21,6 +21,7 @@ import { UsageMeter, type UsageTap } from "./usage-meter.ts";
 export interface ForwardSink extends NodeJS.WritableStream {
   readonly headersSent: boolean;
   readonly writableEnded: boolean;
+  readonly writableFinished: boolean;
   writeHead(status: number, headers: Record<string, string | string[]>): unknown;
   flushHeaders(): void;
   destroy(): unknown;
@@ -147,8 +148,11 @@ function corkBursts(stream: ClientHttp2Stream, res: ServerResponse): void {
   });
 }
 
-/** Forward one request; resolves when the exchange is over, however it ended. */
-export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
+/**
+ * Forward one request; resolves when the exchange is over, however it ended: `"retry"` for an
+ * answer dropped for another provider (`retryOn`), `"left"` when the consumer went away first.
+ */
+export function forward(f: ForwardRequest): Promise<"done" | "retry" | "left"> {
   const { link, res } = f;
   return new Promise((resolve) => {
     const buffered = Buffer.isBuffer(f.body);
@@ -194,13 +198,15 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
         stream.pipe(res, { end: false });
       }
     };
+    /** The consumer went away before the answer ended (not the relay cutting it off). */
+    let left = false;
     const finish = (): void => {
       if (!retry && !ending) book();
       if (done) return;
       done = true;
       keepAlive?.stop();
       link.inFlight--;
-      resolve(retry ? "retry" : "done");
+      resolve(retry ? "retry" : left ? "left" : "done");
     };
 
     if (buffered) stream.end(f.body);
@@ -305,6 +311,9 @@ export function forward(f: ForwardRequest): Promise<"done" | "retry"> {
 
     res.on("close", () => {
       if (retry) return;
+      // Closed before the provider's stream was over and before the answer was all written:
+      // the consumer hung up (the relay cuts an answer off only once the stream is over).
+      left = !done && !res.writableFinished;
       // A consumer who left before the answer is not the provider's error.
       if (!responded) status = 0;
       book();

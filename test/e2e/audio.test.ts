@@ -171,6 +171,10 @@ describe("audio: consumer → relay → tunnel → daemon → audio engines", ()
     await closed;
     kokoro.resumeGenerations();
     expect(kokoro.inFlight).toBe(0);
+    // Both ends log it as a request whose caller left, with the status it had been sent.
+    const left = /"endpoint":"\/v1\/audio\/speech",.*"status":499,.*"aborted":true,"sent":200/;
+    await stack.relay.waitFor(left);
+    await stack.daemon.waitFor(left);
   });
 
   it("lists a tts model's voices in one shape, whichever engine serves it", async () => {

@@ -107,7 +107,7 @@ function consumer(): ForwardSink & { status?: number; headers?: Record<string, u
 }
 
 /** A chat request through `link`, tried elsewhere on a 429. */
-function send(link: ProviderLink, res: ForwardSink): Promise<"done" | "retry"> {
+function send(link: ProviderLink, res: ForwardSink): ReturnType<typeof forward> {
   return forward({
     link,
     method: "POST",
