@@ -6,6 +6,7 @@
  */
 import http2 from "node:http2";
 import { once } from "node:events";
+import { connect } from "node:net";
 import OpenAI, { APIUserAbortError } from "openai";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -97,6 +98,39 @@ describe.skipIf(!HAVE_PG)("two relay instances on one database", () => {
     await closed;
     rig.resume();
     await vi.waitFor(() => expect(rig.inFlight).toBe(0));
+  });
+
+  it("resets an upload at the rig when its consumer at the other instance hangs up mid-body", async () => {
+    const stt = new MediaRig({
+      relayUrl: a.url,
+      apiKey: ALICE,
+      name: "stt-on-a",
+      models: { stt: ["stt-a"] },
+      access: { "stt-a": "club" },
+    });
+    await stt.start();
+    try {
+      await vi.waitFor(() => expect(remoteIds(b)).toContain("stt-on-a"));
+      const form =
+        '--x\r\ncontent-disposition: form-data; name="model"\r\n\r\nstt-a\r\n' +
+        '--x\r\ncontent-disposition: form-data; name="file"; filename="a.wav"\r\n\r\n';
+      const socket = connect(Number(new URL(b.url).port), "127.0.0.1");
+      socket.on("error", () => undefined);
+      socket.write(
+        `POST /v1/audio/transcriptions HTTP/1.1\r\nhost: b\r\nauthorization: Bearer ${BOB}\r\n` +
+          "content-type: multipart/form-data; boundary=x\r\ncontent-length: 10000000\r\n\r\n" +
+          form,
+      );
+      socket.write(Buffer.alloc(50_000));
+      await once(stt, "upload");
+      const cut = once(stt, "upload-cut");
+      socket.destroy();
+      // Through B's stream to A and A's to the rig: before, B's reset never left (a pipeline on
+      // its stream to A), and the rig waited on the rest of the body for good.
+      await cut;
+    } finally {
+      stt.stop();
+    }
   });
 
   it("follows a pause within the cluster: the other instance stops routing to it", async () => {

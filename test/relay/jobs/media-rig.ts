@@ -69,6 +69,10 @@ const gone = (res: TunnelExchange): boolean => res.closed;
 export class MediaRig extends EventEmitter<{
   request: [RigRequest];
   "client-closed": [RigRequest];
+  /** A form upload began to arrive (its body is read as it comes). */
+  upload: [path: string];
+  /** The relay reset a form upload before its end. */
+  "upload-cut": [path: string];
 }> {
   readonly requests: RigRequest[] = [];
   inFlight = 0;
@@ -168,6 +172,19 @@ export class MediaRig extends EventEmitter<{
 
   async #handle(req: TunnelExchange, res: TunnelExchange): Promise<void> {
     const chunks: Buffer[] = [];
+    const sent = req.headers["content-type"];
+    if (typeof sent === "string" && sent.startsWith("multipart/form-data")) {
+      // A transcription engine: the form is taken as it streams in, and its length answered.
+      this.emit("upload", req.url);
+      try {
+        for await (const chunk of req) chunks.push(chunk as Buffer);
+      } catch {
+        this.emit("upload-cut", req.url);
+        return;
+      }
+      const bytes = Buffer.concat(chunks).length;
+      return this.#json(res, 200, { text: `${bytes} bytes` });
+    }
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as Record<
       string,
