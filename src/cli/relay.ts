@@ -218,12 +218,12 @@ export function relayCommand(): Command {
     )
     .option(
       "--upload-buffer <MiB>",
-      "MiB of one member's JSON bodies the relay holds at once while reading them (429 beyond)",
+      "MiB of one member's JSON bodies the relay holds at once, read or arriving, until their answers end (429 beyond)",
       String(DEFAULT_UPLOAD_LIMITS.bufferedPerMember / 1024 / 1024),
     )
     .option(
       "--upload-buffer-total <MiB>",
-      "MiB of every member's JSON bodies the relay holds at once while reading them (503 beyond)",
+      "MiB of every member's JSON bodies the relay holds at once, read or arriving, until their answers end (503 beyond)",
       String(DEFAULT_UPLOAD_LIMITS.bufferedTotal / 1024 / 1024),
     )
     .option(

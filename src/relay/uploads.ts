@@ -3,7 +3,8 @@
  * bytes the relay holds in memory, and the cut of an upload that stopped moving. An upload that
  * is slow but moving is fine; one that sends nothing for `idleMs` is answered 408 and closed.
  * `admit` is called once per request after the key is known; `readBody` charges what it buffers
- * to the request's meter (`attachMeter`), so every buffered body counts, whichever route reads it.
+ * to the request's meter (`attachMeter`), so every buffered body counts, whichever route reads
+ * it, until the request's response closes.
  * A small body that came whole with its headers is no upload: it is already in memory and read
  * at once, so it is neither counted, charged nor watched (most API calls are such).
  */
@@ -22,9 +23,9 @@ export const DEFAULT_MAX_JSON_BYTES = 16 * 1024 * 1024;
 export interface UploadLimits {
   /** Bodies one member may be sending at once (429 beyond). */
   perMember: number;
-  /** Bytes of one member's bodies held in memory at once (429 beyond). */
+  /** Bytes of one member's bodies held in memory at once, read or arriving (429 beyond). */
   bufferedPerMember: number;
-  /** Bytes of every member's bodies held in memory at once (503 beyond). */
+  /** Bytes of every member's bodies held in memory at once, read or arriving (503 beyond). */
   bufferedTotal: number;
   /** A body that sends nothing for this long is cut with 408. */
   idleMs: number;
@@ -107,7 +108,7 @@ export class Uploads {
           throw new HttpError(
             429,
             "rate_limit_error",
-            `your request bodies being read hold ${MiB(mine)} at the relay, and the most one member may hold at once is ${MiB(this.limits.bufferedPerMember)}: send fewer at a time`,
+            `your request bodies (arriving, or waiting for their answers) hold ${MiB(mine)} at the relay, and the most one member may hold at once is ${MiB(this.limits.bufferedPerMember)}: send fewer at a time`,
           );
         if (this.#total + bytes > this.limits.bufferedTotal)
           throw new HttpError(
@@ -119,14 +120,18 @@ export class Uploads {
         this.#total += bytes;
         this.#held.set(member, mine + bytes);
       },
-      release: () => {
-        if (held === 0) return;
-        this.#total -= held;
-        const left = (this.#held.get(member) ?? 0) - held;
-        if (left > 0) this.#held.set(member, left);
-        else this.#held.delete(member);
-        held = 0;
-      },
+      // What was read stays charged until the response closes, not only while it arrives: the
+      // body lives as long (sent on, and kept for a retry on another provider), and a member's
+      // requests waiting at a slow rig held their bodies past any bound before.
+      release: () => undefined,
+    };
+    const release = (): void => {
+      if (held === 0) return;
+      this.#total -= held;
+      const left = (this.#held.get(member) ?? 0) - held;
+      if (left > 0) this.#held.set(member, left);
+      else this.#held.delete(member);
+      held = 0;
     };
     attachMeter(req, meter);
     const stop = this.#watch(req, res);
@@ -139,16 +144,15 @@ export class Uploads {
       if (left > 0) this.#open.set(member, left);
       else this.#open.delete(member);
     };
-    const over = (): void => {
-      finish();
-      meter.release();
-    };
     req.once("end", finish);
-    req.once("close", over);
-    // Answered before the body was all in (405, 413, an error): the relay does nothing more
-    // with it, and Node stops tracking a request once its response is out, so a client that
-    // then hangs up closes no request, and its place would wait for the stall timer.
-    res.once("close", over);
+    // The response closes however the exchange ended: answered, cut, or its consumer gone. An
+    // answer sent before the body was all in (405, 413, an error) frees the place at once: Node
+    // stops tracking a request once its response is out, so a client that then hangs up closes
+    // no request, and its place would wait for the stall timer.
+    res.once("close", () => {
+      finish();
+      release();
+    });
     return true;
   }
 
