@@ -28,6 +28,11 @@ export function attachMeter(req: Readable, meter: Meter): void {
   (req as Metered)[METER] = meter;
 }
 
+/** The meter `req`'s buffered bytes are charged to, if it has one (`attachMeter`). */
+export function meterOf(req: Readable): Meter | undefined {
+  return (req as Metered)[METER];
+}
+
 /**
  * The whole body, or an `HttpError` once it passes `limit` bytes (413; the rest is not read
  * but drained) or its meter's bounds, or when the client aborts (400). What it buffers is
@@ -36,7 +41,7 @@ export function attachMeter(req: Readable, meter: Meter): void {
  * const json = parseJsonObject(await readBody(req, 16 * 1024 * 1024));
  */
 export function readBody(req: HttpRequest, limit: number): Promise<Buffer> {
-  const meter = (req as Metered)[METER];
+  const meter = meterOf(req);
   return new Promise<Buffer>((resolve, reject) => {
     const declared = Number(req.headers["content-length"]);
     if (declared > limit) {

@@ -34,6 +34,11 @@ export interface MultipartFilterOptions {
   maxCaptureBytes?: number;
   /** Most output held back while waiting for captured fields, in bytes (default 32 MiB). */
   maxHeldBytes?: number;
+  /**
+   * Called with the size of each piece of output held back, before it is kept: a budget the
+   * held bytes count against. What it throws refuses the form (the stream errors with it).
+   */
+  hold?: (bytes: number) => void;
 }
 
 interface Part {
@@ -65,6 +70,7 @@ export class MultipartFilter extends Transform {
   readonly #capture: ReadonlySet<string>;
   readonly #maxCaptureBytes: number;
   readonly #maxHeldBytes: number;
+  readonly #hold: ((bytes: number) => void) | undefined;
   readonly #found = new Map<string, string>();
   #part: Part | undefined;
   #emittedAny = false;
@@ -106,6 +112,7 @@ export class MultipartFilter extends Transform {
     this.#capture = new Set(options.captureFields);
     this.#maxCaptureBytes = maxCaptureBytes;
     this.#maxHeldBytes = maxHeldBytes;
+    this.#hold = options.hold;
     this.captured = new Promise((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -202,6 +209,7 @@ export class MultipartFilter extends Transform {
       this.push(data);
       return;
     }
+    this.#hold?.(data.length);
     this.#held.push(data);
     this.#heldBytes += data.length;
     if (this.#heldBytes > this.#maxHeldBytes) {

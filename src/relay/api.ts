@@ -14,7 +14,7 @@ import {
   type Endpoint,
 } from "../protocol/index.ts";
 import { DEFAULT_MAX_JSON_BYTES } from "./uploads.ts";
-import { parseJsonObject, readBody } from "../http/body.ts";
+import { meterOf, parseJsonObject, readBody } from "../http/body.ts";
 import { forward } from "./forward.ts";
 import { SSE_ENDPOINTS } from "./keepalive.ts";
 import type { Work } from "./jobs/work.ts";
@@ -299,10 +299,13 @@ export function createApi(
         sendError(res, 400, "invalid_request_error", `${endpoint.path} takes multipart/form-data`);
         return;
       }
+      // What it holds back until the model is known is in memory, like a JSON body: charged so.
+      const meter = meterOf(req);
       const filter = new MultipartFilter({
         boundary,
         dropFields: SHARING_FIELDS,
         captureFields: ["model"],
+        ...(meter ? { hold: (bytes: number) => meter.hold(bytes) } : {}),
       });
       req.pipe(filter);
       req.on("aborted", () => filter.destroy());

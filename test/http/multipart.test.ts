@@ -472,6 +472,38 @@ describe("MultipartFilter", () => {
     expectCode(result, "multipart_too_large");
   });
 
+  it("charges what it holds back to `hold`, and fails with what `hold` throws", async () => {
+    const { body, boundary } = await serialize(uploadForm(randomBytes(100_000, 13)));
+    let charged = 0;
+    const counted = await run(
+      boundary,
+      chunked(body, () => 4096),
+      {
+        dropFields: DROP,
+        captureFields: ["model"],
+        hold: (bytes) => (charged += bytes),
+      },
+    );
+    expect(counted.captured).toEqual({ model: "whisper-1" });
+    // The file comes before the model here: all of it was held, and charged.
+    expect(charged).toBeGreaterThan(100_000);
+    const refusal = new Error("over budget");
+    const result = await runFailing(
+      boundary,
+      chunked(body, () => 4096),
+      {
+        dropFields: DROP,
+        captureFields: ["model"],
+        hold: (bytes) => {
+          charged += bytes;
+          if (charged > 150_000) throw refusal;
+        },
+      },
+    );
+    expect(result.streamError).toBe(refusal);
+    expect(result.capturedError).toBe(refusal);
+  });
+
   it("fails with multipart_field_too_large for an oversized captured value", async () => {
     const form = new FormData();
     form.append("model", "m".repeat(5_000));

@@ -311,6 +311,23 @@ describe("a member's uploads", () => {
     await stillServing();
   });
 
+  it("count a form's file held back until its model is named against --upload-buffer", async () => {
+    const form = new FormData();
+    form.set("file", new Blob([Buffer.alloc(1_500_000, 1)], { type: "audio/wav" }), "a.wav");
+    form.set("model", "m");
+    const res = await fetch(`${base}/v1/audio/transcriptions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}` },
+      body: form,
+    });
+    // Before, up to 32 MiB of each of a member's 16 uploads were held uncounted.
+    expect(res.status).toBe(429);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toContain(
+      "the most one member may hold at once is 1 MiB",
+    );
+    await stillServing();
+  });
+
   it("must send their headers within --headers-timeout", async () => {
     const socket = tcpConnect(Number(new URL(base).port), "127.0.0.1");
     await once(socket, "connect");
