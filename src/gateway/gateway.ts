@@ -220,7 +220,6 @@ export function createGateway(options: GatewayOptions): Gateway {
           if (!buffered.take(bytes)) throw overloaded();
           taken += bytes;
         },
-        release: () => undefined,
       });
       let body: Buffer;
       try {
@@ -523,7 +522,6 @@ function refusedConnection(err: unknown): boolean {
   );
 }
 
-/** The message inside an engine's error body, whatever shape it uses. */
 /** The most of an engine's error answer read (its message is in the first bytes). */
 const ENGINE_ERROR_BYTES = 64 * 1024;
 /** The club's error type for an engine's refusal, by its status; else `invalid_request_error`. */
@@ -580,6 +578,7 @@ function isEnvelope(text: string): boolean {
   }
 }
 
+/** The message inside an engine's error body, whatever shape it uses. */
 function upstreamMessage(text: string): string {
   try {
     const body = JSON.parse(text) as {

@@ -7,12 +7,14 @@ import type { Readable } from "node:stream";
 import { badRequest, tooLarge } from "./error.ts";
 import type { HttpRequest } from "./respond.ts";
 
-/** What the bytes a request's body holds in memory are charged to (the relay's `uploads.ts`). */
+/**
+ * What the bytes a request's body holds in memory are charged to (the relay's `uploads.ts`, the
+ * daemon's body budget). Its owner lets them go when the request's response closes: the body
+ * lives that long.
+ */
 export interface Meter {
   /** Counts `bytes` more held; throws an `HttpError` (429 or 503) when a bound would pass. */
   hold(bytes: number): void;
-  /** Lets go of everything this request held once its body is read (or refused). */
-  release(): void;
 }
 
 /**
@@ -36,7 +38,7 @@ export function meterOf(req: Readable): Meter | undefined {
 /**
  * The whole body, or an `HttpError` once it passes `limit` bytes (413; the rest is not read
  * but drained) or its meter's bounds, or when the client aborts (400). What it buffers is
- * charged to the request's meter until it settles.
+ * charged to the request's meter, if it has one (`attachMeter`).
  * @example
  * const json = parseJsonObject(await readBody(req, 16 * 1024 * 1024));
  */
@@ -73,7 +75,7 @@ export function readBody(req: HttpRequest, limit: number): Promise<Buffer> {
     req.on("end", () => resolve(Buffer.concat(chunks, size)));
     req.on("error", aborted);
     req.on("aborted", aborted);
-  }).finally(() => meter?.release());
+  });
 }
 
 /** A JSON object body, or a 400 `HttpError` that says what is wrong with it. */

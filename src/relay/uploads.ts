@@ -120,11 +120,10 @@ export class Uploads {
         this.#total += bytes;
         this.#held.set(member, mine + bytes);
       },
-      // What was read stays charged until the response closes, not only while it arrives: the
-      // body lives as long (sent on, and kept for a retry on another provider), and a member's
-      // requests waiting at a slow rig held their bodies past any bound before.
-      release: () => undefined,
     };
+    // What was read stays charged until the response closes, not only while it arrives: the
+    // body lives as long (sent on, and kept for a retry on another provider), and a member's
+    // requests waiting at a slow rig held their bodies past any bound before.
     const release = (): void => {
       if (held === 0) return;
       this.#total -= held;
