@@ -24,24 +24,24 @@ export function storedBytes(j: JobRecord): number {
 }
 
 /**
- * Makes room for `count` more jobs of `member` carrying `bytes` of request bodies, dropping
- * their oldest finished standalone jobs; throws a 429 naming the limit when only jobs of
- * batches, runs or unfinished ones are left.
+ * The oldest finished standalone jobs of `member` to drop so that `count` more jobs carrying
+ * `bytes` of request bodies fit; throws a 429 naming the limit when only jobs of batches, runs
+ * or unfinished ones are left.
  */
-export async function makeRoom(
+export function roomFor(
   jobs: JobSystem,
   member: string,
   count: number,
   limits: JobLimits,
   bytes = 0,
-): Promise<void> {
+): JobRecord[] {
   const mine = [...jobs.ofMember(member)];
   const held = mine.reduce((sum, j) => sum + storedBytes(j), 0);
   // Jobs other instances of a club store count too; only this instance's can make room.
   const theirs = jobs.storedElsewhere(member);
   let extraJobs = theirs + mine.length + count - limits.maxStoredPerMember;
   let extraBytes = held + bytes - limits.maxStoredBytesPerMember;
-  if (extraJobs <= 0 && extraBytes <= 0) return;
+  if (extraJobs <= 0 && extraBytes <= 0) return [];
   const oldest: JobRecord[] = [];
   for (const job of mine) {
     if (extraJobs <= 0 && extraBytes <= 0) break;
@@ -62,5 +62,16 @@ export async function makeRoom(
       "rate_limit_error",
       `your stored jobs hold ${held} bytes and these ${bytes} more would pass the limit of ${limits.maxStoredBytesPerMember} bytes (maxStoredBytesPerMember): wait for batches and runs to finish, or send smaller requests`,
     );
-  for (const job of oldest) await jobs.forget(job);
+  return oldest;
+}
+
+/** Drops what `roomFor` names, so that `count` more jobs of `member` fit. */
+export async function makeRoom(
+  jobs: JobSystem,
+  member: string,
+  count: number,
+  limits: JobLimits,
+  bytes = 0,
+): Promise<void> {
+  for (const job of roomFor(jobs, member, count, limits, bytes)) await jobs.forget(job);
 }

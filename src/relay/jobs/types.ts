@@ -110,8 +110,14 @@ export interface JobLimits {
   noProviderTimeoutMs: number;
   /** How long one attempt may take before it is cut off and retried. */
   attemptTimeoutMs: number;
-  /** Largest request body a job may carry. */
+  /** Largest request body a job may carry, and all the requests of one workflow step together. */
   maxBodyBytes: number;
+  /** Largest a workflow run may grow: its inputs and its steps' outputs, as JSON. */
+  maxRunBytes: number;
+  /** Workflow runs kept per member, finished ones included; the oldest finished are dropped first. */
+  maxStoredRunsPerMember: number;
+  /** Bytes of workflow runs kept per member (`maxRunBytes` each at most); as above beyond it. */
+  maxStoredRunBytesPerMember: number;
   /** Largest result kept; a bigger answer fails the job (`result_too_large`). */
   maxResultBytes: number;
   /** JSON results up to this size are shown inline; bigger ones only through `result_url`. */
@@ -141,6 +147,9 @@ export const DEFAULT_LIMITS: JobLimits = {
   noProviderTimeoutMs: 600_000,
   attemptTimeoutMs: 3_600_000,
   maxBodyBytes: 8 * 1024 * 1024,
+  maxRunBytes: 4 * 1024 * 1024,
+  maxStoredRunsPerMember: 1_000,
+  maxStoredRunBytesPerMember: 256 * 1024 * 1024,
   maxResultBytes: 1024 * 1024 * 1024,
   inlineResultBytes: 1024 * 1024,
   retainMs: 7 * 24 * 3_600_000,

@@ -2,7 +2,9 @@
  * Workflow runs inside the relay: a run advances whenever one of its jobs settles or a gate is
  * decided, starting every step whose dependencies are DONE. A failed step fails the run; a
  * rejected gate or a cancel ends it CANCELED. Either way its unfinished jobs are canceled (at
- * the provider too) and the steps that never started are SKIPPED.
+ * the provider too) and the steps that never started are SKIPPED. What a member keeps is bounded
+ * by `maxStoredRunsPerMember` and `maxStoredRunBytesPerMember`: their oldest finished runs go
+ * first.
  */
 import type { Logger } from "../../log.ts";
 import { describeError } from "../../errors.ts";
@@ -10,13 +12,14 @@ import { newId, nextSeq } from "../jobs/ids.ts";
 import { MemberRecords } from "../jobs/records.ts";
 import type { JobSystem } from "../jobs/jobs.ts";
 import type { JobStore } from "../jobs/store.ts";
-import type { JobError, JobLimits } from "../jobs/types.ts";
+import type { JobError, JobLimits, JobRecord } from "../jobs/types.ts";
 import { conflict } from "../jobs/work-error.ts";
 import { HttpError } from "../../http/error.ts";
 import type { Registry } from "../registry.ts";
 import { chooseModels, runRequest } from "./request.ts";
 import { dependencies, type Step } from "./spec.ts";
-import { collectStep, startStep, type StepContext } from "./steps.ts";
+import { jsonSize, TooLarge } from "./size.ts";
+import { collectStep, runBytes, startStep, type StepContext } from "./steps.ts";
 import { isRunOver, type RunRecord, type StepState } from "./types.ts";
 
 /** Runs one member may have going at once. */
@@ -30,6 +33,8 @@ export const MAX_ACTIVE_RUNS = 32;
  */
 export class Workflows {
   readonly #runs = new MemberRecords<RunRecord>();
+  /** Each run's `runBytes` at its last save. */
+  readonly #bytes = new WeakMap<RunRecord, number>();
 
   constructor(
     private readonly jobs: JobSystem,
@@ -57,7 +62,10 @@ export class Workflows {
   /** Takes the stored runs (after the jobs) and moves on those a restart interrupted. */
   load(runs: RunRecord[]): void {
     this.#runs.load(runs);
-    for (const run of runs) this.#advance(run);
+    for (const run of runs) {
+      this.#measure(run);
+      this.#advance(run);
+    }
   }
 
   /** Starts a run from a template or a spec; a repeated idempotency key gets the existing run. */
@@ -69,6 +77,13 @@ export class Workflows {
     const known = this.#runs.byKey(member, key);
     if (known) return { run: known, replayed: true };
     const request = runRequest(body);
+    let bytes: number;
+    try {
+      bytes = jsonSize(request.inputs, this.limits.maxRunBytes, "the run's inputs", "maxRunBytes");
+    } catch (err) {
+      if (err instanceof TooLarge) throw new HttpError(413, "request_too_large", err.message);
+      throw err;
+    }
     const active = this.list(member).filter((r) => !isRunOver(r.status)).length;
     if (active >= MAX_ACTIVE_RUNS)
       throw new HttpError(
@@ -76,6 +91,7 @@ export class Workflows {
         "rate_limit_error",
         `you have ${active} workflow runs going; the limit is ${MAX_ACTIVE_RUNS}`,
       );
+    const old = this.#roomFor(member, bytes);
     const models = {
       ...request.models,
       ...chooseModels(request.spec, request.models, this.registry.cards(member)),
@@ -95,6 +111,8 @@ export class Workflows {
       ...(key === undefined ? {} : { idempotency_key: key }),
     };
     this.#runs.add(run);
+    this.#bytes.set(run, bytes);
+    for (const finished of old) void this.#drop(finished);
     try {
       await this.store.save(run);
     } catch (err) {
@@ -163,22 +181,78 @@ export class Workflows {
 
   /** Deletes runs (and their jobs) finished longer than the retention ago. */
   async prune(now: number): Promise<void> {
-    for (const run of this.#runs.values()) {
-      if (!isRunOver(run.status) || now - (run.finished ?? now) < this.limits.retainMs) continue;
-      this.#runs.remove(run);
-      const jobs = run.steps
-        .flatMap((s) => s.jobs ?? [])
-        .map((id) => this.jobs.get(run.member, id));
-      await Promise.all(jobs.filter((j) => j !== undefined).map((j) => this.jobs.forget(j)))
-        .then(() => this.store.remove(run.id))
-        .catch((err: unknown) =>
-          this.log.error({ err: describeError(err) }, "pruning a run failed"),
-        );
+    for (const run of this.#runs.values())
+      if (isRunOver(run.status) && now - (run.finished ?? now) >= this.limits.retainMs)
+        await this.#drop(run);
+  }
+
+  /** Drops the run and its jobs, from memory at once and then from the store. */
+  async #drop(run: RunRecord): Promise<void> {
+    this.#runs.remove(run);
+    const jobs = run.steps.flatMap((s) => s.jobs ?? []).map((id) => this.jobs.get(run.member, id));
+    await Promise.all(jobs.filter((j) => j !== undefined).map((j) => this.jobs.forget(j)))
+      .then(() => this.store.remove(run.id))
+      .catch((err: unknown) =>
+        this.log.error({ err: describeError(err) }, "dropping a run failed"),
+      );
+  }
+
+  /**
+   * The oldest finished runs of `member` to drop so that one more holding `bytes` fits; a 429
+   * naming the limit when only unfinished runs are left.
+   */
+  #roomFor(member: string, bytes: number): RunRecord[] {
+    const mine = this.list(member);
+    const held = mine.reduce((sum, r) => sum + (this.#bytes.get(r) ?? 0), 0);
+    const { maxStoredRunsPerMember: maxRuns, maxStoredRunBytesPerMember: maxBytes } = this.limits;
+    let extraRuns = mine.length + 1 - maxRuns;
+    let extraBytes = held + bytes - maxBytes;
+    const oldest: RunRecord[] = [];
+    for (const run of mine.toReversed()) {
+      if (extraRuns <= 0 && extraBytes <= 0) break;
+      if (!isRunOver(run.status)) continue;
+      oldest.push(run);
+      extraRuns--;
+      extraBytes -= this.#bytes.get(run) ?? 0;
     }
+    if (extraRuns > 0)
+      throw new HttpError(
+        429,
+        "rate_limit_error",
+        `you keep ${mine.length} workflow runs; the limit is ${maxRuns} (maxStoredRunsPerMember): wait for runs to finish`,
+      );
+    if (extraBytes > 0)
+      throw new HttpError(
+        429,
+        "rate_limit_error",
+        `your workflow runs hold ${held} bytes and this one's ${bytes} more would pass the limit of ${maxBytes} bytes (maxStoredRunBytesPerMember): wait for runs to finish`,
+      );
+    return oldest;
   }
 
   #context(run: RunRecord): StepContext {
-    return { run, jobs: this.jobs, limits: this.limits, resultsDir: this.store.resultsDir };
+    return {
+      run,
+      jobs: this.jobs,
+      limits: this.limits,
+      resultsDir: this.store.resultsDir,
+      forget: (jobs: JobRecord[]) =>
+        void Promise.all(jobs.map((j) => this.jobs.forget(j))).catch((err: unknown) =>
+          this.log.error({ err: describeError(err), run: run.id }, "dropping old jobs failed"),
+        ),
+    };
+  }
+
+  /** Remembers what the run holds, for `#roomFor`. */
+  #measure(run: RunRecord): void {
+    // Runs saved before `maxRunBytes` may hold more: they count as what they hold, or, nested
+    // too deep to count, as the most a run may hold.
+    try {
+      this.#bytes.set(run, runBytes(run, Infinity));
+    } catch (err) {
+      if (!(err instanceof TooLarge)) throw err;
+      this.#bytes.set(run, this.limits.maxRunBytes);
+    }
   }
 
   #advance(run: RunRecord, changed = false): void {
@@ -240,6 +314,7 @@ export class Workflows {
   }
 
   #save(run: RunRecord): void {
+    this.#measure(run);
     this.store
       .save(run)
       .catch((err: unknown) =>

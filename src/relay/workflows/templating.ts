@@ -3,8 +3,10 @@
  * and `{{index}}`, with dotted paths (`.0` indexes a list). A string that is exactly one
  * expression becomes the value itself (a list stays a list); inside text, values are written
  * out (JSON for lists and objects). An object field whose whole value is an expression that comes
- * to null is left out, so optional inputs can be omitted.
+ * to null is left out, so optional inputs can be omitted. What a render makes is counted against a
+ * `Budget` as it is made (`size.ts`).
  */
+import type { Budget } from "./size.ts";
 
 /** One parsed expression: where it starts and the path below that. */
 export interface Ref {
@@ -89,25 +91,48 @@ function resolve(text: string, scope: Scope): unknown {
   }
 }
 
-const asText = (v: unknown): string =>
-  typeof v === "string" ? v : v === null || v === undefined ? "" : JSON.stringify(v);
+/** `value` as text inside a string: strings as they are, anything else as JSON. */
+function asText(value: unknown, budget: Budget): string {
+  if (typeof value === "string") {
+    budget.take(value.length);
+    return value;
+  }
+  if (value === null || value === undefined) return "";
+  // Counted before it is written, so a value too large to write is never written.
+  budget.count(value);
+  return JSON.stringify(value);
+}
 
-/** Renders every string in `value` against `scope`; throws a `RenderError` naming the expression. */
-export function render(value: unknown, scope: Scope): unknown {
+/**
+ * Renders every string in `value` against `scope`; throws a `RenderError` naming the expression,
+ * or a `TooLarge` once what it makes passes `budget`.
+ */
+export function render(value: unknown, scope: Scope, budget: Budget): unknown {
   if (typeof value === "string") {
     const sole = SOLE.exec(value);
-    if (sole) return resolve(sole[1] ?? "", scope);
-    return value.replace(EXPR, (_, text: string) => asText(resolve(text, scope)));
+    if (sole) {
+      const resolved = resolve(sole[1] ?? "", scope);
+      budget.count(resolved);
+      return resolved;
+    }
+    budget.take(value.length + 2);
+    return value.replace(EXPR, (_, text: string) => asText(resolve(text, scope), budget));
   }
-  if (Array.isArray(value)) return value.map((v) => render(v, scope));
+  if (Array.isArray(value)) {
+    budget.take(value.length + 1);
+    return value.map((v) => render(v, scope, budget));
+  }
   if (typeof value === "object" && value !== null) {
+    budget.take(2);
     const out: Record<string, unknown> = {};
     for (const [key, v] of Object.entries(value)) {
-      const rendered = render(v, scope);
+      budget.take(key.length + 4);
+      const rendered = render(v, scope, budget);
       if (rendered === null && typeof v === "string" && SOLE.test(v)) continue;
       out[key] = rendered;
     }
     return out;
   }
+  budget.count(value);
   return value;
 }

@@ -1,4 +1,5 @@
 /** The inline transforms a workflow step can apply, run inside the relay (no provider involved). */
+import type { Budget } from "./size.ts";
 import type { TransformStep } from "./spec.ts";
 
 const list = (value: unknown, op: string): unknown[] => {
@@ -15,9 +16,25 @@ const list = (value: unknown, op: string): unknown[] => {
  * - `zip`: an object of lists as a list of objects (`{a:[1,2],b:[3,4]}` → `[{a:1,b:3},{a:2,b:4}]`),
  *   as long as the shortest list;
  * - `chunk`: a list cut into lists of `size`.
- * Throws an `Error` saying what did not fit.
+ * Throws an `Error` saying what did not fit, or a `TooLarge` once the output passes `budget`.
  */
-export function applyTransform(step: TransformStep, input: unknown): unknown {
+export function applyTransform(step: TransformStep, input: unknown, budget: Budget): unknown {
+  if (step.op === "join") {
+    // Counted before it is joined: a long separator between many items is a long text.
+    const texts = list(input, "join").map((item) =>
+      typeof item === "string" ? item : JSON.stringify(item),
+    );
+    const separator = step.separator ?? "\n";
+    budget.take(separator.length * Math.max(0, texts.length - 1) + 2);
+    for (const text of texts) budget.take(text.length);
+    return texts.join(separator);
+  }
+  const output = reshape(step, input);
+  budget.count(output);
+  return output;
+}
+
+function reshape(step: TransformStep, input: unknown): unknown {
   switch (step.op) {
     case "passthrough":
       return input;
@@ -33,10 +50,6 @@ export function applyTransform(step: TransformStep, input: unknown): unknown {
         .split(/\r?\n/)
         .map((line) => line.replace(/^\s*(?:[-*•]|\d+[.)])\s*/, "").trim())
         .filter((line) => line !== "");
-    case "join":
-      return list(input, "join")
-        .map((item) => (typeof item === "string" ? item : JSON.stringify(item)))
-        .join(step.separator ?? "\n");
     case "zip": {
       if (typeof input !== "object" || input === null || Array.isArray(input))
         throw new Error("zip needs an object of lists");

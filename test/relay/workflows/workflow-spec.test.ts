@@ -5,6 +5,7 @@ import { runRequest } from "../../../src/relay/workflows/request.ts";
 import { validateSpec, type TransformStep } from "../../../src/relay/workflows/spec.ts";
 import { parseLooseJson } from "../../../src/relay/workflows/steps.ts";
 import { TEMPLATES } from "../../../src/relay/workflows/catalog.ts";
+import { Budget, TooLarge } from "../../../src/relay/workflows/size.ts";
 import { render, type Scope } from "../../../src/relay/workflows/templating.ts";
 import { applyTransform } from "../../../src/relay/workflows/transforms.ts";
 
@@ -143,6 +144,9 @@ describe("workflow specs", () => {
   });
 });
 
+/** A budget no test here comes near. */
+const plenty = (): Budget => new Budget(1 << 20, "the value", "a test");
+
 const scope = (extra: Partial<Scope> = {}): Scope => ({
   inputs: { topic: "AI", voice: null, n: 3 },
   output: (id) => (id === "plan" ? { titles: ["A", "B"], frame: { job_id: "job_1" } } : undefined),
@@ -152,28 +156,56 @@ const scope = (extra: Partial<Scope> = {}): Scope => ({
 
 describe("templating", () => {
   it("keeps a sole expression's value and writes values into text", () => {
-    expect(render("{{steps.plan.output.titles}}", scope())).toEqual(["A", "B"]);
-    expect(render("{{ steps.plan.output.titles.1 }}", scope())).toBe("B");
+    expect(render("{{steps.plan.output.titles}}", scope(), plenty())).toEqual(["A", "B"]);
+    expect(render("{{ steps.plan.output.titles.1 }}", scope(), plenty())).toBe("B");
     expect(
-      render("About {{inputs.topic}}: {{steps.plan.output.titles}} ({{inputs.n}})", scope()),
+      render(
+        "About {{inputs.topic}}: {{steps.plan.output.titles}} ({{inputs.n}})",
+        scope(),
+        plenty(),
+      ),
     ).toBe('About AI: ["A","B"] (3)');
-    expect(render({ p: "#{{index}} {{item.t}}" }, scope({ item: { t: "x" }, index: 2 }))).toEqual({
+    expect(
+      render({ p: "#{{index}} {{item.t}}" }, scope({ item: { t: "x" }, index: 2 }), plenty()),
+    ).toEqual({
       p: "#2 x",
     });
   });
 
   it("drops a field that is an input left out, and reads job results through .result", () => {
-    expect(render({ input: "hi", voice: "{{inputs.voice}}" }, scope())).toEqual({ input: "hi" });
-    expect(render("{{steps.plan.output.frame.result.data.0.b64_json}}", scope())).toBe(
+    expect(render({ input: "hi", voice: "{{inputs.voice}}" }, scope(), plenty())).toEqual({
+      input: "hi",
+    });
+    expect(render("{{steps.plan.output.frame.result.data.0.b64_json}}", scope(), plenty())).toBe(
       "image of job_1",
     );
   });
 
+  it("stops at the budget, however many times a value holds the same list", () => {
+    let nested: unknown = "abcdefgh";
+    for (let i = 0; i < 6; i++) nested = Array(100).fill(nested);
+    // 10^13 bytes written out; counting stops after the budget's 64 KiB.
+    const big = scope({ output: () => nested });
+    expect(() => render("{{steps.s.output}}", big, new Budget(65_536, "it", "x"))).toThrow(
+      new TooLarge("it comes to more than 65536 bytes of JSON (x)"),
+    );
+    expect(() => render("see {{steps.s.output}}", big, new Budget(65_536, "it", "x"))).toThrow(
+      TooLarge,
+    );
+    const small = render(Array(3).fill("{{inputs.topic}}"), scope(), new Budget(16, "it", "x"));
+    expect(small).toEqual(["AI", "AI", "AI"]);
+    expect(() =>
+      render(Array(4).fill("{{inputs.topic}}"), scope(), new Budget(16, "it", "x")),
+    ).toThrow(TooLarge);
+  });
+
   it("names the expression that has no value", () => {
-    expect(() => render("{{steps.plan.output.nope}}", scope())).toThrow(
+    expect(() => render("{{steps.plan.output.nope}}", scope(), plenty())).toThrow(
       '{{steps.plan.output.nope}} has no "nope"',
     );
-    expect(() => render("{{steps.later.output}}", scope())).toThrow('step "later" has no output');
+    expect(() => render("{{steps.later.output}}", scope(), plenty())).toThrow(
+      'step "later" has no output',
+    );
   });
 });
 
@@ -187,20 +219,23 @@ describe("transforms and extraction", () => {
   });
 
   it("applies each transform", () => {
-    expect(applyTransform(t("passthrough"), [1])).toEqual([1]);
-    expect(applyTransform(t("pluck", { field: "a" }), [{ a: 1 }, { b: 2 }])).toEqual([1, null]);
-    expect(applyTransform(t("split_lines"), "1. one\n\n- two\n  three ")).toEqual([
+    expect(applyTransform(t("passthrough"), [1], plenty())).toEqual([1]);
+    expect(applyTransform(t("pluck", { field: "a" }), [{ a: 1 }, { b: 2 }], plenty())).toEqual([
+      1,
+      null,
+    ]);
+    expect(applyTransform(t("split_lines"), "1. one\n\n- two\n  three ", plenty())).toEqual([
       "one",
       "two",
       "three",
     ]);
-    expect(applyTransform(t("join", { separator: ", " }), ["a", 2])).toBe("a, 2");
-    expect(applyTransform(t("zip"), { a: [1, 2, 3], b: ["x", "y"] })).toEqual([
+    expect(applyTransform(t("join", { separator: ", " }), ["a", 2], plenty())).toBe("a, 2");
+    expect(applyTransform(t("zip"), { a: [1, 2, 3], b: ["x", "y"] }, plenty())).toEqual([
       { a: 1, b: "x" },
       { a: 2, b: "y" },
     ]);
-    expect(applyTransform(t("chunk", { size: 2 }), [1, 2, 3])).toEqual([[1, 2], [3]]);
-    expect(() => applyTransform(t("join"), "text")).toThrow("join needs a list");
+    expect(applyTransform(t("chunk", { size: 2 }), [1, 2, 3], plenty())).toEqual([[1, 2], [3]]);
+    expect(() => applyTransform(t("join"), "text", plenty())).toThrow("join needs a list");
   });
 
   it("finds the JSON in an LLM reply", () => {
